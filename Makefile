@@ -1,0 +1,41 @@
+# chatbridge: `make run` tries it locally, `make test` runs the tests (what CI runs).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+WA_ID ?= 573001234567
+TEXT ?= hola
+
+# The embedded run: DEBUG defaults (SQLite, local-memory cache, in-memory channel layer) and the
+# fake vendors that `manage.py runlocal` starts on these ports.
+LOCAL_ENV := DEBUG=1 \
+	WHATSAPP_API_URL=http://127.0.0.1:8082/v23.0 \
+	ASSISTANT_URL=http://127.0.0.1:8081 \
+	ASSISTANT_AUTH_TYPE=noauth
+
+.PHONY: run say worker test lint format clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(LOCAL_ENV) $(PY) manage.py runlocal
+
+say: $(VENV)/.installed
+	$(LOCAL_ENV) $(PY) manage.py say $(WA_ID) "$(TEXT)"
+
+test: $(VENV)/.installed lint
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

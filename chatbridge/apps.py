@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChatbridgeConfig(AppConfig):
+    name = "chatbridge"
+    verbose_name = "chatbridge"

@@ -1,0 +1,223 @@
+"""Fake WhatsApp Cloud API: the ``POST /{version}/{phone_number_id}/messages`` endpoint.
+
+Sent messages are kept with a human-readable rendering so tests (and a developer watching
+``/_fake/messages``) can assert on what the user would see, not on payload internals.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from chatbridge.fakes.base import FakeServer, JSONDict, Request, Response, control_int
+
+# Titles Meta uses for the codes we script most; unknown codes still get a sane message.
+ERROR_TITLES: dict[int, tuple[str, str]] = {
+    100: ("Invalid parameter", "The parameter is invalid."),
+    190: ("Invalid OAuth access token", "Invalid OAuth access token."),
+    131000: ("Something went wrong", "Message failed to send because of an unknown error."),
+    131026: ("Message undeliverable", "Unable to deliver message."),
+    131047: (
+        "Re-engagement message",
+        (
+            "Message failed to send because more than 24 hours have passed since the "
+            "customer last replied to this number."
+        ),
+    ),
+    131051: ("Unsupported message type", "Message type is not currently supported."),
+    131056: (
+        "(Business Account, Consumer Account) pair rate limit hit",
+        (
+            "Too many messages sent from the sender phone number to the same recipient "
+            "phone number in a short period of time."
+        ),
+    ),
+    130429: ("Rate limit hit", "Cloud API message throughput has been reached."),
+}
+
+
+def meta_error(code: int, details: str | None = None, message: str | None = None) -> JSONDict:
+    """Build a Graph API error body the way Meta shapes them."""
+    title, default_details = ERROR_TITLES.get(code, ("Error", "An error occurred."))
+    return {
+        "error": {
+            "message": message or f"(#{code}) {title}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {
+                "messaging_product": "whatsapp",
+                "details": details if details is not None else default_details,
+            },
+            "fbtrace_id": "fake",
+        }
+    }
+
+
+UNAUTHORIZED: JSONDict = {
+    "error": {
+        "message": "Invalid OAuth access token.",
+        "type": "OAuthException",
+        "code": 190,
+        "fbtrace_id": "fake",
+    }
+}
+
+
+def render_text(body: JSONDict) -> str:
+    """What the recipient would read, one line per visible element."""
+    kind = body.get("type", "text")  # Meta defaults a missing type to text
+    content = body.get(kind) if isinstance(kind, str) else None
+    if not isinstance(content, dict):
+        return ""
+    if kind == "text":
+        return str(content.get("body", ""))
+    if kind == "interactive":
+        lines = [str((content.get("body") or {}).get("text", ""))]
+        action = content.get("action") or {}
+        for button in action.get("buttons") or []:
+            lines.append(str((button.get("reply") or {}).get("title", "")))
+        for section in action.get("sections") or []:
+            for row in section.get("rows") or []:
+                lines.append(str(row.get("title", "")))
+        parameters = action.get("parameters") or {}
+        if "display_text" in parameters:  # cta_url
+            lines.append(str(parameters["display_text"]))
+        return "\n".join(lines)
+    if kind == "template":
+        return f"[template {content.get('name', '')}]"
+    if kind == "reaction":
+        return str(content.get("emoji", ""))
+    # Media: show the caption when present, otherwise just say what was sent.
+    return str(content.get("caption") or f"[{kind}]")
+
+
+def _parse_path(path: str) -> str | None:
+    """Return the phone number id of a ``.../vN.N/<id>/messages`` path, else None."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 3 and parts[-1] == "messages" and parts[-3].startswith("v"):
+        return parts[-2]
+    return None
+
+
+class FakeWhatsApp(FakeServer):
+    """Fake WhatsApp Cloud API send endpoint with recorded messages and read receipts."""
+
+    def __init__(self, port: int = 0, token: str | None = None, host: str = "127.0.0.1") -> None:
+        self.token = token
+        super().__init__(port=port, host=host)
+
+    def _reset_state(self) -> None:
+        self.sent: list[JSONDict] = []
+        self.read_receipts: list[JSONDict] = []
+
+    # -- scripting helpers ---------------------------------------------------------------
+
+    def fail_with_code(
+        self,
+        code: int,
+        http_status: int = 400,
+        count: int = 1,
+        details: str | None = None,
+    ) -> None:
+        """Make the next ``count`` sends fail with a Meta error ``code``."""
+        self.fail_next(http_status, meta_error(code, details), count)
+
+    def default_failure_body(self, status: int) -> JSONDict:
+        return meta_error(131000)
+
+    def _control_fail(self, spec: JSONDict) -> None:
+        if "code" not in spec:
+            super()._control_fail(spec)
+            return
+        details = spec.get("details")
+        self.fail_with_code(
+            control_int(spec, "code"),
+            http_status=control_int(spec, "http_status", default=400),
+            count=control_int(spec, "count", default=1),
+            details=str(details) if details is not None else None,
+        )
+
+    def sent_to(self, recipient: str) -> list[JSONDict]:
+        with self.lock:
+            return [m for m in self.sent if m["to"] == recipient]
+
+    def wait_for_sent(
+        self, count: int, timeout: float = 5.0, to: str | None = None
+    ) -> list[JSONDict]:
+        """Block until ``count`` messages were sent (to ``to`` if given); return them."""
+
+        def matching() -> list[JSONDict]:
+            return [m for m in self.sent if to is None or m["to"] == to]
+
+        try:
+            self.wait_until(lambda: len(matching()) >= count, timeout, "sent messages")
+        except AssertionError:
+            with self.lock:
+                summary = "\n".join(f"  #{m['seq']} to={m['to']}: {m['text']!r}" for m in self.sent)
+            target = f" to {to}" if to is not None else ""
+            raise AssertionError(
+                f"expected {count} WhatsApp message(s){target} within {timeout}s; "
+                f"sent so far:\n{summary or '  (nothing)'}"
+            ) from None
+        with self.lock:
+            return matching()
+
+    def handle_control_get(self, request: Request) -> Response | None:
+        if request.path != "/_fake/messages":
+            return None
+        to = request.query.get("to") or None
+        try:
+            after = int(request.query.get("after") or 0)
+        except ValueError:
+            return Response(400, {"ok": False, "error": "after must be an integer"})
+        with self.lock:
+            messages = [m for m in self.sent if m["seq"] > after and (to is None or m["to"] == to)]
+        return Response(200, {"messages": messages})
+
+    # -- vendor API ----------------------------------------------------------------------
+
+    def handle_vendor(self, request: Request) -> Response:
+        phone_number_id = _parse_path(request.path)
+        if phone_number_id is None:
+            return Response(404, meta_error(100, message="Unsupported request path"))
+        if request.method != "POST":
+            return Response(400, meta_error(100, message="Unsupported method"))
+        authorization = request.headers.get("authorization")
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            return Response(401, UNAUTHORIZED)
+        body: Any = request.json
+        if not isinstance(body, dict):
+            return Response(400, meta_error(100, "Request body must be a JSON object"))
+        if body.get("messaging_product") != "whatsapp":
+            return Response(400, meta_error(100, "The parameter messaging_product is required."))
+        if body.get("status") == "read":
+            with self.lock:
+                self.read_receipts.append(body)
+            return Response(200, {"success": True})
+
+        recipient = body.get("to") or body.get("recipient")
+        if not recipient:
+            return Response(400, meta_error(100, "The parameter to is required."))
+        message_id = f"wamid.{uuid.uuid4().hex}"
+        with self.lock:
+            self.sent.append(
+                {
+                    "seq": len(self.sent) + 1,
+                    "id": message_id,
+                    "to": recipient,
+                    "type": body.get("type", "text"),
+                    "phone_number_id": phone_number_id,
+                    "body": body,
+                    "text": render_text(body),
+                    "at": time.time(),
+                }
+            )
+        return Response(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": recipient, "wa_id": recipient}],
+                "messages": [{"id": message_id}],
+            },
+        )

@@ -1,0 +1,60 @@
+"""Outgoing HTTP: one pooled session per vendor, explicit timeouts, typed errors."""
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+
+class VendorError(Exception):
+    """A vendor call failed. `retryable` says whether the same call may succeed later."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class VendorTimeout(VendorError):
+    # The request may have been processed: retrying a send could deliver it twice.
+    retryable = False
+
+
+class VendorUnavailable(VendorError):
+    # Nothing reached the vendor: the connection could not be opened.
+    retryable = True
+
+
+class VendorConnectionLost(VendorError):
+    # The connection dropped after the request went out: like a timeout, it may have been done.
+    retryable = False
+
+
+def vendor_session(*, pool_size: int = 20) -> requests.Session:
+    """A keep-alive session; no automatic retries, so the caller decides what is safe to repeat."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def post_json(
+    session: requests.Session,
+    url: str,
+    *,
+    json: dict,
+    headers: dict[str, str],
+    timeout: float,
+) -> requests.Response:
+    try:
+        return session.post(url, json=json, headers=headers, timeout=(min(timeout, 3.0), timeout))
+    except requests.ConnectTimeout as error:
+        raise VendorUnavailable(f"connect timeout: {error}") from error
+    except requests.Timeout as error:
+        raise VendorTimeout(f"timeout after {timeout}s") from error
+    except requests.ConnectionError as error:
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        if isinstance(reason, NewConnectionError):
+            raise VendorUnavailable(f"cannot connect: {reason}") from error
+        raise VendorConnectionLost(f"connection lost: {error}") from error

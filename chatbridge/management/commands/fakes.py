@@ -1,0 +1,80 @@
+"""``manage.py fakes``: run the fake Watson and WhatsApp servers until interrupted.
+
+Meant for local development and end-to-end runs: point the project's Watson service URL
+and WhatsApp Graph URL at the printed addresses and drive the fakes over ``/_fake/*``.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any, ClassVar
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chatbridge.fakes import FakeWatson, FakeWhatsApp
+
+
+class Command(BaseCommand):
+    help = "Run fake Watson Assistant and WhatsApp Cloud API servers until Ctrl+C/SIGTERM."
+
+    # The fakes need neither the database nor a fully valid project to be useful.
+    requires_system_checks: ClassVar[list[str]] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--watson-port", type=int, default=8081)
+        parser.add_argument("--whatsapp-port", type=int, default=8082)
+        parser.add_argument(
+            "--whatsapp-token",
+            default=None,
+            help="Bearer token the WhatsApp fake requires (default: accept any).",
+        )
+        parser.add_argument("--session-idle-timeout", type=float, default=300.0)
+        parser.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="Interface to bind (use 0.0.0.0 inside containers).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        watson = FakeWatson(
+            port=options["watson_port"],
+            session_idle_timeout=options["session_idle_timeout"],
+            host=options["host"],
+        )
+        whatsapp = FakeWhatsApp(
+            port=options["whatsapp_port"], token=options["whatsapp_token"], host=options["host"]
+        )
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        previous = signal.signal(signal.SIGTERM, on_signal)
+        try:
+            try:
+                watson.start()
+                whatsapp.start()
+            except OSError as exc:  # typically "address already in use"
+                raise CommandError(f"cannot start fakes: {exc}") from exc
+            # Bare URLs on stdout (watson first) so scripts can read them; labels go to stderr.
+            self.stdout.write(watson.url)
+            self.stdout.write(whatsapp.url)
+            self.stdout.flush()
+            print(
+                f"fake Watson on {watson.url}, fake WhatsApp on {whatsapp.url}; Ctrl+C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            # wait() with a timeout keeps the main thread responsive to Ctrl+C.
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            whatsapp.stop()
+            watson.stop()

@@ -1,0 +1,78 @@
+import os
+import signal
+import subprocess
+import sys
+import threading
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from chatbridge.fakes import FakeWatson, FakeWhatsApp
+
+
+class Command(BaseCommand):
+    help = (
+        "Run chatbridge locally on the embedded defaults: the fake Watson and WhatsApp servers, "
+        "Daphne, and the job that resumes interrupted turns. DEBUG only."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--watson-session-timeout", type=float, default=300)
+
+    def handle(self, *args, port: int, watson_session_timeout: float, **options) -> None:
+        if not settings.DEBUG:
+            raise CommandError("runlocal is for trying chatbridge out: set DEBUG=1")
+        watson_url = os.environ.get("ASSISTANT_URL", "")
+        whatsapp = urlsplit(settings.WHATSAPP_API_URL)
+        if whatsapp.hostname not in {"127.0.0.1", "localhost"} or not watson_url:
+            raise CommandError(
+                "point WHATSAPP_API_URL and ASSISTANT_URL at 127.0.0.1 (the Makefile does)"
+            )
+        fake_watson = FakeWatson(
+            port=urlsplit(watson_url).port or 8081, session_idle_timeout=watson_session_timeout
+        ).start()
+        fake_whatsapp = FakeWhatsApp(
+            port=whatsapp.port or 8082, token=settings.WHATSAPP_TOKEN
+        ).start()
+        call_command("migrate", interactive=False, verbosity=0)
+        self._demo_admin()
+        stop = threading.Event()
+        resumer = threading.Thread(target=self._resume_loop, args=(stop,), daemon=True)
+        resumer.start()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+             "chatbridge.asgi:application"],
+        )
+        self.stdout.write(
+            f"chatbridge on http://127.0.0.1:{port}/ (admin: /admin/, user admin, password admin)\n"
+            f"fake Watson {fake_watson.url}, fake WhatsApp {fake_whatsapp.url}\n"
+            f'try, in another terminal: make say TEXT="hola"\n'
+        )
+        signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            server.terminate()
+            server.wait(timeout=10)
+        finally:
+            stop.set()
+            fake_watson.stop()
+            fake_whatsapp.stop()
+
+    def _demo_admin(self) -> None:
+        users = get_user_model().objects
+        if not users.filter(username="admin").exists():
+            users.create_superuser("admin", "admin@example.com", "admin")
+
+    def _resume_loop(self, stop: threading.Event) -> None:
+        from django.db import close_old_connections
+
+        from rooms.recovery import turns_resume
+
+        while not stop.wait(settings.TURN_RESUME_AFTER_SECONDS / 2):
+            turns_resume(older_than_seconds=settings.TURN_RESUME_AFTER_SECONDS)
+            close_old_connections()

@@ -1,0 +1,59 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+
+from rooms.models import Message, Room
+from rooms.selectors import room_metrics_get
+from rooms.services import room_close
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    can_delete = False
+    ordering = ["id"]
+    fields = ["created_at", "direction", "author", "type", "text", "status", "error_code", "payload"]
+    # The conversation is a record: operators read it, nobody rewrites it.
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ["id", "customer", "status", "agent", "opened_at", "last_activity_at", "closed_at"]
+    list_filter = ["status", "opened_at"]
+    search_fields = ["customer__uid", "customer__wa_id", "customer__name"]
+    list_select_related = ["customer", "agent"]
+    readonly_fields = [
+        "customer",
+        "status",
+        "opened_at",
+        "queued_at",
+        "last_activity_at",
+        "closed_at",
+        "closed_by",
+        "closed_reason",
+        "handoff_note",
+        "metrics",
+    ]
+    fields = ["agent", *readonly_fields]
+    inlines = [MessageInline]
+    actions = ["close_rooms"]
+
+    @admin.display(description="Metrics (cached 30 s)")
+    def metrics(self, room: Room) -> str:
+        if room.pk is None:
+            return "-"
+        data = room_metrics_get(room_id=room.pk)
+        return format_html_join(", ", "{}: {}", ((k.replace("_", " "), v) for k, v in data.items()))
+
+    @admin.action(description="Close the selected rooms")
+    def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        closed = sum(
+            room_close(room=room, by=request.user, reason="closed from the admin")
+            for room in queryset.exclude(status=Room.Status.CLOSED)
+        )
+        self.message_user(request, f"{closed} room(s) closed.", messages.SUCCESS)

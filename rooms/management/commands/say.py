@@ -1,0 +1,107 @@
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Play a customer: post a signed WhatsApp webhook with TEXT from WA_ID to the running "
+        "chatbridge and print the replies that reached the fake WhatsApp."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("wa_id", help="the customer's WhatsApp id, digits only")
+        parser.add_argument("text")
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="chatbridge's address")
+        parser.add_argument("--name", default="Cliente de prueba", help="profile name")
+        parser.add_argument("--wait", type=float, default=5, help="seconds to wait for replies")
+
+    def handle(self, *args, wa_id: str, text: str, url: str, name: str, wait: float, **options):
+        fake = "{0.scheme}://{0.netloc}".format(urlsplit(settings.WHATSAPP_API_URL))
+        try:
+            before = self._sent(fake, wa_id, after=0)
+        except requests.RequestException as error:
+            raise CommandError(f"no fake WhatsApp at {fake} ({error}); is `make run` up?") from error
+        last_seq = max((item["seq"] for item in before), default=0)
+        body = json.dumps(_notification(wa_id=wa_id, name=name, text=text)).encode()
+        signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
+        try:
+            response = requests.post(
+                f"{url.rstrip('/')}/whatsapp/external",
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": f"sha256={signature.hexdigest()}",
+                },
+                timeout=30,
+            )
+        except requests.RequestException as error:
+            raise CommandError(f"chatbridge is not answering at {url}: {error}") from error
+        if response.status_code != 200:
+            raise CommandError(f"webhook answered {response.status_code}: {response.text[:200]}")
+        replies = self._wait_for_replies(fake, wa_id, after=last_seq, wait=wait)
+        if not replies:
+            self.stdout.write("(no reply yet: the room may be waiting for an agent)")
+        for reply in replies:
+            self.stdout.write(f"bot> {reply['text']}")
+
+    def _sent(self, fake: str, wa_id: str, *, after: int) -> list[dict]:
+        response = requests.get(
+            f"{fake}/_fake/messages", params={"to": wa_id, "after": after}, timeout=5
+        )
+        response.raise_for_status()
+        return response.json()["messages"]
+
+    def _wait_for_replies(self, fake: str, wa_id: str, *, after: int, wait: float) -> list[dict]:
+        """Replies go out right after the turn; wait for the first, then for a short quiet."""
+        deadline = time.monotonic() + wait
+        replies: list[dict] = []
+        quiet_since = None
+        while time.monotonic() < deadline:
+            new = self._sent(fake, wa_id, after=after)
+            if len(new) > len(replies):
+                replies, quiet_since = new, time.monotonic()
+            elif replies and quiet_since and time.monotonic() - quiet_since > 0.7:
+                break
+            time.sleep(0.1)
+        return replies
+
+
+def _notification(*, wa_id: str, name: str, text: str) -> dict:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "0",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550000000",
+                                "phone_number_id": settings.WHATSAPP_PHONE_NUMBER_ID,
+                            },
+                            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                            "messages": [
+                                {
+                                    "from": wa_id,
+                                    "id": f"wamid.say-{uuid.uuid4().hex}",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,257 @@
+"""Writes on rooms and messages. Each service owns its transaction; vendor calls happen after it.
+
+The webhook's path for a message (`inbound_message_receive`) is built around three guarantees:
+- one open room per customer, decided by a database constraint and a per-customer lock;
+- each message stored once, decided by the unique WhatsApp message id;
+- a cached room is only a hint: the write that stores the message checks it still holds.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
+from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
+from rooms.models import Message, Room
+from rooms.selectors import RoomRef, inbound_route_get, room_open_get
+from rooms.whatsapp import InboundMessage, Notification, StatusUpdate
+from users.models import Customer, mask_uid
+from users.selectors import CustomerRef
+from users.services import customer_get_or_create
+
+logger = logging.getLogger("chatbridge.rooms")
+
+# Inbound messages the bot has nothing to say to: stored, and done.
+_NO_TURN_TYPES = {Message.Type.REACTION}
+
+
+@dataclass(frozen=True)
+class NotificationResult:
+    stored: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+
+
+def notification_handle(*, notification: Notification) -> NotificationResult:
+    """Everything in one webhook POST; each message and status in its own transaction."""
+    stored = duplicates = statuses = 0
+    for message in notification.messages:
+        if inbound_message_receive(message=message) is None:
+            duplicates += 1
+        else:
+            stored += 1
+    for update in notification.statuses:
+        statuses += status_update_apply(update=update)
+    return NotificationResult(stored=stored, duplicates=duplicates, statuses=statuses)
+
+
+def inbound_message_receive(*, message: InboundMessage) -> Message | None:
+    """Store a customer's message in their open room (opening one if needed) and start its
+    turn. Returns None when the message was stored before (a redelivery)."""
+    provider = Customer.Provider.WHATSAPP
+    cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
+    customer = customer_get_or_create(
+        provider=provider,
+        uid=message.uid,
+        wa_id=message.wa_id,
+        user_id=message.user_id,
+        name=message.name,
+        cached=cached_customer,
+    )
+    with transaction.atomic():
+        # Orders this customer's messages across processes and makes room creation race-free.
+        lock_for_transaction(CUSTOMER_STORE, customer.id)
+        room = _room_for_message(customer=customer, cached=cached_room)
+        stored = _message_insert(
+            Message(
+                room_id=room.id,
+                direction=Message.Direction.INBOUND,
+                author=Message.Author.CUSTOMER,
+                type=message.type,
+                text=message.text,
+                payload=message.payload,
+                wa_message_id=message.wa_message_id,
+                wa_timestamp=message.timestamp,
+                handled_at=None if _needs_turn(room, message) else timezone.now(),
+            )
+        )
+        if stored is None:
+            transaction.set_rollback(True)  # nothing of a redelivery is kept, not even a room
+            logger.info("duplicate message %s ignored", message.wa_message_id)
+            return None
+        if stored.handled_at is None:
+            _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer)
+    logger.info(
+        "stored message %s from %s in room %s (%s)",
+        stored.pk,
+        mask_uid(customer.uid),
+        room.id,
+        room.status,
+    )
+    return stored
+
+
+def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:
+    return room.status == Room.Status.BOT and message.type not in _NO_TURN_TYPES
+
+
+def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomRef:
+    now = timezone.now()
+    if cached is not None:
+        # The cached room is trusted only if the row still says so: this UPDATE is the check,
+        # and its row lock keeps the room from closing until the message is committed.
+        touched = Room.objects.filter(
+            pk=cached.id, customer_id=customer.id, status=cached.status
+        ).update(last_activity_at=now)
+        if touched:
+            return cached
+        logger.info("cached room %s of %s was stale", cached.id, mask_uid(customer.uid))
+    room = room_open_get(customer_id=customer.id, lock=True)
+    if room is None:
+        room = Room.objects.create(customer_id=customer.id, last_activity_at=now)
+    else:
+        Room.objects.filter(pk=room.pk).update(last_activity_at=now)
+    ref = RoomRef(id=room.pk, status=room.status)
+    key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
+    transaction.on_commit(lambda: cache_set(key, ref.to_cache(), ttl=ACTIVE_ROOM_TTL))
+    return ref
+
+
+def _message_insert(message: Message) -> Message | None:
+    """INSERT ... ON CONFLICT DO NOTHING on the WhatsApp id: the database decides what is a
+    duplicate, also when two deliveries race on two processes. None for a duplicate."""
+    fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(Message._meta.db_table)} ({columns}) "
+        f"VALUES ({placeholders}) ON CONFLICT ({connection.ops.quote_name('wa_message_id')}) "
+        f"DO NOTHING RETURNING {connection.ops.quote_name('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    message.pk = row[0]
+    message._state.adding = False
+    return message
+
+
+def _turn_enqueue(*, room_id: int, message_id: int, customer: CustomerRef) -> None:
+    from rooms.tasks import room_turn
+
+    enqueue = partial(
+        room_turn.enqueue,
+        room_id=room_id,
+        message_id=message_id,
+        target=turn_target(customer),
+    )
+    if settings.TASKS_BACKEND == "database":
+        enqueue()  # the task row commits with the message, or neither does
+    else:
+        transaction.on_commit(enqueue)
+
+
+def turn_target(customer: CustomerRef) -> dict[str, str]:
+    """Who the turn answers, as plain JSON for the task row."""
+    return {
+        "provider": customer.provider,
+        "uid": customer.uid,
+        "wa_id": customer.wa_id,
+        "user_id": customer.user_id,
+        "watson_user_id": customer.public_id,
+    }
+
+
+# --- delivery statuses --------------------------------------------------------------------------
+
+# A status only moves forward; failed can follow any of the others and nothing follows it.
+_STATUS_RANK = {
+    Message.Status.PENDING: 0,
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.READ: 3,
+    Message.Status.FAILED: 4,
+}
+
+
+def status_update_apply(*, update: StatusUpdate) -> bool:
+    """Apply a status notification to our outbound message; False if it would move backwards
+    or the message is not ours."""
+    new = Message.Status(update.status)
+    earlier = [status for status, rank in _STATUS_RANK.items() if rank < _STATUS_RANK[new]]
+    changes: dict[str, object] = {
+        "status": new,
+        "wa_timestamp": update.timestamp,
+        "updated_at": timezone.now(),
+    }
+    if new == Message.Status.FAILED:
+        changes.update(error_code=update.error_code, error_detail=update.error_detail)
+    applied = Message.objects.filter(
+        wa_message_id=update.wa_message_id,
+        direction=Message.Direction.OUTBOUND,
+        status__in=earlier,
+    ).update(**changes)
+    return bool(applied)
+
+
+def outbound_sent(*, message_id: int, wa_message_id: str) -> None:
+    # Only from pending: a status notification may have overtaken the send's own answer.
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        wa_message_id=wa_message_id, status=Message.Status.SENT, updated_at=timezone.now()
+    )
+
+
+def outbound_failed(*, message_id: int, code: int | None, detail: str) -> None:
+    Message.objects.filter(pk=message_id).exclude(status=Message.Status.FAILED).update(
+        status=Message.Status.FAILED,
+        error_code=code,
+        error_detail=detail[:1000],
+        updated_at=timezone.now(),
+    )
+
+
+# --- room lifecycle -----------------------------------------------------------------------------
+
+
+def room_queue(*, room_id: int, note: str, from_status: str = Room.Status.BOT) -> bool:
+    """Hand a room to the agents' queue; False if it was no longer in `from_status`."""
+    with transaction.atomic():
+        room = Room.objects.select_for_update().select_related("customer").get(pk=room_id)
+        if room.status != from_status:
+            return False
+        room.status = Room.Status.QUEUED
+        room.queued_at = timezone.now()
+        room.handoff_note = note[:2000]
+        room.save(update_fields=["status", "queued_at", "handoff_note"])
+    logger.info("room %s queued: %s", room_id, note[:200])
+    return True
+
+
+def room_close(
+    *,
+    room: Room,
+    by: AbstractBaseUser | None = None,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> bool:
+    """Close an open room; its cache entries go with it. False if it was closed already."""
+    with transaction.atomic():
+        locked = Room.objects.select_for_update().select_related("customer").get(pk=room.pk)
+        if locked.status == Room.Status.CLOSED:
+            return False
+        locked.status = Room.Status.CLOSED
+        locked.closed_at = now or timezone.now()
+        locked.closed_by = by
+        locked.closed_reason = reason[:200]
+        locked.save(update_fields=["status", "closed_at", "closed_by", "closed_reason"])
+    logger.info("room %s closed (%s)", room.pk, reason or "no reason given")
+    return True

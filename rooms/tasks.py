@@ -1,0 +1,20 @@
+"""Background work of rooms, through django-tasks (immediate or database backend)."""
+
+import logging
+
+from django_tasks import task
+
+from rooms.turns import TurnTarget, room_turn_run
+
+logger = logging.getLogger("chatbridge.turns")
+
+
+@task()
+def room_turn(*, room_id: int, message_id: int, target: dict[str, str]) -> None:
+    try:
+        room_turn_run(room_id=room_id, message_id=message_id, target=TurnTarget(**target))
+    except Exception:
+        # The immediate backend keeps a task's exception to itself; say it. The message stays
+        # unhandled and `turns_resume` takes it up again.
+        logger.exception("turn of room %s failed", room_id)
+        raise

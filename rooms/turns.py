@@ -1,0 +1,181 @@
+"""The bot's turn: a customer message in a bot room goes to Watson and the reply to WhatsApp.
+
+A turn holds the room's turn lock (a PostgreSQL session advisory lock, so no transaction stays
+open across the vendor calls) and answers every unanswered message of the room up to its own,
+oldest first. Whichever worker gets the lock answers them in order, so a burst spread over
+several processes is still answered in the order it arrived, and the room gets one session.
+
+Nothing here leaves a customer unanswered: Watson failing ends in the apology and the queue,
+and a reply WhatsApp refuses hands the room to the agents.
+"""
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chatbridge.http import VendorError
+from chatbridge.locks import ROOM_TURN, lock_for_session
+from rooms.bot_replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
+from rooms.models import Message, Room
+from rooms.services import outbound_failed, outbound_sent
+from rooms.whatsapp import WhatsAppError, whatsapp_client
+from users.models import mask_uid
+from users.selectors import agent_available
+from watson.services import watson_reply
+
+logger = logging.getLogger("chatbridge.turns")
+
+_TEXT_TYPES = {Message.Type.TEXT, Message.Type.INTERACTIVE}
+
+
+@dataclass(frozen=True)
+class TurnTarget:
+    """The customer a turn answers (carried in the task so the turn reads no customer row)."""
+
+    provider: str
+    uid: str
+    wa_id: str
+    user_id: str
+    watson_user_id: str
+
+
+def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
+    with lock_for_session(ROOM_TURN, room_id):
+        pending = list(
+            Message.objects.filter(
+                room_id=room_id,
+                direction=Message.Direction.INBOUND,
+                handled_at__isnull=True,
+                id__lte=message_id,
+            ).order_by("id")
+        )
+        with_bot = True
+        for message in pending:
+            if with_bot:
+                with_bot = _answer(room_id=room_id, message=message, target=target)
+            else:
+                # An earlier message of this run handed the room to the agents: it is theirs.
+                _mark_handled(message)
+
+
+def _answer(*, room_id: int, message: Message, target: TurnTarget) -> bool:
+    """Answer one message; False once the room has left the bot."""
+    if message.type not in _TEXT_TYPES or not message.text.strip():
+        return _reply(room_id, message, target, BotReply([text_draft(settings.BOT_TEXT_ONLY_MESSAGE)]))
+    if is_handoff_request(message.text):
+        note = "El cliente pidió hablar con un asesor."
+        return _reply(
+            room_id, message, target, BotReply([text_draft(settings.HANDOFF_MESSAGE)]), note=note
+        )
+    try:
+        output = watson_reply(room_id=room_id, text=message.text, user_id=target.watson_user_id)
+    except VendorError as error:
+        logger.warning("watson failed for room %s: %s", room_id, error)
+        apology = BotReply([text_draft(settings.BOT_APOLOGY_MESSAGE)])
+        return _reply(room_id, message, target, apology, note=f"El asistente falló: {error}")
+    reply = replies_from_watson(output)
+    if reply.handoff is not None:
+        reply.drafts.append(text_draft(_handoff_text(reply.handoff)))
+        note = reply.handoff.note or "El asistente transfirió la conversación."
+        return _reply(room_id, message, target, reply, note=note)
+    if not reply.drafts:
+        return _mark_handled(message)
+    return _reply(room_id, message, target, reply)
+
+
+def _handoff_text(handoff: Handoff) -> str:
+    if agent_available():
+        return handoff.available_text or settings.HANDOFF_MESSAGE
+    return handoff.unavailable_text or handoff.available_text or settings.HANDOFF_MESSAGE
+
+
+def is_handoff_request(text: str) -> bool:
+    """A short message naming a human ("agente", "quiero un asesor"): the customer's right to a
+    person does not depend on the bot's design."""
+    plain = unicodedata.normalize("NFKD", text.lower())
+    words = re.findall(r"[a-z]+", "".join(c for c in plain if not unicodedata.combining(c)))
+    return 0 < len(words) <= 4 and any(word in settings.HANDOFF_KEYWORDS for word in words)
+
+
+def _reply(
+    room_id: int,
+    inbound: Message,
+    target: TurnTarget,
+    reply: BotReply,
+    *,
+    note: str | None = None,
+) -> bool:
+    """Store the reply and mark the message answered in one transaction, then send. With a
+    `note` the room also goes to the agents' queue. False if the room is no longer the bot's."""
+    now = timezone.now()
+    with transaction.atomic():
+        if note is None:
+            still_bot = Room.objects.filter(pk=room_id, status=Room.Status.BOT).update(
+                last_activity_at=now
+            )
+        else:
+            room = Room.objects.select_for_update().select_related("customer").get(pk=room_id)
+            still_bot = room.status == Room.Status.BOT
+            if still_bot:
+                room.status, room.queued_at, room.handoff_note = Room.Status.QUEUED, now, note
+                room.last_activity_at = now
+                room.save(update_fields=["status", "queued_at", "handoff_note", "last_activity_at"])
+        Message.objects.filter(pk=inbound.pk).update(handled_at=now)
+        if not still_bot:
+            # Closed or taken over while Watson was thinking: the message stays with the room.
+            logger.info("room %s left the bot during its turn; reply dropped", room_id)
+            return False
+        outbound = Message.objects.bulk_create(
+            [_outbound(room_id, draft) for draft in reply.drafts]
+        )
+    delivered = all([outbound_deliver(message, target) for message in outbound])
+    if note is not None:
+        logger.info("room %s handed to agents: %s", room_id, note[:200])
+        return False
+    if not delivered:
+        return not _queue_after_failed_send(room_id)
+    return True
+
+
+def _outbound(room_id: int, draft: Draft) -> Message:
+    return Message(
+        room_id=room_id,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.BOT,
+        type=draft.type,
+        text=draft.text,
+        payload=draft.body,
+        status=Message.Status.PENDING,
+    )
+
+
+def outbound_deliver(message: Message, target: TurnTarget) -> bool:
+    try:
+        wa_message_id = whatsapp_client().send(
+            to=target.wa_id, recipient_user_id=target.user_id, body=message.payload
+        )
+    except VendorError as error:
+        code = error.code if isinstance(error, WhatsAppError) else None
+        logger.warning(
+            "send to %s failed (code %s): %s", mask_uid(target.uid), code, error
+        )
+        outbound_failed(message_id=message.pk, code=code, detail=str(error))
+        return False
+    outbound_sent(message_id=message.pk, wa_message_id=wa_message_id)
+    return True
+
+
+def _queue_after_failed_send(room_id: int) -> bool:
+    from rooms.services import room_queue
+
+    return room_queue(room_id=room_id, note="La respuesta del asistente no se pudo entregar.")
+
+
+def _mark_handled(message: Message) -> bool:
+    Message.objects.filter(pk=message.pk).update(handled_at=timezone.now())
+    return True

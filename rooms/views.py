@@ -1,0 +1,64 @@
+import hmac
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from rooms.services import notification_handle
+from rooms.whatsapp import InboundWebhook, WebhookError
+
+logger = logging.getLogger("chatbridge.webhook")
+
+
+@csrf_exempt  # Meta signs the body instead; the signature is checked before anything else
+@require_http_methods(["GET", "POST"])
+def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _verification_handshake(request)
+    try:
+        if int(request.headers.get("Content-Length") or 0) > settings.WEBHOOK_MAX_BODY_BYTES:
+            raise WebhookError(413, "body too large")
+        try:
+            body = request.body
+        except RequestDataTooBig as error:
+            raise WebhookError(413, "body too large") from error
+        webhook = InboundWebhook(
+            body=body,
+            signature=request.headers.get("X-Hub-Signature-256"),
+            app_secret=settings.WHATSAPP_APP_SECRET,
+        )
+        webhook.validate()
+        notification = webhook.parse()
+    except WebhookError as error:
+        logger.info("webhook refused (%s): %s", error.status, error.message)
+        return JsonResponse({"error": error.message}, status=error.status)
+    except ValueError:
+        return JsonResponse({"error": "invalid Content-Length"}, status=400)
+    try:
+        result = notification_handle(notification=notification)
+    except (OperationalError, InterfaceError) as error:
+        # PostgreSQL unreachable: refuse, so WhatsApp delivers again later. What was committed
+        # before the failure is recognised as a duplicate on redelivery.
+        logger.error("database unavailable, webhook refused: %s", error)
+        return JsonResponse({"error": "temporarily unavailable"}, status=503, headers={"Retry-After": "30"})
+    except DatabaseError:
+        logger.exception("webhook failed")
+        return JsonResponse({"error": "temporarily unavailable"}, status=503)
+    return JsonResponse(
+        {"stored": result.stored, "duplicates": result.duplicates, "statuses": result.statuses}
+    )
+
+
+def _verification_handshake(request: HttpRequest) -> HttpResponse:
+    mode = request.GET.get("hub.mode")
+    token = request.GET.get("hub.verify_token", "")
+    challenge = request.GET.get("hub.challenge", "")
+    if mode == "subscribe" and challenge and hmac.compare_digest(
+        token.encode(), settings.WHATSAPP_VERIFY_TOKEN.encode()
+    ):
+        return HttpResponse(challenge, content_type="text/plain")
+    return HttpResponse("verification failed", status=403, content_type="text/plain")

@@ -1,0 +1,17 @@
+"""Test settings: the real settings with the test defaults of the configuration table.
+
+Tests run with DEBUG on and against the machine's PostgreSQL and Redis, never substitutes.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbridge")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("CACHE_KEY_PREFIX", "chatbridge-test")
+os.environ.setdefault("WATSON_TIMEOUT", "2")
+os.environ.setdefault("WHATSAPP_RETRY_BACKOFF", "0.05")
+
+from chatbridge.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

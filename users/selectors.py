@@ -1,0 +1,49 @@
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from users.models import Customer
+
+AGENTS_GROUP = "agents"
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """What a message needs to know about its customer; small enough to cache."""
+
+    id: int
+    provider: str
+    uid: str
+    wa_id: str
+    user_id: str
+    name: str
+    public_id: str
+
+    @classmethod
+    def of(cls, customer: Customer) -> "CustomerRef":
+        return cls(
+            id=customer.pk,
+            provider=customer.provider,
+            uid=customer.uid,
+            wa_id=customer.wa_id,
+            user_id=customer.user_id,
+            name=customer.name,
+            public_id=str(customer.public_id),
+        )
+
+    @classmethod
+    def from_cache(cls, value: Any) -> "CustomerRef | None":
+        try:
+            return cls(**value)
+        except TypeError:
+            return None  # an entry of another shape: treat as a miss
+
+    def to_cache(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def agent_available() -> bool:
+    """Whether a human could take a handed-off room. Presence (online agents and their
+    capacity) arrives with the agent console; until then an active agent account counts."""
+    return get_user_model().objects.filter(is_active=True, groups__name=AGENTS_GROUP).exists()

@@ -1,0 +1,43 @@
+from django.db import IntegrityError, transaction
+
+from chatbridge.cache import CUSTOMER_TTL, cache_set, customer_cache_key
+from users.models import Customer
+from users.selectors import CustomerRef
+
+
+def customer_get_or_create(
+    *,
+    provider: str,
+    uid: str,
+    wa_id: str,
+    user_id: str,
+    name: str,
+    cached: CustomerRef | None = None,
+) -> CustomerRef:
+    """The customer writing now, from the cache when it holds them as they are."""
+    if cached is not None and (cached.name == name or not name) and (
+        cached.user_id == user_id or not user_id
+    ):
+        return cached
+    defaults = {"wa_id": wa_id, "user_id": user_id, "name": name}
+    try:
+        customer, created = Customer.objects.get_or_create(
+            provider=provider, uid=uid, defaults=defaults
+        )
+    except IntegrityError:
+        # Two first messages of a new customer at once: the other insert won.
+        customer, created = Customer.objects.get(provider=provider, uid=uid), False
+    if not created:
+        changed = {
+            field: value
+            for field, value in defaults.items()
+            if value and getattr(customer, field) != value
+        }
+        if changed:
+            for field, value in changed.items():
+                setattr(customer, field, value)
+            customer.save(update_fields=[*changed, "updated_at"])  # flushes its cache entry
+    ref = CustomerRef.of(customer)
+    key = customer_cache_key(provider=provider, uid=uid)
+    transaction.on_commit(lambda: cache_set(key, ref.to_cache(), ttl=CUSTOMER_TTL))
+    return ref
