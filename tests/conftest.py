@@ -1,0 +1,71 @@
+"""Shared fixtures: the fake vendors as real HTTP servers, a clean cache, signed webhooks.
+
+PostgreSQL and Redis are the machine's own; fault tests start private Redis servers
+(tests/servers.py) and never touch the shared ones.
+"""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from chatbridge.cache import stats
+from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from rooms.whatsapp import whatsapp_client
+from tests.payloads import signed_post
+from watson.client import watson_client
+
+
+@pytest.fixture(scope="session")
+def fake_vendors() -> Iterator[tuple[FakeWatson, FakeWhatsApp]]:
+    watson = FakeWatson(session_idle_timeout=settings.WATSON_SESSION_TIMEOUT).start()
+    whatsapp = FakeWhatsApp(token=settings.WHATSAPP_TOKEN).start()
+    # The SDK reads its service URL and credentials from the environment, as in production.
+    os.environ["ASSISTANT_URL"] = watson.url
+    os.environ["ASSISTANT_AUTH_TYPE"] = "noauth"
+    settings.WHATSAPP_API_URL = f"{whatsapp.url}/v23.0"
+    watson_client.cache_clear()
+    whatsapp_client.cache_clear()
+    yield watson, whatsapp
+    watson.stop()
+    whatsapp.stop()
+
+
+@pytest.fixture
+def watson(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> FakeWatson:
+    return fake_vendors[0]
+
+
+@pytest.fixture
+def whatsapp(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> FakeWhatsApp:
+    return fake_vendors[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_state(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> Iterator[None]:
+    for fake in fake_vendors:
+        fake.reset()
+    _clear_cache()
+    stats.reset()
+    yield
+    _clear_cache()
+
+
+def _clear_cache() -> None:
+    # Only this suite's keys: the shared Redis may hold other things.
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
+@pytest.fixture
+def post_webhook(client):  # noqa: ANN001, ANN201 - the Django test client
+    """POST a notification with a valid signature; returns the response."""
+
+    def post(payload: dict | bytes, **headers: str):  # noqa: ANN202
+        return signed_post(client, payload, **headers)
+
+    return post
