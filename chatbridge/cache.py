@@ -127,9 +127,9 @@ def _uses_redis() -> bool:
 
 # --- statistics ---------------------------------------------------------------------------------
 
-# Each process counts in memory and adds its counts to one Redis hash every few seconds, so the
-# totals cover every process without a Redis round trip on each lookup.
-STATS_FLUSH_SECONDS = 10
+# Each process counts in memory and adds its counts to one Redis hash every few seconds
+# (CACHE_STATS_FLUSH_SECONDS), so the totals cover every process without a Redis round trip on
+# each lookup.
 _FIELDS = ("hits", "misses", "errors")
 
 
@@ -144,7 +144,7 @@ class CacheStats:
         with self._lock:
             self._unflushed[family, field] = self._unflushed.get((family, field), 0) + 1
             self._local[family, field] = self._local.get((family, field), 0) + 1
-            due = time.monotonic() - self._last_flush >= STATS_FLUSH_SECONDS
+            due = time.monotonic() - self._last_flush >= settings.CACHE_STATS_FLUSH_SECONDS
         if due:
             self.flush()
 

@@ -152,6 +152,9 @@ if not REDIS_URL and not DEBUG:
 # socket timeout per window instead of one per call; then a single probe call tries again.
 CACHE_BREAKER_SECONDS = _env_number("CACHE_BREAKER_SECONDS", 2.0)
 
+# How often each process adds its hit/miss/error counts to the shared totals.
+CACHE_STATS_FLUSH_SECONDS = _env_number("CACHE_STATS_FLUSH_SECONDS", 10)
+
 if REDIS_URL:
     CACHES = {
         "default": {

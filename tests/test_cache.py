@@ -1,0 +1,270 @@
+"""ADR-012 in Django: what the cache saves, what flushes it, and how it fails safe.
+
+Faults are real: a private redis-server that the test stops, kills or freezes (SIGSTOP, so it
+keeps accepting connections and its keys but never answers).
+"""
+
+import re
+import statistics
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chatbridge.cache import (
+    active_room_cache_key,
+    cache_get,
+    cache_set,
+    customer_cache_key,
+    stats,
+    watson_session_cache_key,
+    watson_session_ttl,
+)
+from chatbridge.cache_client import breaker_for
+from rooms.models import Message, Room
+from rooms.services import room_close
+from tests.payloads import text_from
+from tests.servers import RedisServer
+from users.models import Customer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WA = "573004445566"
+CACHED_TABLES = ("users_customer", "rooms_room", "watson_watsonsession")
+
+
+def _reads_of(queries: list[dict], table: str) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries
+        if q["sql"].lstrip().upper().startswith("SELECT") and f'FROM "{table}"' in q["sql"]
+    ]
+
+
+def test_warm_cache_reads_no_customer_room_or_session_row(post_webhook, whatsapp):
+    post_webhook(text_from(WA, "hola"))  # cold: fills the cache
+    post_webhook(text_from(WA, "sigo"))  # the Watson session row is read and cached once
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post_webhook(text_from(WA, "¿y ahora?")).status_code == 200
+
+    assert whatsapp.sent[-1]["text"] == "Dijiste: ¿y ahora?"
+    for table in CACHED_TABLES:
+        assert _reads_of(queries.captured_queries, table) == [], table
+    kinds = [re.match(r"\s*(\w+)", q["sql"]).group(1).upper() for q in queries.captured_queries]
+    # The webhook: one transaction, the ordering lock, the room check, one INSERT.
+    # The turn: its lock, the unanswered messages, the reply's transaction, the sent status.
+    assert kinds.count("INSERT") == 2  # the customer's message and the bot's reply
+    assert kinds.count("BEGIN") == 2
+    print("\nqueries for a returning customer, warm cache:")
+    for query in queries.captured_queries:
+        print("  ", query["sql"][:110])
+
+
+def test_cold_cache_reads_the_database_and_fills_the_cache(post_webhook):
+    post_webhook(text_from(WA, "hola"))
+    customer = Customer.objects.get()
+    room = Room.objects.get()
+    assert cache_get(customer_cache_key(provider="whatsapp", uid=WA))["id"] == customer.pk
+    assert cache_get(active_room_cache_key(provider="whatsapp", uid=WA)) == {
+        "id": room.pk,
+        "status": "bot",
+    }
+    assert cache_get(watson_session_cache_key(room_id=room.pk))["session_id"]
+
+
+def test_watson_session_ttl_never_outlives_the_assistant_timeout(settings):
+    settings.WATSON_SESSION_TIMEOUT = 300  # Lite plan
+    assert 0 < watson_session_ttl() < 300
+    settings.WATSON_SESSION_TIMEOUT = 86400
+    assert watson_session_ttl() == 3600
+
+
+def test_room_status_change_flushes_the_active_room(post_webhook):
+    post_webhook(text_from(WA, "hola"))
+    key = active_room_cache_key(provider="whatsapp", uid=WA)
+    assert cache_get(key) is not None
+    post_webhook(text_from(WA, "agente"))  # bot -> queued
+    assert cache_get(key) is None
+    post_webhook(text_from(WA, "hola?"))
+    assert cache_get(key) == {"id": Room.objects.get().pk, "status": "queued"}
+    room_close(room=Room.objects.get(), reason="resuelto")
+    assert cache_get(key) is None
+
+
+def test_admin_edit_of_a_customer_flushes_their_entry(client, post_webhook):
+    post_webhook(text_from(WA, "hola"))
+    customer = Customer.objects.get()
+    key = customer_cache_key(provider="whatsapp", uid=WA)
+    assert cache_get(key)["name"] == customer.name
+
+    admin = User.objects.create_superuser("operator", "op@example.com", "secret")
+    client.force_login(admin)
+    response = client.post(f"/admin/users/customer/{customer.pk}/change/", {"name": "Nuevo Nombre"})
+    assert response.status_code == 302
+
+    assert cache_get(key) is None
+    post_webhook(text_from(WA, "hola"))
+    assert cache_get(key)["name"] == "Cliente 5566"  # the profile name WhatsApp sent
+
+
+def test_admin_close_action_goes_through_the_service(client, post_webhook):
+    post_webhook(text_from(WA, "hola"))
+    room = Room.objects.get()
+    admin = User.objects.create_superuser("operator", "op@example.com", "secret")
+    client.force_login(admin)
+    response = client.post(
+        "/admin/rooms/room/",
+        {"action": "close_rooms", "_selected_action": [room.pk]},
+    )
+    assert response.status_code == 302
+    room.refresh_from_db()
+    assert (room.status, room.closed_by, room.closed_reason) == (
+        "closed",
+        admin,
+        "closed from the admin",
+    )
+    assert cache_get(active_room_cache_key(provider="whatsapp", uid=WA)) is None
+
+
+def test_stats_count_hits_misses_per_family(client, post_webhook):
+    post_webhook(text_from(WA, "hola"))
+    post_webhook(text_from(WA, "otra"))
+    post_webhook(text_from(WA, "y otra"))
+
+    data = client.get("/cache/stats").json()
+
+    assert data["scope"] == "all processes"
+    families = data["families"]
+    assert families["customer"]["misses"] == 1
+    assert families["customer"]["hits"] == 2
+    assert families["active_room"]["hits"] == 2
+    assert families["watson_session"]["hits"] >= 1
+    assert families["customer"]["hit_ratio"] == round(2 / 3, 4)
+
+
+def test_admin_index_shows_cache_figures(client, post_webhook):
+    post_webhook(text_from(WA, "hola"))
+    client.force_login(User.objects.create_superuser("operator", "op@example.com", "secret"))
+    page = client.get("/admin/").content.decode()
+    assert 'id="cache-stats"' in page
+    assert "active_room" in page
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_redis(settings) -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    cache_settings = dict(settings.CACHES["default"])
+    cache_settings["LOCATION"] = server.url
+    settings.CACHES = {"default": cache_settings}
+    yield server
+    server.cleanup()
+
+
+def _timed_post(post_webhook, text: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = post_webhook(text_from(WA, text))
+    return response.status_code, time.perf_counter() - started
+
+
+def test_redis_stopped_mid_run_then_back(post_webhook, whatsapp, private_redis, settings):
+    normal = [_timed_post(post_webhook, f"antes {i}") for i in range(5)]
+    assert stats.totals()["families"]["customer"]["hits"] >= 4
+
+    private_redis.stop()  # connection refused from now on
+    outage = [_timed_post(post_webhook, f"durante {i}") for i in range(10)]
+
+    assert [code for code, _ in outage] == [200] * 10
+    assert [m["text"] for m in whatsapp.sent[-10:]] == [f"Dijiste: durante {i}" for i in range(10)]
+    # Refused connections fail fast and then the breaker skips Redis: no multi-second stalls.
+    assert max(seconds for _, seconds in outage) < 1.0
+    assert stats.totals()["families"]["customer"]["errors"] >= 1
+
+    private_redis.start()  # same port, empty
+    time.sleep(settings.CACHE_BREAKER_SECONDS + 0.1)
+    for i in range(3):
+        _timed_post(post_webhook, f"después {i}")
+    hits_after = cache_get(customer_cache_key(provider="whatsapp", uid=WA))
+    assert hits_after is not None  # the cache is filled and read again
+    print(
+        f"\nwebhook latency median: normal {statistics.median(s for _, s in normal) * 1000:.1f} ms,"
+        f" Redis stopped {statistics.median(s for _, s in outage) * 1000:.1f} ms"
+    )
+
+
+def test_hung_redis_costs_one_timeout_per_window(post_webhook, whatsapp, private_redis, settings):
+    _timed_post(post_webhook, "hola")
+    socket_timeout = settings.CACHES["default"]["OPTIONS"]["SOCKET_TIMEOUT"]
+
+    private_redis.pause()  # accepts connections, never answers
+    started = time.perf_counter()
+    outage = [_timed_post(post_webhook, f"durante {i}") for i in range(15)]
+    elapsed = time.perf_counter() - started
+    private_redis.resume()
+
+    assert [code for code, _ in outage] == [200] * 15
+    assert len(whatsapp.sent) == 16
+    slow = [seconds for _, seconds in outage if seconds >= socket_timeout * 0.8]
+    windows = elapsed / settings.CACHE_BREAKER_SECONDS
+    # Without the breaker every request would wait a timeout per cache call (several).
+    assert 1 <= len(slow) <= int(windows) + 2
+    assert max(seconds for _, seconds in outage) < socket_timeout * 2 + 1
+    print(f"\n{len(slow)} of 15 requests waited for a socket timeout over {elapsed:.1f}s")
+
+
+def test_room_closed_while_redis_hung_gets_no_message_after(
+    post_webhook, whatsapp, private_redis, settings
+):
+    post_webhook(text_from(WA, "hola"))
+    old_room = Room.objects.get()
+    key = active_room_cache_key(provider="whatsapp", uid=WA)
+
+    private_redis.pause()
+    room_close(room=old_room, reason="resuelto")  # its flush cannot reach Redis
+    private_redis.resume()  # back with every old key
+    assert Room.objects.get().status == "closed"
+    time.sleep(settings.CACHE_BREAKER_SECONDS + 0.1)  # the cache is in use again
+
+    post_webhook(text_from(WA, "vuelvo"))
+
+    new_room = Room.objects.exclude(pk=old_room.pk).get()
+    assert Message.objects.get(text="vuelvo").room == new_room
+    assert Message.objects.filter(room=old_room, direction="in").count() == 1
+    assert cache_get(key) == {"id": new_room.pk, "status": "bot"}
+
+
+def test_stale_entry_from_another_process_never_routes(post_webhook, private_redis):
+    """Another process's lost flush is not replayed here: the message write itself refuses the
+    stale room."""
+    post_webhook(text_from(WA, "hola"))
+    old_room = Room.objects.get()
+    key = active_room_cache_key(provider="whatsapp", uid=WA)
+    room_close(room=old_room, reason="resuelto")
+    cache_set(key, {"id": old_room.pk, "status": "bot"}, ttl=300)  # as if the flush was lost
+
+    post_webhook(text_from(WA, "vuelvo"))
+
+    assert Message.objects.get(text="vuelvo").room != old_room
+    assert Room.objects.exclude(status="closed").get().status == "bot"
+
+
+def test_breaker_comes_back_by_itself(private_redis, settings):
+    breaker = breaker_for(private_redis.url)
+    private_redis.stop()
+    assert cache.get("anything") is None
+    assert breaker.is_open
+    private_redis.start()
+    deadline = time.monotonic() + settings.CACHE_BREAKER_SECONDS * 3
+    while breaker.is_open and time.monotonic() < deadline:
+        cache.get("anything")
+        time.sleep(0.05)
+    assert not breaker.is_open
+    cache.set("anything", 1)
+    assert cache.get("anything") == 1
