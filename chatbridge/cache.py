@@ -6,6 +6,7 @@ cached value is a copy that every write flushes (see the `post_save` receivers i
 it against the row (see `rooms.services`), so a flush lost to an outage cannot misroute.
 """
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -39,7 +40,9 @@ WATSON_SESSION_TTL_MARGIN = 60
 
 def watson_session_ttl() -> int:
     timeout = settings.WATSON_SESSION_TIMEOUT
-    return max(1, min(WATSON_SESSION_TTL_MAX, timeout - min(WATSON_SESSION_TTL_MARGIN, timeout // 5)))
+    return max(
+        1, min(WATSON_SESSION_TTL_MAX, timeout - min(WATSON_SESSION_TTL_MARGIN, timeout // 5))
+    )
 
 
 class Family(StrEnum):
@@ -93,7 +96,9 @@ def cache_get_many(keys: list[str]) -> dict[str, Any]:
     values = cache.get_many(keys)
     failed = last_call_failed() if _uses_redis() else False
     for key in keys:
-        stats.record(_family_of(key), "errors" if failed else ("hits" if key in values else "misses"))
+        stats.record(
+            _family_of(key), "errors" if failed else ("hits" if key in values else "misses")
+        )
     return values
 
 
@@ -212,10 +217,8 @@ class CacheStats:
             self._unflushed.clear()
             self._local.clear()
         if _uses_redis():
-            try:
+            with contextlib.suppress(Exception):
                 _raw_redis().delete(self._stats_key())
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def _raw_redis() -> Any:

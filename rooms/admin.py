@@ -13,7 +13,16 @@ class MessageInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["id"]
-    fields = ["created_at", "direction", "author", "type", "text", "status", "error_code", "payload"]
+    fields = [
+        "created_at",
+        "direction",
+        "author",
+        "type",
+        "text",
+        "status",
+        "error_code",
+        "payload",
+    ]
     # The conversation is a record: operators read it, nobody rewrites it.
     readonly_fields = fields
 
@@ -23,7 +32,15 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["id", "customer", "status", "agent", "opened_at", "last_activity_at", "closed_at"]
+    list_display = [
+        "id",
+        "customer",
+        "status",
+        "agent",
+        "opened_at",
+        "last_activity_at",
+        "closed_at",
+    ]
     list_filter = ["status", "opened_at"]
     search_fields = ["customer__uid", "customer__wa_id", "customer__name"]
     list_select_related = ["customer", "agent"]

@@ -117,7 +117,11 @@ def _options_draft(title: str, options: list[tuple[str, str]]) -> Draft:
     if unique and len(options) <= BUTTONS_MAX and all(len(x) <= BUTTON_TITLE_MAX for x in labels):
         body = buttons_body(prompt, list(zip(ids, labels, strict=True)))
         return Draft(type=Message.Type.INTERACTIVE, text=readable, body=body)
-    if unique and len(options) <= LIST_ROWS_MAX and all(len(x) <= LIST_ROW_TITLE_MAX for x in labels):
+    if (
+        unique
+        and len(options) <= LIST_ROWS_MAX
+        and all(len(x) <= LIST_ROW_TITLE_MAX for x in labels)
+    ):
         body = list_body(prompt, LIST_BUTTON, list(zip(ids, labels, strict=True)))
         return Draft(type=Message.Type.INTERACTIVE, text=readable, body=body)
     return text_draft(readable)

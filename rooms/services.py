@@ -130,8 +130,9 @@ def _message_insert(message: Message) -> Message | None:
     values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
+    # Only identifiers from our own model are interpolated; every value is a parameter.
     sql = (
-        f"INSERT INTO {connection.ops.quote_name(Message._meta.db_table)} ({columns}) "
+        f"INSERT INTO {connection.ops.quote_name(Message._meta.db_table)} ({columns}) "  # noqa: S608
         f"VALUES ({placeholders}) ON CONFLICT ({connection.ops.quote_name('wa_message_id')}) "
         f"DO NOTHING RETURNING {connection.ops.quote_name('id')}"
     )

@@ -17,9 +17,7 @@ def room_flush(sender: type, instance: Room, **kwargs: object) -> None:
     if Room.customer.is_cached(instance):
         provider, uid = instance.customer.provider, instance.customer.uid
     else:
-        provider, uid = Customer.objects.values_list("provider", "uid").get(
-            pk=instance.customer_id
-        )
+        provider, uid = Customer.objects.values_list("provider", "uid").get(pk=instance.customer_id)
     room_id = instance.pk
 
     def flush() -> None:

@@ -66,7 +66,9 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
 def _answer(*, room_id: int, message: Message, target: TurnTarget) -> bool:
     """Answer one message; False once the room has left the bot."""
     if message.type not in _TEXT_TYPES or not message.text.strip():
-        return _reply(room_id, message, target, BotReply([text_draft(settings.BOT_TEXT_ONLY_MESSAGE)]))
+        return _reply(
+            room_id, message, target, BotReply([text_draft(settings.BOT_TEXT_ONLY_MESSAGE)])
+        )
     if is_handoff_request(message.text):
         note = "El cliente pidió hablar con un asesor."
         return _reply(
@@ -161,9 +163,7 @@ def outbound_deliver(message: Message, target: TurnTarget) -> bool:
         )
     except VendorError as error:
         code = error.code if isinstance(error, WhatsAppError) else None
-        logger.warning(
-            "send to %s failed (code %s): %s", mask_uid(target.uid), code, error
-        )
+        logger.warning("send to %s failed (code %s): %s", mask_uid(target.uid), code, error)
         outbound_failed(message_id=message.pk, code=code, detail=str(error))
         return False
     outbound_sent(message_id=message.pk, wa_message_id=wa_message_id)

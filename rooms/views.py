@@ -44,7 +44,9 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
         # PostgreSQL unreachable: refuse, so WhatsApp delivers again later. What was committed
         # before the failure is recognised as a duplicate on redelivery.
         logger.error("database unavailable, webhook refused: %s", error)
-        return JsonResponse({"error": "temporarily unavailable"}, status=503, headers={"Retry-After": "30"})
+        return JsonResponse(
+            {"error": "temporarily unavailable"}, status=503, headers={"Retry-After": "30"}
+        )
     except DatabaseError:
         logger.exception("webhook failed")
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
@@ -57,8 +59,10 @@ def _verification_handshake(request: HttpRequest) -> HttpResponse:
     mode = request.GET.get("hub.mode")
     token = request.GET.get("hub.verify_token", "")
     challenge = request.GET.get("hub.challenge", "")
-    if mode == "subscribe" and challenge and hmac.compare_digest(
-        token.encode(), settings.WHATSAPP_VERIFY_TOKEN.encode()
+    if (
+        mode == "subscribe"
+        and challenge
+        and hmac.compare_digest(token.encode(), settings.WHATSAPP_VERIFY_TOKEN.encode())
     ):
         return HttpResponse(challenge, content_type="text/plain")
     return HttpResponse("verification failed", status=403, content_type="text/plain")

@@ -62,10 +62,23 @@ def _clear_cache() -> None:
 
 
 @pytest.fixture
-def post_webhook(client):  # noqa: ANN001, ANN201 - the Django test client
+def post_webhook(client):
     """POST a notification with a valid signature; returns the response."""
 
-    def post(payload: dict | bytes, **headers: str):  # noqa: ANN202
+    def post(payload: dict | bytes, **headers: str):
         return signed_post(client, payload, **headers)
 
     return post
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_database_pool(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Pooled connections would keep the test database busy when pytest-django drops it."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for conn in connections.all():
+            conn.close()
+            if hasattr(conn, "close_pool"):
+                conn.close_pool()

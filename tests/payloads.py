@@ -29,9 +29,7 @@ def sign(body: bytes, secret: str | None = None) -> str:
 def signed_post(client: Any, payload: dict | bytes, **headers: str) -> Any:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers.setdefault("HTTP_X_HUB_SIGNATURE_256", sign(body))
-    return client.post(
-        "/whatsapp/external", data=body, content_type="application/json", **headers
-    )
+    return client.post("/whatsapp/external", data=body, content_type="application/json", **headers)
 
 
 def new_wamid() -> str:

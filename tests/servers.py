@@ -27,7 +27,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, *, timeout: float = 20, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, *, timeout: float = 20, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -56,11 +58,16 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self.dir,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -117,19 +124,34 @@ class AppProcess:
 
     def __init__(self, args: list[str], env: dict[str, str], port: int | None = None) -> None:
         self.args, self.env, self.port = args, env, port
-        self.log = tempfile.NamedTemporaryFile(prefix="chatbridge-proc-", suffix=".log", delete=False)
+        # The child writes this file while the test runs; it is read after the child stops.
+        self.log = tempfile.NamedTemporaryFile(prefix="cb-", suffix=".log", delete=False)  # noqa: SIM115
         self.process: subprocess.Popen | None = None
 
     @classmethod
     def daphne(cls, **env: str) -> "AppProcess":
         port = free_port()
-        args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                "chatbridge.asgi:application"]
+        args = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatbridge.asgi:application",
+        ]
         return cls(args, app_env(**env), port)
 
     @classmethod
     def manage(cls, *command: str, **env: str) -> "AppProcess":
         return cls([sys.executable, "manage.py", *command], app_env(**env))
+
+    @classmethod
+    def worker(cls, **env: str) -> "AppProcess":
+        """A database-backend task worker (no autoreloader: a SIGKILL must kill the worker)."""
+        args = ["db_worker", "--interval", "0.05", "--no-startup-delay", "--no-reload"]
+        return cls.manage(*args, **{"TASKS_BACKEND": "database", **env})
 
     @property
     def url(self) -> str:
@@ -161,7 +183,7 @@ class AppProcess:
         return Path(self.log.name).read_text(errors="replace")
 
 
-def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

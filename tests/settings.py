@@ -12,6 +12,6 @@ os.environ.setdefault("CACHE_KEY_PREFIX", "chatbridge-test")
 os.environ.setdefault("WATSON_TIMEOUT", "2")
 os.environ.setdefault("WHATSAPP_RETRY_BACKOFF", "0.05")
 
-from chatbridge.settings import *  # noqa: E402, F403
+from chatbridge.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

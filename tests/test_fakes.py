@@ -190,9 +190,7 @@ def test_watson_legacy_paths(watson: FakeWatson) -> None:
     assert deleted.status_code == 200
 
 
-def test_watson_scripted_failure_then_recovery(
-    watson: FakeWatson, assistant: AssistantV2
-) -> None:
+def test_watson_scripted_failure_then_recovery(watson: FakeWatson, assistant: AssistantV2) -> None:
     watson.fail_next(503)
 
     with pytest.raises(ApiException) as caught:

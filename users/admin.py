@@ -9,5 +9,13 @@ class CustomerAdmin(admin.ModelAdmin):
     list_filter = ["provider"]
     search_fields = ["uid", "wa_id", "user_id", "name"]
     # The identity fields come from WhatsApp; changing them here would split a customer in two.
-    readonly_fields = ["provider", "uid", "wa_id", "user_id", "public_id", "created_at", "updated_at"]
-    fields = readonly_fields[:4] + ["name"] + readonly_fields[4:]
+    readonly_fields = [
+        "provider",
+        "uid",
+        "wa_id",
+        "user_id",
+        "public_id",
+        "created_at",
+        "updated_at",
+    ]
+    fields = [*readonly_fields[:4], "name", *readonly_fields[4:]]

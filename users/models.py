@@ -23,7 +23,9 @@ class Customer(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["provider", "uid"], name="customer_unique_provider_uid"),
+            models.UniqueConstraint(
+                fields=["provider", "uid"], name="customer_unique_provider_uid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -15,8 +15,10 @@ def customer_get_or_create(
     cached: CustomerRef | None = None,
 ) -> CustomerRef:
     """The customer writing now, from the cache when it holds them as they are."""
-    if cached is not None and (cached.name == name or not name) and (
-        cached.user_id == user_id or not user_id
+    if (
+        cached is not None
+        and (cached.name == name or not name)
+        and (cached.user_id == user_id or not user_id)
     ):
         return cached
     defaults = {"wa_id": wa_id, "user_id": user_id, "name": name}

@@ -57,9 +57,7 @@ class WatsonClient:
         self.environment_id = environment_id
 
     def session_create(self) -> str:
-        result = self._call(
-            self.sdk.create_session, self.assistant_id, self.environment_id
-        )
+        result = self._call(self.sdk.create_session, self.assistant_id, self.environment_id)
         return str(result["session_id"])
 
     def session_delete(self, *, session_id: str) -> None:

@@ -67,7 +67,9 @@ def test_burst_from_one_customer_makes_one_room_one_session_ordered_replies(what
     assert Room.objects.count() == 1
     assert WatsonSession.objects.count() == 1
     assert watson.sessions_created == 1
-    inbound = list(Message.objects.filter(direction="in").order_by("id").values_list("text", flat=True))
+    inbound = list(
+        Message.objects.filter(direction="in").order_by("id").values_list("text", flat=True)
+    )
     assert sorted(inbound) == sorted(f"mensaje {i}" for i in range(10))
     # Replies leave in the order the messages were stored, one per message.
     replies = [item["text"] for item in whatsapp.sent_to(WA)]

@@ -21,7 +21,10 @@ def test_text_goes_to_watson_and_the_reply_comes_back(post_webhook, whatsapp, wa
 
     (reply,) = whatsapp.sent
     # Watson's two text items arrive as one WhatsApp message.
-    assert reply["text"] == "¡Hola! Soy el asistente virtual de chatbridge.\n\n¿En qué te puedo ayudar?"
+    assert (
+        reply["text"]
+        == "¡Hola! Soy el asistente virtual de chatbridge.\n\n¿En qué te puedo ayudar?"
+    )
     assert reply["to"] == WA
     stored = Message.objects.get(direction=Message.Direction.OUTBOUND)
     assert (stored.author, stored.status, stored.wa_message_id) == ("bot", "sent", reply["id"])
@@ -119,7 +122,9 @@ def test_a_queued_room_stores_messages_without_calling_watson(post_webhook, what
 
 def test_non_text_input_gets_the_text_only_message(post_webhook, whatsapp, watson):
     audio = message(WA, kind="audio", body={"id": "1", "mime_type": "audio/ogg", "voice": True})
-    location = message(WA, kind="location", body={"latitude": 4.6, "longitude": -74.1, "name": "Casa"})
+    location = message(
+        WA, kind="location", body={"latitude": 4.6, "longitude": -74.1, "name": "Casa"}
+    )
     post_webhook(notification(messages=[audio, location]))
     assert watson.message_calls == 0
     assert [m["text"] for m in whatsapp.sent] == [

@@ -14,7 +14,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_handshake_answers_the_bare_challenge(client):
     response = client.get(
         "/whatsapp/external",
-        {"hub.mode": "subscribe", "hub.verify_token": "development-verify-token", "hub.challenge": "1158201444"},
+        {
+            "hub.mode": "subscribe",
+            "hub.verify_token": "development-verify-token",
+            "hub.challenge": "1158201444",
+        },
     )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -25,7 +29,11 @@ def test_handshake_answers_the_bare_challenge(client):
     "params",
     [
         {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
-        {"hub.mode": "unsubscribe", "hub.verify_token": "development-verify-token", "hub.challenge": "1"},
+        {
+            "hub.mode": "unsubscribe",
+            "hub.verify_token": "development-verify-token",
+            "hub.challenge": "1",
+        },
         {"hub.verify_token": "development-verify-token", "hub.challenge": "1"},
         {},
     ],
@@ -74,7 +82,9 @@ def test_webhook_signature_covers_the_raw_bytes(post_webhook, whatsapp):
         ),
         (
             json.dumps(
-                notification(messages=[message("573001234567", timestamp=1) | {"timestamp": "soon"}])
+                notification(
+                    messages=[message("573001234567", timestamp=1) | {"timestamp": "soon"}]
+                )
             ).encode(),
             400,
         ),

@@ -43,9 +43,17 @@ class Command(BaseCommand):
         stop = threading.Event()
         resumer = threading.Thread(target=self._resume_loop, args=(stop,), daemon=True)
         resumer.start()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "chatbridge.asgi:application"],
+        server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "chatbridge.asgi:application",
+            ],
         )
         self.stdout.write(
             f"chatbridge on http://127.0.0.1:{port}/ (admin: /admin/, user admin, password admin)\n"

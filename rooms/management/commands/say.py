@@ -28,7 +28,9 @@ class Command(BaseCommand):
         try:
             before = self._sent(fake, wa_id, after=0)
         except requests.RequestException as error:
-            raise CommandError(f"no fake WhatsApp at {fake} ({error}); is `make run` up?") from error
+            raise CommandError(
+                f"no fake WhatsApp at {fake} ({error}); is `make run` up?"
+            ) from error
         last_seq = max((item["seq"] for item in before), default=0)
         body = json.dumps(_notification(wa_id=wa_id, name=name, text=text)).encode()
         signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)

@@ -28,7 +28,9 @@ class Command(BaseCommand):
         while True:
             result = turns_resume(older_than_seconds=older_than)
             if result.turns or result.resent or not every:
-                self.stdout.write(f"resumed {result.turns} turn(s), resent {result.resent} reply(ies)")
+                self.stdout.write(
+                    f"resumed {result.turns} turn(s), resent {result.resent} reply(ies)"
+                )
             if not every:
                 return
             close_old_connections()

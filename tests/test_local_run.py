@@ -1,0 +1,90 @@
+"""The README's promise: `make run` starts chatbridge on its embedded defaults (SQLite, local
+memory cache, the fake vendors), and `say` plays a customer against it."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import ROOT, AppProcess, free_port, wait_for_port
+
+
+@pytest.fixture
+def local_run(tmp_path):
+    port, watson_port, whatsapp_port = free_port(), free_port(), free_port()
+    env = {
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'chatbridge.sqlite3'}",
+        "REDIS_URL": "",
+        "CHANNELS_REDIS_URL": "",
+        "ASSISTANT_URL": f"http://127.0.0.1:{watson_port}",
+        "ASSISTANT_AUTH_TYPE": "noauth",
+        "WHATSAPP_API_URL": f"http://127.0.0.1:{whatsapp_port}/v23.0",
+    }
+    process = AppProcess(
+        [sys.executable, "manage.py", "runlocal", "--port", str(port)],
+        {**_base_env(), **env},
+    ).start()
+    try:
+        wait_for_port(port, timeout=60, process=process.process)
+        yield f"http://127.0.0.1:{port}", {**_base_env(), **env}
+    finally:
+        process.stop()
+        print(process.output()[-2000:])
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "PYTEST_", "DATABASE_", "REDIS_", "ASSISTANT_"))
+    }
+
+
+def _say(url: str, env: dict[str, str], text: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "say", "573001234567", text, "--url", url, "--wait", "3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_person_can_say_hola_and_see_the_bot_answer(local_run):
+    url, env = local_run
+    greeting = _say(url, env, "hola")
+    assert greeting.returncode == 0, greeting.stderr
+    assert "bot> ¡Hola! Soy el asistente virtual de chatbridge." in greeting.stdout
+
+    echo = _say(url, env, "quiero saber mi saldo")
+    assert "bot> Dijiste: quiero saber mi saldo" in echo.stdout
+
+    options = _say(url, env, "opciones")
+    assert "Saldo" in options.stdout and "Créditos" in options.stdout
+
+
+def test_missing_secret_stops_start_up_with_one_line():
+    env = {**_base_env(), "DEBUG": "0", "SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://x@h/db"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "chatbridge: REDIS_URL is required when DEBUG is off (see .env.example)"
+    ]
+    env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.stderr.strip() == (
+        "chatbridge: WHATSAPP_APP_SECRET is required when DEBUG is off (see .env.example)"
+    )

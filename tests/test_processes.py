@@ -1,0 +1,156 @@
+"""chatbridge as it runs: several Daphne processes (and task workers) on the test database.
+
+Both task backends end to end: `immediate` answers inside the webhook request, `database`
+commits a task row with the message and `manage.py db_worker` processes answer it.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rooms.models import Message, Room
+from tests.payloads import message, notification, text_from
+from tests.servers import AppProcess, post_signed, wait_until
+from users.models import Customer
+from watson.models import WatsonSession
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _start_all(processes: list[AppProcess]) -> list[AppProcess]:
+    threads = [threading.Thread(target=process.start) for process in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return processes
+
+
+@pytest.fixture
+def immediate_servers(fake_vendors) -> Iterator[list[AppProcess]]:
+    servers = _start_all(
+        [
+            AppProcess.daphne(TASKS_BACKEND="immediate", CACHE_STATS_FLUSH_SECONDS="0")
+            for _ in range(2)
+        ]
+    )
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def database_servers(fake_vendors) -> Iterator[tuple[list[AppProcess], list[AppProcess]]]:
+    servers = [AppProcess.daphne(TASKS_BACKEND="database") for _ in range(2)]
+    workers = [AppProcess.worker() for _ in range(2)]
+    _start_all(servers + workers)
+    yield servers, workers
+    for process in servers + workers:
+        process.stop()
+
+
+def _burst(urls: list[str], payloads: list[dict]) -> list[int]:
+    """Each payload from its own thread, alternating servers, released together."""
+    barrier = threading.Barrier(len(payloads))
+    codes = [0] * len(payloads)
+
+    def post(index: int) -> None:
+        barrier.wait()
+        codes[index] = post_signed(urls[index % len(urls)], payloads[index]).status_code
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return codes
+
+
+def _assert_one_room_one_session_ordered(whatsapp, wa_id: str, count: int) -> None:
+    assert Customer.objects.filter(uid=wa_id).count() == 1
+    assert Room.objects.filter(customer__uid=wa_id).count() == 1
+    assert WatsonSession.objects.filter(room__customer__uid=wa_id).count() == 1
+    inbound = list(
+        Message.objects.filter(direction="in", room__customer__uid=wa_id)
+        .order_by("id")
+        .values_list("text", flat=True)
+    )
+    assert len(inbound) == count
+    replies = [item["text"] for item in whatsapp.sent_to(wa_id)]
+    assert replies == [f"Dijiste: {text}" for text in inbound]
+
+
+def _burst_payloads(wa_id: str, count: int) -> list[dict]:
+    base = int(time.time())
+    return [
+        notification(messages=[message(wa_id, f"ráfaga {i}", timestamp=base + i)])
+        for i in range(count)
+    ]
+
+
+def test_immediate_mode_across_two_processes(immediate_servers, whatsapp, watson):
+    urls = [server.url for server in immediate_servers]
+    wa_id = "573007770001"
+
+    codes = _burst(urls, _burst_payloads(wa_id, 10))
+
+    assert codes == [200] * 10
+    _assert_one_room_one_session_ordered(whatsapp, wa_id, 10)
+    assert watson.sessions_created == 1
+
+
+def test_database_mode_across_two_processes_and_two_workers(database_servers, whatsapp, watson):
+    servers, _ = database_servers
+    urls = [server.url for server in servers]
+    wa_id = "573007770002"
+
+    codes = _burst(urls, _burst_payloads(wa_id, 10))
+
+    assert codes == [200] * 10
+    # The webhook answered before the turn: the replies come from the workers.
+    whatsapp.wait_for_sent(10, timeout=30, to=wa_id)
+    wait_until(
+        lambda: not Message.objects.filter(direction="in", handled_at__isnull=True).exists(),
+        what="every message handled",
+    )
+    _assert_one_room_one_session_ordered(whatsapp, wa_id, 10)
+    assert watson.sessions_created == 1
+
+
+def test_duplicate_delivered_twenty_times_across_processes(immediate_servers, whatsapp, watson):
+    urls = [server.url for server in immediate_servers]
+    payload = text_from("573007770003", "hola", wamid="wamid.twenty")
+
+    codes = _burst(urls, [payload] * 20)
+
+    assert codes == [200] * 20
+    assert Message.objects.filter(direction="in").count() == 1
+    assert watson.message_calls == 1
+    assert len(whatsapp.sent) == 1
+
+
+def test_database_mode_webhook_does_not_wait_for_watson(database_servers, whatsapp, watson):
+    servers, _ = database_servers
+    watson.delay = 1.5
+    try:
+        started = time.perf_counter()
+        response = post_signed(servers[0].url, text_from("573007770004", "hola"))
+        acknowledged = time.perf_counter() - started
+        assert response.status_code == 200
+        assert acknowledged < 1.0  # stored and acknowledged; the turn runs in a worker
+        whatsapp.wait_for_sent(1, timeout=15, to="573007770004")
+    finally:
+        watson.delay = 0
+
+
+def test_cache_stats_are_summed_over_processes(immediate_servers, client, whatsapp):
+    urls = [server.url for server in immediate_servers]
+    wa_id = "573007770005"
+    for index in range(6):
+        assert post_signed(urls[index % 2], text_from(wa_id, f"hola {index}")).status_code == 200
+    # Each server adds its counts to the shared totals as it goes (flush interval 0 here).
+    families = client.get("/cache/stats").json()["families"]
+    assert families["customer"]["hits"] + families["customer"]["misses"] == 6
+    assert families["customer"]["hits"] == 5
