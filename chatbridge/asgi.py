@@ -3,18 +3,11 @@
 import os
 
 from channels.routing import ProtocolTypeRouter
-from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbridge.settings")
 
 # Django must be set up before anything imports models (the websocket consumers will).
 django_asgi_app = get_asgi_application()
-
-if settings.DEBUG:
-    # The embedded run serves the admin's CSS itself; production puts a web server in front.
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 application = ProtocolTypeRouter({"http": django_asgi_app})

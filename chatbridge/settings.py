@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from the app process (Daphne serves none).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -111,7 +113,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(_env("STATIC_ROOT") or BASE_DIR / "var" / "static")
+if DEBUG:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise serves from the apps in DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The cache backend must never hold sessions: with Redis down, cache sessions log everyone out.
@@ -238,6 +242,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 # --- Watson Assistant ---------------------------------------------------------------------------
 # ASSISTANT_URL, ASSISTANT_AUTH_TYPE, ASSISTANT_APIKEY, ASSISTANT_BEARER_TOKEN and
 # ASSISTANT_AUTH_URL are read by the ibm-watson SDK itself.
+
+# Checked here only so that start-up stops on a missing credential, as for the other secrets.
+if not DEBUG and _env("ASSISTANT_AUTH_TYPE", "iam").lower() == "iam":
+    _required("ASSISTANT_APIKEY", "")
+elif not DEBUG and _env("ASSISTANT_AUTH_TYPE").lower() == "bearertoken":
+    _required("ASSISTANT_BEARER_TOKEN", "")
 
 WATSON_ASSISTANT_ID = _required("WATSON_ASSISTANT_ID", "development-assistant")
 WATSON_ENVIRONMENT_ID = _required("WATSON_ENVIRONMENT_ID", "development-environment")

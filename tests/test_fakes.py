@@ -1,7 +1,9 @@
 """The fake vendors must honour the real contracts, so drive them over real HTTP.
 
 Watson is exercised through the official SDK (what the bridge uses), WhatsApp through plain
-``requests`` (what the bridge's Graph client boils down to). No Django involved.
+``requests`` (what the bridge's Graph client boils down to). No Django involved: this module
+starts its own fakes and overrides the suite's autouse fixtures, so it also runs with
+``-p no:django`` and without PostgreSQL or Redis.
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+# Same names as tests/conftest.py's autouse fixtures: these no-ops replace them in this module,
+# which needs neither the database nor the cache nor the settings-configured fakes.
+@pytest.fixture
+def clean_state() -> None:
+    return None
+
+
+@pytest.fixture
+def close_database_pool() -> None:
+    return None
+
+
 @pytest.fixture(scope="module")
 def watson_server() -> Iterator[FakeWatson]:
     with FakeWatson() as fake:
@@ -34,7 +48,8 @@ def whatsapp_server() -> Iterator[FakeWhatsApp]:
         yield fake
 
 
-# Servers are shared per module for speed; state is reset per test for isolation.
+# Servers are shared per module for speed; state is reset per test for isolation. These
+# shadow conftest's `watson`/`whatsapp`, which need Django settings.
 @pytest.fixture
 def watson(watson_server: FakeWatson) -> FakeWatson:
     watson_server.reset()
@@ -76,12 +91,14 @@ def _text_body(to: str = "573001112233", text: str = "hola") -> dict:
     }
 
 
-def _post(fake: FakeWhatsApp, body: dict, headers: dict | None = None) -> requests.Response:
+def _post(
+    fake: FakeWhatsApp, body: dict, headers: dict | None = None, timeout: float = 5
+) -> requests.Response:
     return requests.post(
         f"{fake.url}/v23.0/123456/messages",
         json=body,
         headers=AUTH if headers is None else headers,
-        timeout=5,
+        timeout=timeout,
     )
 
 
@@ -215,6 +232,7 @@ def test_watson_control_endpoint(watson: FakeWatson, assistant: AssistantV2) -> 
     with pytest.raises(ApiException) as caught:
         _send(assistant, session_id, "hola")
     assert caught.value.status_code == 404
+    assert watson.message_calls == 2  # counted on arrival, failed or not
 
     bad = requests.post(f"{watson.url}/_fake/control", json={"dealy_ms": 5}, timeout=5)
     assert bad.status_code == 400
@@ -339,7 +357,15 @@ def test_delay_applies_to_vendor_calls_only(whatsapp: FakeWhatsApp) -> None:
 
     assert control_elapsed < 0.15
     assert vendor_elapsed >= 0.2
+    assert len(whatsapp.sent) == 1
+
+
+def test_call_abandoned_across_reset_does_not_leak(whatsapp: FakeWhatsApp) -> None:
+    whatsapp.delay = 0.2
     with pytest.raises(requests.Timeout):
-        requests.post(
-            f"{whatsapp.url}/v23.0/123456/messages", json=_text_body(), headers=AUTH, timeout=0.05
-        )
+        _post(whatsapp, _text_body(), timeout=0.05)
+
+    whatsapp.reset()  # what the next test's setup does while the call still sleeps
+    time.sleep(0.3)
+
+    assert whatsapp.sent == []

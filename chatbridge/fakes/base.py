@@ -112,8 +112,8 @@ class FakeServer:
     """Base class: a threaded HTTP server plus recording, latency and failure scripting.
 
     Subclasses implement :meth:`handle_vendor` and may extend :meth:`_reset_state`,
-    :meth:`_apply_control`, :meth:`_control_fail`, :meth:`handle_control_get` and
-    :meth:`default_failure_body`.
+    :meth:`on_arrival`, :meth:`_apply_control`, :meth:`_control_fail`,
+    :meth:`handle_control_get` and :meth:`default_failure_body`.
     """
 
     #: Extra keys a subclass accepts on ``POST /_fake/control``.
@@ -130,6 +130,8 @@ class FakeServer:
         self._failures: deque[Response] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # Bumped by reset(); lets calls that were delayed across a reset notice it.
+        self._generation = 0
         self._reset_state()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -173,6 +175,7 @@ class FakeServer:
     def reset(self) -> None:
         """Forget everything (recorded calls, failures, delay, vendor state)."""
         with self.lock:
+            self._generation += 1
             self.delay = 0.0
             self.requests.clear()
             self._failures.clear()
@@ -192,7 +195,11 @@ class FakeServer:
     def _reset_state(self) -> None:
         """Initialise/clear vendor-specific state. Called from __init__ and reset()."""
 
+    def on_arrival(self, request: Request) -> None:
+        """Count/observe a vendor call as it arrives, before delay and failures (lock held)."""
+
     def handle_vendor(self, request: Request) -> Response:
+        """Answer a vendor call (lock held; must not block)."""
         raise NotImplementedError
 
     def handle_control_get(self, request: Request) -> Response | None:
@@ -232,20 +239,28 @@ class FakeServer:
             return self._handle_control(request)
         with self.lock:
             self.requests.append(request.record())
+            self.on_arrival(request)
             # Pop at arrival so concurrent calls consume scripted failures in arrival order.
             failure = self._failures.popleft() if self._failures else None
-            delay = self.delay
+            delay, generation = self.delay, self._generation
         if delay > 0:
             # Sleep outside the lock so other calls (and control requests) are not blocked.
             time.sleep(delay)
-        if failure is not None:
-            return failure
-        try:
-            return self.handle_vendor(request)
-        except Exception as exc:
-            # Odd payloads from the code under test should surface as a readable 500 in the
-            # test, not as a hung or reset connection.
-            return Response(500, {"error": f"fake crashed: {exc!r}", "code": 500})
+        # Vendor handlers are tiny; running them under the lock makes the staleness check
+        # and the state change one atomic step.
+        with self.lock:
+            if generation != self._generation:
+                # The fake was reset while this call slept (its client has usually timed
+                # out or died); it must not leak into the state of whatever runs next.
+                return Response(503, {"error": "fake was reset during this call", "code": 503})
+            if failure is not None:
+                return failure
+            try:
+                return self.handle_vendor(request)
+            except Exception as exc:
+                # Odd payloads from the code under test should surface as a readable 500 in
+                # the test, not as a hung or reset connection.
+                return Response(500, {"error": f"fake crashed: {exc!r}", "code": 500})
 
     def _handle_control(self, request: Request) -> Response:
         path = request.path
@@ -257,6 +272,8 @@ class FakeServer:
                 self.reset()
                 return Response(200, {"ok": True})
             if request.method == "POST" and path == "/_fake/control":
+                if request.json is None and request.raw.strip():
+                    raise ControlError("control payload is not valid JSON")
                 self._control(request.json)
                 return Response(200, {"ok": True})
             if request.method == "GET":

@@ -181,6 +181,13 @@ class FakeWatson(FakeServer):
 
     # -- vendor API ----------------------------------------------------------------------
 
+    def on_arrival(self, request: Request) -> None:
+        # Counted on arrival, like `requests`, so a test can see a call that is still
+        # inside a delay (or that failed) and wait_for_messages() can wait for it.
+        route = _route(request.path)
+        if route is not None and route[0] == "message" and request.method == "POST":
+            self.message_calls += 1
+
     def handle_vendor(self, request: Request) -> Response:
         route = _route(request.path)
         if route is None:
@@ -220,7 +227,6 @@ class FakeWatson(FakeServer):
 
         now = time.monotonic()
         with self.lock:
-            self.message_calls += 1
             last_seen = self.sessions.get(session_id)
             if last_seen is None or now - last_seen > self.session_idle_timeout:
                 self.sessions.pop(session_id, None)

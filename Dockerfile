@@ -1,0 +1,17 @@
+# One image for every chatbridge process: Daphne, the task workers, the resume job.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+# DEBUG only for this build step: collectstatic needs no secrets.
+RUN DEBUG=1 python manage.py collectstatic --noinput \
+    && useradd --system --no-create-home chatbridge
+USER chatbridge
+
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "chatbridge.asgi:application"]
