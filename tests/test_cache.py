@@ -268,3 +268,14 @@ def test_breaker_comes_back_by_itself(private_redis, settings):
     assert not breaker.is_open
     cache.set("anything", 1)
     assert cache.get("anything") == 1
+
+
+def test_stats_fall_back_to_this_process_while_redis_is_down(client, post_webhook, private_redis):
+    post_webhook(text_from(WA, "hola"))
+    private_redis.stop()
+    post_webhook(text_from(WA, "otra"))
+
+    data = client.get("/cache/stats").json()
+
+    assert data["scope"] == "this process"
+    assert data["families"]["customer"]["errors"] >= 1
