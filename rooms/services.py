@@ -226,7 +226,9 @@ def outbound_failed(*, message_id: int, code: int | None, detail: str) -> None:
 def room_queue(*, room_id: int, note: str, from_status: str = Room.Status.BOT) -> bool:
     """Hand a room to the agents' queue; False if it was no longer in `from_status`."""
     with transaction.atomic():
-        room = Room.objects.select_for_update().select_related("customer").get(pk=room_id)
+        room = (
+            Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room_id)
+        )
         if room.status != from_status:
             return False
         room.status = Room.Status.QUEUED
@@ -246,7 +248,9 @@ def room_close(
 ) -> bool:
     """Close an open room; its cache entries go with it. False if it was closed already."""
     with transaction.atomic():
-        locked = Room.objects.select_for_update().select_related("customer").get(pk=room.pk)
+        locked = (
+            Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room.pk)
+        )
         if locked.status == Room.Status.CLOSED:
             return False
         locked.status = Room.Status.CLOSED

@@ -121,7 +121,11 @@ def _reply(
                 last_activity_at=now
             )
         else:
-            room = Room.objects.select_for_update().select_related("customer").get(pk=room_id)
+            room = (
+                Room.objects.select_for_update(of=("self",))
+                .select_related("customer")
+                .get(pk=room_id)
+            )
             still_bot = room.status == Room.Status.BOT
             if still_bot:
                 room.status, room.queued_at, room.handoff_note = Room.Status.QUEUED, now, note
