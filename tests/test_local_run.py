@@ -66,6 +66,9 @@ def test_a_person_can_say_hola_and_see_the_bot_answer(local_run):
     options = _say(url, env, "opciones")
     assert "Saldo" in options.stdout and "Créditos" in options.stdout
 
+    handoff = _say(url, env, "agente")
+    assert "bot> Te comunico con un asesor." in handoff.stdout
+
 
 def test_missing_secret_stops_start_up_with_one_line():
     env = {**_base_env(), "DEBUG": "0", "SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://x@h/db"}
