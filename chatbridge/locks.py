@@ -13,6 +13,7 @@ from django.db import connection
 # Lock namespaces (the first key of the two-key form).
 CUSTOMER_STORE = 0x6362_0001
 ROOM_TURN = 0x6362_0002
+ASSIGNMENT = 0x6362_0003
 
 _local_locks: dict[tuple[int, int], threading.Lock] = {}
 _local_locks_guard = threading.Lock()

@@ -271,6 +271,25 @@ HANDOFF_MESSAGE = _env("HANDOFF_MESSAGE", "Te comunico con un asesor. Por favor 
 # A short message made of one of these words asks for a human without going through the bot.
 HANDOFF_KEYWORDS = _env_list("HANDOFF_KEYWORDS", "agente,asesor,agent,humano,human")
 
+# --- Agents ------------------------------------------------------------------------------------
+
+# Queued rooms go to the least-loaded online agent with free capacity as soon as possible.
+AUTO_ASSIGN = _env_bool("AUTO_ASSIGN", True)
+# A console refreshes its agent's presence every PRESENCE_HEARTBEAT_SECONDS; an agent not seen
+# for PRESENCE_TIMEOUT_SECONDS (a crashed browser or server) is offline.
+PRESENCE_HEARTBEAT_SECONDS = _env_number("PRESENCE_HEARTBEAT_SECONDS", 30)
+PRESENCE_TIMEOUT_SECONDS = _env_number("PRESENCE_TIMEOUT_SECONDS", 90)
+QUEUE_VIEW_LIMIT = 200
+# A room whose customer has not answered for this long is closed (RN-064 of the original).
+ROOM_INACTIVITY_MINUTES = _env_number("ROOM_INACTIVITY_MINUTES", 7)
+# "07:00-22:00" closes open rooms outside those hours (in BUSINESS_TIMEZONE); empty: always open.
+BUSINESS_HOURS = _env("BUSINESS_HOURS")
+BUSINESS_TIMEZONE = _env("BUSINESS_TIMEZONE", "America/Bogota")
+ROOM_CLOSED_MESSAGE = _env(
+    "ROOM_CLOSED_MESSAGE",
+    "Gracias por escribirnos. Cerramos esta conversación; si necesitas algo más, escríbenos.",
+)
+
 # --- Logging ------------------------------------------------------------------------------------
 
 LOGGING = {

@@ -5,6 +5,20 @@ from django.db.models import Q
 from users.models import Customer
 
 
+class ClosureReason(models.Model):
+    """Why an agent closed a room; operators edit the list in the admin."""
+
+    title = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class Room(models.Model):
     """One conversation with a customer, from their first message until it is closed."""
 
@@ -27,7 +41,12 @@ class Room(models.Model):
     handoff_note = models.TextField(blank=True)
     opened_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    # Any message in or out; and the customer's last message (the 24-hour window starts there).
     last_activity_at = models.DateTimeField(auto_now_add=True)
+    last_customer_at = models.DateTimeField(null=True, blank=True)
+    # The sequence number of the room's last event (RoomEvent.seq): agents replay from it.
+    event_seq = models.PositiveBigIntegerField(default=0)
     closed_at = models.DateTimeField(null=True, blank=True)
     closed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -37,6 +56,9 @@ class Room(models.Model):
         related_name="+",
     )
     closed_reason = models.CharField(max_length=200, blank=True)
+    closure_reason = models.ForeignKey(
+        ClosureReason, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -47,7 +69,10 @@ class Room(models.Model):
                 name="room_one_open_per_customer",
             ),
         ]
-        indexes = [models.Index(fields=["status", "queued_at"], name="room_status_queued")]
+        indexes = [
+            models.Index(fields=["status", "queued_at"], name="room_status_queued"),
+            models.Index(fields=["agent", "status"], name="room_agent_status"),
+        ]
 
     def __str__(self) -> str:
         return f"room {self.pk} ({self.status})"
@@ -132,3 +157,30 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.type} {self.pk}"
+
+
+class RoomEvent(models.Model):
+    """What happened to a room, numbered 1, 2, 3... per room. Agents get each event live and,
+    after a dropped connection or a gap, everything after the last number they saw. It doubles
+    as the room's audit trail: who did what, and when."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=40)
+    data = models.JSONField(default=dict)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="room_event_unique_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"room {self.room_id} #{self.seq} {self.kind}"

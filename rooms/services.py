@@ -8,6 +8,7 @@ The webhook's path for a message (`inbound_message_receive`) is built around thr
 
 import datetime as dt
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,9 +19,10 @@ from django.utils import timezone
 
 from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
 from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
-from rooms.models import Message, Room
+from rooms.events import message_data, queue_changed_on_commit, room_event_record
+from rooms.models import ClosureReason, Message, Room
 from rooms.selectors import RoomRef, inbound_route_get, room_open_get
-from rooms.whatsapp import InboundMessage, Notification, StatusUpdate
+from rooms.whatsapp import TEXT_BODY_MAX, InboundMessage, Notification, StatusUpdate, text_body
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
 from users.services import customer_get_or_create
@@ -87,6 +89,9 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
             return None
         if stored.handled_at is None:
             _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer)
+        elif room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+            # The agents' room: the assigned agent sees it within the second.
+            room_event_record(room_id=room.id, kind="message.new", data=message_data(stored))
     logger.info(
         "stored message %s from %s in room %s (%s)",
         stored.pk,
@@ -108,15 +113,17 @@ def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomR
         # and its row lock keeps the room from closing until the message is committed.
         touched = Room.objects.filter(
             pk=cached.id, customer_id=customer.id, status=cached.status
-        ).update(last_activity_at=now)
+        ).update(last_activity_at=now, last_customer_at=now)
         if touched:
             return cached
         logger.info("cached room %s of %s was stale", cached.id, mask_uid(customer.uid))
     room = room_open_get(customer_id=customer.id, lock=True)
     if room is None:
-        room = Room.objects.create(customer_id=customer.id, last_activity_at=now)
+        room = Room.objects.create(
+            customer_id=customer.id, last_activity_at=now, last_customer_at=now
+        )
     else:
-        Room.objects.filter(pk=room.pk).update(last_activity_at=now)
+        Room.objects.filter(pk=room.pk).update(last_activity_at=now, last_customer_at=now)
     ref = RoomRef(id=room.pk, status=room.status)
     key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
     transaction.on_commit(lambda: cache_set(key, ref.to_cache(), ttl=ACTIVE_ROOM_TTL))
@@ -196,28 +203,66 @@ def status_update_apply(*, update: StatusUpdate) -> bool:
     }
     if new == Message.Status.FAILED:
         changes.update(error_code=update.error_code, error_detail=update.error_detail)
-    applied = Message.objects.filter(
-        wa_message_id=update.wa_message_id,
-        direction=Message.Direction.OUTBOUND,
-        status__in=earlier,
-    ).update(**changes)
-    return bool(applied)
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .filter(
+                wa_message_id=update.wa_message_id,
+                direction=Message.Direction.OUTBOUND,
+                status__in=earlier,
+            )
+            .only("id", "room_id", "author", "status")
+            .first()
+        )
+        if message is None:
+            return False
+        Message.objects.filter(pk=message.pk).update(**changes)
+        _status_event(message, changes)
+    return True
 
 
-def outbound_sent(*, message_id: int, wa_message_id: str) -> None:
+def _status_event(message: Message, changes: dict[str, object]) -> None:
+    """An agent's message changing status: every console watching the room shows the tick."""
+    if message.author != Message.Author.AGENT:
+        return
+    room_event_record(
+        room_id=message.room_id,
+        kind="message.status",
+        data={
+            "id": message.pk,
+            "status": changes["status"],
+            "error_code": changes.get("error_code"),
+            "error_detail": changes.get("error_detail", ""),
+        },
+    )
+
+
+def outbound_sent(*, message: Message, wa_message_id: str) -> None:
     # Only from pending: a status notification may have overtaken the send's own answer.
-    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-        wa_message_id=wa_message_id, status=Message.Status.SENT, updated_at=timezone.now()
-    )
+    changes = {"wa_message_id": wa_message_id, "status": Message.Status.SENT}
+    with _atomic_if_evented(message):
+        updated = Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
+            **changes, updated_at=timezone.now()
+        )
+        if updated:
+            _status_event(message, changes)
 
 
-def outbound_failed(*, message_id: int, code: int | None, detail: str) -> None:
-    Message.objects.filter(pk=message_id).exclude(status=Message.Status.FAILED).update(
-        status=Message.Status.FAILED,
-        error_code=code,
-        error_detail=detail[:1000],
-        updated_at=timezone.now(),
-    )
+def outbound_failed(*, message: Message, code: int | None, detail: str) -> None:
+    changes = {"status": Message.Status.FAILED, "error_code": code, "error_detail": detail[:1000]}
+    with _atomic_if_evented(message):
+        updated = (
+            Message.objects.filter(pk=message.pk)
+            .exclude(status=Message.Status.FAILED)
+            .update(**changes, updated_at=timezone.now())
+        )
+        if updated:
+            _status_event(message, changes)
+
+
+def _atomic_if_evented(message: Message) -> AbstractContextManager:
+    """A bot reply's status is one UPDATE; an agent's also records an event with it."""
+    return transaction.atomic() if message.author == Message.Author.AGENT else nullcontext()
 
 
 # --- room lifecycle -----------------------------------------------------------------------------
@@ -231,12 +276,20 @@ def room_queue(*, room_id: int, note: str, from_status: str = Room.Status.BOT) -
         )
         if room.status != from_status:
             return False
-        room.status = Room.Status.QUEUED
-        room.queued_at = timezone.now()
-        room.handoff_note = note[:2000]
-        room.save(update_fields=["status", "queued_at", "handoff_note"])
-    logger.info("room %s queued: %s", room_id, note[:200])
+        room_queue_locked(room=room, note=note)
     return True
+
+
+def room_queue_locked(*, room: Room, note: str) -> None:
+    """The hand-off itself, on a room the caller locked inside its transaction."""
+    room.status = Room.Status.QUEUED
+    room.queued_at = timezone.now()
+    room.handoff_note = note[:2000]
+    room.save(update_fields=["status", "queued_at", "handoff_note"])
+    room_event_record(room_id=room.pk, kind="room.queued", data={"note": room.handoff_note})
+    queue_changed_on_commit()
+    transaction.on_commit(_assignment_run)
+    logger.info("room %s queued: %s", room.pk, note[:200])
 
 
 def room_close(
@@ -244,19 +297,104 @@ def room_close(
     room: Room,
     by: AbstractBaseUser | None = None,
     reason: str = "",
+    closure_reason: ClosureReason | None = None,
     now: dt.datetime | None = None,
 ) -> bool:
-    """Close an open room; its cache entries go with it. False if it was closed already."""
+    """Close an open room: its cache entries go, its agent's capacity frees up, the queue is
+    served, and the customer gets the closing text. False if it was closed already."""
+    reason = reason or (closure_reason.title if closure_reason else "")
     with transaction.atomic():
         locked = (
             Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room.pk)
         )
         if locked.status == Room.Status.CLOSED:
             return False
+        was_queued = locked.status == Room.Status.QUEUED
         locked.status = Room.Status.CLOSED
         locked.closed_at = now or timezone.now()
         locked.closed_by = by
         locked.closed_reason = reason[:200]
-        locked.save(update_fields=["status", "closed_at", "closed_by", "closed_reason"])
+        locked.closure_reason = closure_reason
+        locked.save(
+            update_fields=["status", "closed_at", "closed_by", "closed_reason", "closure_reason"]
+        )
+        room_event_record(
+            room_id=locked.pk,
+            kind="room.closed",
+            data={"reason": locked.closed_reason, "by": by.pk if by else None},
+            actor_id=by.pk if by else None,
+        )
+        if settings.ROOM_CLOSED_MESSAGE:
+            _system_message_send(room=locked, text=settings.ROOM_CLOSED_MESSAGE)
+        if was_queued:
+            queue_changed_on_commit()
+        transaction.on_commit(_assignment_run)
     logger.info("room %s closed (%s)", room.pk, reason or "no reason given")
     return True
+
+
+def agent_message_send(*, room_id: int, agent: AbstractBaseUser, text: str) -> Message:
+    """Store an agent's message in their room and send it once committed."""
+    from rooms.assignment import ActionError
+
+    text = text.strip()
+    if not text:
+        raise ActionError("invalid", "the message is empty")
+    if len(text) > TEXT_BODY_MAX:
+        raise ActionError("invalid", f"the message is longer than {TEXT_BODY_MAX} characters")
+    with transaction.atomic():
+        room = (
+            Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room_id)
+        )
+        if room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
+            raise ActionError("not_your_room", "this room is not assigned to you")
+        message = Message.objects.create(
+            room=room,
+            direction=Message.Direction.OUTBOUND,
+            author=Message.Author.AGENT,
+            agent_id=agent.pk,
+            type=Message.Type.TEXT,
+            text=text,
+            payload=text_body(text),
+            status=Message.Status.PENDING,
+        )
+        Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
+        room_event_record(
+            room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
+        )
+        _deliver_on_commit(message, room.customer)
+    return message
+
+
+def _system_message_send(*, room: Room, text: str) -> Message:
+    message = Message.objects.create(
+        room=room,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.SYSTEM,
+        type=Message.Type.TEXT,
+        text=text,
+        payload=text_body(text),
+        status=Message.Status.PENDING,
+    )
+    _deliver_on_commit(message, room.customer)
+    return message
+
+
+def _deliver_on_commit(message: Message, customer: Customer) -> None:
+    from rooms.tasks import message_deliver
+
+    enqueue = partial(
+        message_deliver.enqueue,
+        message_id=message.pk,
+        target=turn_target(CustomerRef.of(customer)),
+    )
+    if settings.TASKS_BACKEND == "database":
+        enqueue()
+    else:
+        transaction.on_commit(enqueue)
+
+
+def _assignment_run() -> None:
+    from rooms.assignment import assignment_run
+
+    assignment_run()

@@ -18,3 +18,14 @@ def room_turn(*, room_id: int, message_id: int, target: dict[str, str]) -> None:
         # unhandled and `turns_resume` takes it up again.
         logger.exception("turn of room %s failed", room_id)
         raise
+
+
+@task()
+def message_deliver(*, message_id: int, target: dict[str, str]) -> None:
+    """Send an agent's or the system's message (stored as pending) through WhatsApp."""
+    from rooms.models import Message
+    from rooms.turns import outbound_deliver
+
+    message = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).first()
+    if message is not None:
+        outbound_deliver(message, TurnTarget(**target))

@@ -22,10 +22,9 @@ from chatbridge.http import VendorError
 from chatbridge.locks import ROOM_TURN, lock_for_session
 from rooms.bot_replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
 from rooms.models import Message, Room
-from rooms.services import outbound_failed, outbound_sent
+from rooms.services import outbound_failed, outbound_sent, room_queue, room_queue_locked
 from rooms.whatsapp import WhatsAppError, whatsapp_client
 from users.models import mask_uid
-from users.selectors import agent_available
 from watson.services import watson_reply
 
 logger = logging.getLogger("chatbridge.turns")
@@ -91,7 +90,9 @@ def _answer(*, room_id: int, message: Message, target: TurnTarget) -> bool:
 
 
 def _handoff_text(handoff: Handoff) -> str:
-    if agent_available():
+    from rooms.assignment import free_agent_exists
+
+    if free_agent_exists():
         return handoff.available_text or settings.HANDOFF_MESSAGE
     return handoff.unavailable_text or handoff.available_text or settings.HANDOFF_MESSAGE
 
@@ -128,9 +129,8 @@ def _reply(
             )
             still_bot = room.status == Room.Status.BOT
             if still_bot:
-                room.status, room.queued_at, room.handoff_note = Room.Status.QUEUED, now, note
-                room.last_activity_at = now
-                room.save(update_fields=["status", "queued_at", "handoff_note", "last_activity_at"])
+                Room.objects.filter(pk=room_id).update(last_activity_at=now)
+                room_queue_locked(room=room, note=note)
         Message.objects.filter(pk=inbound.pk).update(handled_at=now)
         if not still_bot:
             # Closed or taken over while Watson was thinking: the message stays with the room.
@@ -168,15 +168,13 @@ def outbound_deliver(message: Message, target: TurnTarget) -> bool:
     except VendorError as error:
         code = error.code if isinstance(error, WhatsAppError) else None
         logger.warning("send to %s failed (code %s): %s", mask_uid(target.uid), code, error)
-        outbound_failed(message_id=message.pk, code=code, detail=str(error))
+        outbound_failed(message=message, code=code, detail=str(error))
         return False
-    outbound_sent(message_id=message.pk, wa_message_id=wa_message_id)
+    outbound_sent(message=message, wa_message_id=wa_message_id)
     return True
 
 
 def _queue_after_failed_send(room_id: int) -> bool:
-    from rooms.services import room_queue
-
     return room_queue(room_id=room_id, note="La respuesta del asistente no se pudo entregar.")
 
 

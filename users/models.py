@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -39,3 +40,23 @@ class Customer(models.Model):
 def mask_uid(uid: str) -> str:
     """Phone numbers never reach the logs whole: keep the last four characters."""
     return f"…{uid[-4:]}" if len(uid) > 4 else "…"
+
+
+class AgentProfile(models.Model):
+    """A human agent's capacity and presence. Agents are Django users in the `agents` group."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_profile"
+    )
+    # RN-028 of the original system: at most 5 rooms at once, editable per agent.
+    capacity = models.PositiveSmallIntegerField(default=5)
+    # The agent's own switch: off means "do not send me rooms" even while connected.
+    available = models.BooleanField(default=True)
+    # Refreshed by every open console; an agent whose consoles all closed or went silent for
+    # PRESENCE_TIMEOUT_SECONDS is offline.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Ties in load go to whoever waited longest for a room.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"agent {self.user}"

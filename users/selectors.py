@@ -1,8 +1,6 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
 from users.models import Customer
 
 AGENTS_GROUP = "agents"
@@ -41,9 +39,3 @@ class CustomerRef:
 
     def to_cache(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def agent_available() -> bool:
-    """Whether a human could take a handed-off room. Presence (online agents and their
-    capacity) arrives with the agent console; until then an active agent account counts."""
-    return get_user_model().objects.filter(is_active=True, groups__name=AGENTS_GROUP).exists()

@@ -2,9 +2,11 @@
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
 from rooms.models import Message, Room
 from tests.payloads import interactive_reply, message, notification, text_from
+from users.models import AgentProfile
 from watson.models import WatsonSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,9 +93,13 @@ def test_connect_to_agent_queues_the_room_with_the_note(post_webhook, whatsapp):
 
 def test_connect_to_agent_says_available_when_an_agent_exists(post_webhook, whatsapp):
     agent = User.objects.create_user("agente1")
-    agent.groups.add(Group.objects.create(name="agents"))
+    agent.groups.add(Group.objects.get_or_create(name="agents")[0])
+    AgentProfile.objects.create(user=agent, last_seen_at=timezone.now())  # online, free
     post_webhook(text_from(WA, "necesito un asesor humano para mi caso"))
     assert whatsapp.sent[-1]["text"] == "Un asesor te atenderá en breve."
+    # Auto-assignment gave the room to the only free agent.
+    room = Room.objects.get()
+    assert (room.status, room.agent) == (Room.Status.ASSIGNED, agent)
 
 
 @pytest.mark.parametrize("text", ["agente", "Asesor", "quiero un ágente", "AGENT please"])

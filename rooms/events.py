@@ -1,0 +1,118 @@
+"""Room events: numbered per room, stored with the change that caused them, published on commit.
+
+An event row is written in the same transaction as the change it describes, so what agents are
+told and what happened cannot disagree; the number comes from `Room.event_seq`, incremented by
+an UPDATE that holds the room's row lock, so two changes of one room can never share a number.
+"""
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from rooms import realtime
+from rooms.models import Message, Room, RoomEvent
+from users.models import mask_uid
+
+# How long a customer may be written to after their last message (WhatsApp's service window).
+CUSTOMER_WINDOW = dt.timedelta(hours=24)
+RECENT_MESSAGES = 50
+
+
+def room_event_record(
+    *,
+    room_id: int,
+    kind: str,
+    data: dict[str, Any],
+    actor_id: int | None = None,
+    notify_agent_id: int | None = None,
+) -> RoomEvent:
+    """Record an event of the room (inside the caller's transaction) and publish it on commit
+    to the room's group, and to `notify_agent_id`'s consoles (a room assigned to them)."""
+    table = connection.ops.quote_name(Room._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq",  # noqa: S608
+            [room_id],
+        )
+        (seq,) = cursor.fetchone()
+    event = RoomEvent.objects.create(
+        room_id=room_id, seq=seq, kind=kind, data=data, actor_id=actor_id
+    )
+    frame = {"type": "room.event", "event": event_frame(event)}
+    realtime.publish_on_commit(realtime.room_group_name(room_id), frame)
+    if notify_agent_id is not None:
+        realtime.publish_on_commit(realtime.agent_group_name(notify_agent_id), frame)
+    return event
+
+
+def queue_changed_on_commit() -> None:
+    """Every agent's queue view is refreshed with one query, made once per change."""
+
+    def publish() -> None:
+        realtime.publish(realtime.AGENTS_GROUP, {"type": "queue.changed", "queue": queue_data()})
+
+    transaction.on_commit(publish)
+
+
+def event_frame(event: RoomEvent) -> dict[str, Any]:
+    return {
+        "room": event.room_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "data": event.data,
+        "actor": event.actor_id,
+        "at": event.created_at.isoformat(),
+    }
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "direction": message.direction,
+        "author": message.author,
+        "agent": message.agent_id,
+        "type": message.type,
+        "text": message.text,
+        "status": message.status,
+        "error_code": message.error_code,
+        "error_detail": message.error_detail,
+        "at": message.created_at.isoformat() if message.created_at else None,
+    }
+
+
+def room_data(room: Room) -> dict[str, Any]:
+    """A room as an agent sees it. The customer's number is masked: the name identifies them."""
+    window_ends = room.last_customer_at + CUSTOMER_WINDOW if room.last_customer_at else None
+    return {
+        "id": room.pk,
+        "status": room.status,
+        "seq": room.event_seq,
+        "customer": {"name": room.customer.name, "number": mask_uid(room.customer.uid)},
+        "agent": room.agent_id,
+        "handoff_note": room.handoff_note,
+        "opened_at": room.opened_at.isoformat(),
+        "queued_at": room.queued_at.isoformat() if room.queued_at else None,
+        "assigned_at": room.assigned_at.isoformat() if room.assigned_at else None,
+        "window_ends_at": window_ends.isoformat() if window_ends else None,
+    }
+
+
+def room_detail(room: Room) -> dict[str, Any]:
+    recent = list(room.messages.order_by("-id")[:RECENT_MESSAGES])
+    return {**room_data(room), "messages": [message_data(m) for m in reversed(recent)]}
+
+
+def queue_data() -> list[dict[str, Any]]:
+    queued = (
+        Room.objects.filter(status=Room.Status.QUEUED)
+        .select_related("customer")
+        .order_by("queued_at", "id")[: settings.QUEUE_VIEW_LIMIT]
+    )
+    now = timezone.now()
+    return [
+        {**room_data(room), "waiting_seconds": int((now - room.queued_at).total_seconds())}
+        for room in queued
+    ]
