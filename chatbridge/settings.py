@@ -118,6 +118,10 @@ if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise serves from the apps in DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "agent-console"
+LOGOUT_REDIRECT_URL = "login"
+
 # The cache backend must never hold sessions: with Redis down, cache sessions log everyone out.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
@@ -199,6 +203,7 @@ if CHANNELS_REDIS_URL:
                     }
                 ],
                 "capacity": 1000,
+                "prefix": _env("CHANNELS_PREFIX", "chatbridge"),
             },
         }
     }

@@ -12,7 +12,7 @@ from chatbridge.cache import (
     customer_cache_key,
     room_metrics_cache_key,
 )
-from rooms.models import Message, Room
+from rooms.models import ClosureReason, Message, Room, RoomEvent
 from users.selectors import CustomerRef
 
 
@@ -67,3 +67,57 @@ def room_metrics_get(*, room_id: int) -> dict[str, Any]:
     )
     cache_set(key, metrics, ttl=ROOM_METRICS_TTL)
     return metrics
+
+
+def agent_snapshot(*, user: Any) -> dict[str, Any]:
+    """What a console needs on (re)connect: the agent, the queue, their rooms, the other agents
+    (transfer targets) and the closure reasons."""
+    from rooms.assignment import agent_load, agent_profile, agents_list
+    from rooms.events import queue_data, room_detail
+
+    profile = agent_profile(user)
+    rooms = (
+        Room.objects.filter(agent_id=user.pk, status=Room.Status.ASSIGNED)
+        .select_related("customer")
+        .order_by("assigned_at", "id")
+    )
+    return {
+        "agent": {
+            "id": user.pk,
+            "name": user.get_full_name() or user.get_username(),
+            "capacity": profile.capacity,
+            "load": agent_load(user.pk),
+            "available": profile.available,
+        },
+        "queue": queue_data(),
+        "rooms": [room_detail(room) for room in rooms],
+        "agents": [vars(agent) for agent in agents_list()],
+        "closure_reasons": list(ClosureReason.objects.filter(active=True).values("id", "title")),
+    }
+
+
+def room_detail_for_agent(*, room_id: int, agent_id: int) -> dict[str, Any] | None:
+    from rooms.events import room_detail
+
+    room = (
+        Room.objects.filter(pk=room_id, agent_id=agent_id, status=Room.Status.ASSIGNED)
+        .select_related("customer")
+        .first()
+    )
+    return room_detail(room) if room else None
+
+
+def room_events_after(*, room_id: int, after: int, until: int | None = None) -> list[dict]:
+    from rooms.events import event_frame
+
+    events = RoomEvent.objects.filter(room_id=room_id, seq__gt=after).order_by("seq")
+    if until is not None:
+        events = events.filter(seq__lte=until)
+    return [event_frame(event) for event in events[:1000]]
+
+
+def room_seqs(*, room_ids: list[int]) -> dict[str, int]:
+    return {
+        str(room_id): seq
+        for room_id, seq in Room.objects.filter(pk__in=room_ids).values_list("id", "event_seq")
+    }

@@ -294,19 +294,32 @@ def room_queue_locked(*, room: Room, note: str) -> None:
 
 def room_close(
     *,
-    room: Room,
+    room: Room | None = None,
+    room_id: int | None = None,
     by: AbstractBaseUser | None = None,
     reason: str = "",
     closure_reason: ClosureReason | None = None,
+    agent_only: bool = False,
     now: dt.datetime | None = None,
 ) -> bool:
     """Close an open room: its cache entries go, its agent's capacity frees up, the queue is
-    served, and the customer gets the closing text. False if it was closed already."""
+    served, and the customer gets the closing text. False if it was closed already. With
+    `agent_only`, `by` must be the agent the room is assigned to (ActionError otherwise)."""
+    from rooms.assignment import ActionError
+
+    room_id = room.pk if room is not None else room_id
     reason = reason or (closure_reason.title if closure_reason else "")
     with transaction.atomic():
         locked = (
-            Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room.pk)
+            Room.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(pk=room_id)
+            .first()
         )
+        if locked is None:
+            raise ActionError("not_found", "no such room")
+        if agent_only and (locked.status != Room.Status.ASSIGNED or locked.agent_id != by.pk):
+            raise ActionError("not_your_room", "this room is not assigned to you")
         if locked.status == Room.Status.CLOSED:
             return False
         was_queued = locked.status == Room.Status.QUEUED
@@ -329,7 +342,7 @@ def room_close(
         if was_queued:
             queue_changed_on_commit()
         transaction.on_commit(_assignment_run)
-    logger.info("room %s closed (%s)", room.pk, reason or "no reason given")
+    logger.info("room %s closed (%s)", room_id, reason or "no reason given")
     return True
 
 
@@ -344,9 +357,12 @@ def agent_message_send(*, room_id: int, agent: AbstractBaseUser, text: str) -> M
         raise ActionError("invalid", f"the message is longer than {TEXT_BODY_MAX} characters")
     with transaction.atomic():
         room = (
-            Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room_id)
+            Room.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(pk=room_id)
+            .first()
         )
-        if room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
+        if room is None or room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
             raise ActionError("not_your_room", "this room is not assigned to you")
         message = Message.objects.create(
             room=room,

@@ -2,12 +2,16 @@ import hmac
 import logging
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from rooms.assignment import is_agent
 from rooms.services import notification_handle
 from rooms.whatsapp import InboundWebhook, WebhookError
 
@@ -66,3 +70,10 @@ def _verification_handshake(request: HttpRequest) -> HttpResponse:
     ):
         return HttpResponse(challenge, content_type="text/plain")
     return HttpResponse("verification failed", status=403, content_type="text/plain")
+
+
+@login_required
+def agent_console(request: HttpRequest) -> HttpResponse:
+    if not is_agent(request.user):
+        raise PermissionDenied("only agents use the console")
+    return render(request, "rooms/agent_console.html")

@@ -109,6 +109,8 @@ def app_env(**overrides: str) -> dict[str, str]:
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=settings.CACHES["default"].get("LOCATION", ""),
         CACHE_KEY_PREFIX=settings.CACHES["default"].get("KEY_PREFIX", ""),
+        CHANNELS_REDIS_URL=os.environ.get("CHANNELS_REDIS_URL", ""),
+        CHANNELS_PREFIX=os.environ.get("CHANNELS_PREFIX", ""),
         WHATSAPP_API_URL=settings.WHATSAPP_API_URL,
         WATSON_TIMEOUT=str(settings.WATSON_TIMEOUT),
         WHATSAPP_RETRY_BACKOFF=str(settings.WHATSAPP_RETRY_BACKOFF),

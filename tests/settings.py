@@ -9,6 +9,8 @@ os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbridge")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("CACHE_KEY_PREFIX", "chatbridge-test")
+os.environ.setdefault("CHANNELS_REDIS_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("CHANNELS_PREFIX", "chatbridge-test")
 os.environ.setdefault("WATSON_TIMEOUT", "2")
 os.environ.setdefault("WHATSAPP_RETRY_BACKOFF", "0.05")
 

@@ -1,0 +1,290 @@
+"""The agent's websocket: authenticate, map frames to services, forward room events.
+
+The protocol is documented in docs/agent-protocol.md. Database work runs in worker threads that
+are not the process-wide "thread-sensitive" one, so a slow command (a WhatsApp send with its
+retries) never holds up the other agents on this process.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import DatabaseSyncToAsync
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from rooms import realtime, selectors
+from rooms.assignment import (
+    ActionError,
+    agent_available_set,
+    agent_gone,
+    agent_profile,
+    agent_seen,
+    assignment_run,
+    is_agent,
+    room_release,
+    room_return_to_bot,
+    room_take,
+    room_transfer,
+)
+from rooms.models import ClosureReason
+from rooms.services import agent_message_send, room_close
+
+logger = logging.getLogger("chatbridge.consumers")
+
+# Close codes: 4401 not logged in, 4403 logged in but not an agent.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_AN_AGENT = 4403
+MAX_FRAME_CHARS = 64 * 1024
+
+
+def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    return DatabaseSyncToAsync(function, thread_sensitive=False)
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class AgentConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await db(is_agent)(user):
+            await self.close(code=CLOSE_NOT_AN_AGENT)
+            return
+        self.user = user
+        self.rooms: dict[int, int] = {}  # room id -> last sequence number sent
+        await db(agent_profile)(user)
+        await self.channel_layer.group_add(realtime.AGENTS_GROUP, self.channel_name)
+        await self.channel_layer.group_add(realtime.agent_group_name(user.pk), self.channel_name)
+        snapshot = await db(selectors.agent_snapshot)(user=user)
+        for room in snapshot["rooms"]:
+            await self._join(room["id"], room["seq"])
+        await db(agent_seen)(user_id=user.pk)
+        await self.send_json({"type": "snapshot", **snapshot})
+        self.heartbeat = asyncio.create_task(self._heartbeat())
+        # An agent coming online is a reason to serve the queue.
+        asyncio.create_task(db(assignment_run)())  # noqa: RUF006 - fire and forget
+
+    async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "user"):
+            return
+        self.heartbeat.cancel()
+        groups = [realtime.AGENTS_GROUP, realtime.agent_group_name(self.user.pk)]
+        for group in groups + [realtime.room_group_name(room) for room in self.rooms]:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # noqa: BLE001 - the layer may be what failed
+                logger.info("could not leave %s", group)
+        await db(agent_gone)(user_id=self.user.pk)
+
+    # --- frames from the console ----------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not hasattr(self, "user"):
+            return
+        try:
+            if text_data is None or len(text_data) > MAX_FRAME_CHARS:
+                raise FrameError("bad_frame", "frames are JSON text of at most 64 KiB")
+            try:
+                content = json.loads(text_data)
+            except ValueError as error:
+                raise FrameError("bad_frame", "not JSON") from error
+            await self.receive_json(content)
+        except FrameError as error:
+            await self.send_json({"type": "error", "code": error.code, "message": error.message})
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            raise FrameError("bad_frame", "a frame is a JSON object")
+        kind, request_id = content.get("type"), content.get("id")
+        handler = self.commands.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            await self._error(request_id, "unknown_type", f"unknown frame type {kind!r}")
+            return
+        try:
+            result = await handler(self, content)
+        except FrameError as error:
+            await self._error(request_id, error.code, error.message)
+        except ActionError as error:
+            await self._error(request_id, error.code, error.message)
+        else:
+            if kind != "typing":
+                await self.send_json(
+                    {"type": "ack", "id": request_id, "for": kind, **(result or {})}
+                )
+
+    async def _error(self, request_id: Any, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "id": request_id, "code": code, "message": message})
+
+    async def take(self, content: dict) -> dict:
+        room = await db(room_take)(room_id=_room_id(content), agent=self.user)
+        return {"room": room.pk}
+
+    async def send_message(self, content: dict) -> dict:
+        text = content.get("text")
+        if not isinstance(text, str):
+            raise FrameError("invalid", "text must be a string")
+        message = await db(agent_message_send)(
+            room_id=_room_id(content), agent=self.user, text=text
+        )
+        return {"room": message.room_id, "message": message.pk}
+
+    async def close_room(self, content: dict) -> dict:
+        room_id = _room_id(content)
+        reason = await db(_closure_reason)(content.get("reason"))
+        await db(room_close)(room_id=room_id, by=self.user, closure_reason=reason, agent_only=True)
+        return {"room": room_id}
+
+    async def release(self, content: dict) -> dict:
+        await db(room_release)(room_id=_room_id(content), agent=self.user)
+        return {"room": _room_id(content)}
+
+    async def transfer(self, content: dict) -> dict:
+        to_agent = content.get("agent")
+        if not isinstance(to_agent, int) or isinstance(to_agent, bool):
+            raise FrameError("invalid", "agent must be a user id")
+        await db(room_transfer)(room_id=_room_id(content), agent=self.user, to_agent_id=to_agent)
+        return {"room": _room_id(content), "agent": to_agent}
+
+    async def to_bot(self, content: dict) -> dict:
+        await db(room_return_to_bot)(room_id=_room_id(content), agent=self.user)
+        return {"room": _room_id(content)}
+
+    async def typing(self, content: dict) -> None:
+        room_id = _room_id(content)
+        if room_id not in self.rooms:
+            raise ActionError("not_your_room", "this room is not assigned to you")
+        await self.channel_layer.group_send(
+            realtime.room_group_name(room_id),
+            {
+                "type": "room.typing",
+                "room": room_id,
+                "agent": self.user.pk,
+                "from": self.channel_name,
+            },
+        )
+
+    async def sync(self, content: dict) -> dict:
+        """Replay a room's events after the sequence number the console saw last."""
+        wanted = content.get("rooms")
+        if not isinstance(wanted, dict):
+            raise FrameError("invalid", "rooms must map room ids to the last sequence seen")
+        replayed = 0
+        for key, last_seen in wanted.items():
+            room_id = _as_id(key)
+            if not isinstance(last_seen, int) or isinstance(last_seen, bool) or last_seen < 0:
+                raise FrameError("invalid", "a sequence number is a non-negative integer")
+            if room_id not in self.rooms:
+                raise ActionError("not_your_room", f"room {room_id} is not assigned to you")
+            replayed += await self._replay(room_id, after=last_seen)
+        return {"replayed": replayed}
+
+    async def available(self, content: dict) -> dict:
+        value = content.get("available")
+        if not isinstance(value, bool):
+            raise FrameError("invalid", "available must be true or false")
+        await db(agent_available_set)(user_id=self.user.pk, available=value)
+        return {"available": value}
+
+    commands = {
+        "take": take,
+        "send": send_message,
+        "close": close_room,
+        "release": release,
+        "transfer": transfer,
+        "to_bot": to_bot,
+        "typing": typing,
+        "sync": sync,
+        "available": available,
+    }
+
+    # --- events from the channel layer ----------------------------------------------------------
+
+    async def room_event(self, message: dict) -> None:
+        event = message["event"]
+        room_id, kind, data = event["room"], event["kind"], event["data"]
+        mine_now = kind == "room.assigned" and data.get("agent") == self.user.pk
+        if mine_now and room_id not in self.rooms:
+            await self._join(room_id, event["seq"])
+            await self.send_json({"type": "event", **event})
+            room = await db(selectors.room_detail_for_agent)(room_id=room_id, agent_id=self.user.pk)
+            if room is not None:
+                await self.send_json({"type": "room", "room": room})
+            return
+        if room_id not in self.rooms:
+            return
+        last = self.rooms[room_id]
+        if event["seq"] <= last:
+            return  # already sent (replayed, or came through two groups)
+        if event["seq"] > last + 1:
+            await self._replay(room_id, after=last, until=event["seq"] - 1)
+        self.rooms[room_id] = event["seq"]
+        await self.send_json({"type": "event", **event})
+        leaves = kind in ("room.closed", "room.released", "room.returned_to_bot")
+        if leaves or (kind == "room.assigned" and not mine_now):
+            await self._leave(room_id)
+
+    async def queue_changed(self, message: dict) -> None:
+        await self.send_json({"type": "queue", "queue": message["queue"]})
+
+    async def room_typing(self, message: dict) -> None:
+        if message["room"] in self.rooms and message["from"] != self.channel_name:
+            await self.send_json(
+                {"type": "typing", "room": message["room"], "agent": message["agent"]}
+            )
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def _join(self, room_id: int, seq: int) -> None:
+        self.rooms[room_id] = seq
+        await self.channel_layer.group_add(realtime.room_group_name(room_id), self.channel_name)
+
+    async def _leave(self, room_id: int) -> None:
+        self.rooms.pop(room_id, None)
+        await self.channel_layer.group_discard(realtime.room_group_name(room_id), self.channel_name)
+
+    async def _replay(self, room_id: int, *, after: int, until: int | None = None) -> int:
+        events = await db(selectors.room_events_after)(room_id=room_id, after=after, until=until)
+        for event in events:
+            await self.send_json({"type": "event", **event})
+            self.rooms[room_id] = max(self.rooms.get(room_id, 0), event["seq"])
+        return len(events)
+
+    async def _heartbeat(self) -> None:
+        """Keep the agent online, and tell the console the latest number of each of its rooms so
+        it notices an event it never received even when no later event comes."""
+        while True:
+            await asyncio.sleep(settings.PRESENCE_HEARTBEAT_SECONDS)
+            await db(agent_seen)(user_id=self.user.pk)
+            seqs = await db(selectors.room_seqs)(room_ids=list(self.rooms))
+            await self.send_json({"type": "heartbeat", "rooms": seqs})
+
+
+def _as_id(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise FrameError("invalid", "room must be a room id")
+    return value
+
+
+def _room_id(content: dict) -> int:
+    return _as_id(content.get("room"))
+
+
+def _closure_reason(value: Any) -> ClosureReason:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FrameError("invalid", "reason must be the id of a closure reason")
+    reason = ClosureReason.objects.filter(pk=value, active=True).first()
+    if reason is None:
+        raise ActionError("unknown_reason", "no such closure reason")
+    return reason

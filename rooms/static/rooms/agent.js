@@ -1,0 +1,302 @@
+// chatbridge agent console: one websocket, the protocol of docs/agent-protocol.md.
+// Every text from customers is put in the page with textContent, never as HTML.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    agent: null,
+    queue: [],
+    rooms: new Map(), // room id -> room (with .messages)
+    lastSeq: new Map(), // room id -> last sequence number applied
+    agents: [],
+    reasons: [],
+    selected: null,
+    socket: null,
+    retry: 0,
+    nextId: 1,
+    typingTimer: null,
+    lastTypingSent: 0,
+  };
+
+  // --- connection -------------------------------------------------------------------------------
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/agent/`);
+    state.socket = socket;
+    socket.onopen = () => {
+      state.retry = 0;
+      setConnection(true);
+    };
+    socket.onmessage = (event) => handle(JSON.parse(event.data));
+    socket.onclose = (event) => {
+      setConnection(false);
+      if (event.code === 4401) {
+        location.href = "/accounts/login/?next=/agent/";
+        return;
+      }
+      if (event.code === 4403) {
+        toast("Esta cuenta no es de agente.");
+        return;
+      }
+      // Back off up to 10 s, with jitter so a server restart is not met by every console at once.
+      const delay = Math.min(10000, 500 * 2 ** state.retry++) * (0.5 + Math.random() / 2);
+      setTimeout(connect, delay);
+    };
+  }
+
+  function send(frame) {
+    if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
+      toast("Sin conexión; reintentando…");
+      return null;
+    }
+    frame.id = state.nextId++;
+    state.socket.send(JSON.stringify(frame));
+    return frame.id;
+  }
+
+  function setConnection(online) {
+    const el = $("connection");
+    el.textContent = online ? "conectado" : "desconectado";
+    el.className = `connection ${online ? "online" : "offline"}`;
+  }
+
+  // --- frames from the server -------------------------------------------------------------------
+
+  function handle(frame) {
+    switch (frame.type) {
+      case "snapshot": return applySnapshot(frame);
+      case "event": return applyEvent(frame);
+      case "room": return addRoom(frame.room);
+      case "queue": state.queue = frame.queue; return renderQueue();
+      case "heartbeat": return checkSequences(frame.rooms);
+      case "typing": return showTyping(frame.room);
+      case "ack": return;
+      case "error": return toast(`${frame.message} (${frame.code})`);
+      default: return undefined;
+    }
+  }
+
+  function applySnapshot(snapshot) {
+    const known = new Map(state.lastSeq);
+    state.agent = snapshot.agent;
+    state.queue = snapshot.queue;
+    state.agents = snapshot.agents;
+    state.reasons = snapshot.closure_reasons;
+    state.rooms = new Map();
+    state.lastSeq = new Map();
+    const catchUp = {};
+    for (const room of snapshot.rooms) {
+      state.rooms.set(room.id, room);
+      // After a reconnect: ask for everything after the last event this console applied.
+      if (known.has(room.id) && known.get(room.id) < room.seq) {
+        state.lastSeq.set(room.id, known.get(room.id));
+        catchUp[room.id] = known.get(room.id);
+      } else {
+        state.lastSeq.set(room.id, room.seq);
+      }
+    }
+    if (Object.keys(catchUp).length) send({ type: "sync", rooms: catchUp });
+    if (state.selected && !state.rooms.has(state.selected)) state.selected = null;
+    $("available").checked = snapshot.agent.available;
+    render();
+  }
+
+  function applyEvent(event) {
+    const room = state.rooms.get(event.room);
+    const last = state.lastSeq.get(event.room);
+    if (last !== undefined) {
+      if (event.seq <= last) return; // seen already
+      if (event.seq > last + 1) {
+        // A gap: fetch what is missing from the server, which replays it in order.
+        send({ type: "sync", rooms: { [event.room]: last } });
+        return;
+      }
+      state.lastSeq.set(event.room, event.seq);
+    }
+    const data = event.data;
+    switch (event.kind) {
+      case "message.new":
+        if (room && !room.messages.some((m) => m.id === data.id)) room.messages.push(data);
+        break;
+      case "message.status":
+        if (room) {
+          const message = room.messages.find((m) => m.id === data.id);
+          if (message) Object.assign(message, data);
+        }
+        break;
+      case "room.assigned":
+        if (data.agent !== state.agent.id) removeRoom(event.room, "Conversación transferida.");
+        break;
+      case "room.closed":
+      case "room.released":
+      case "room.returned_to_bot":
+        removeRoom(event.room);
+        break;
+      default:
+        break;
+    }
+    render();
+  }
+
+  function addRoom(room) {
+    state.rooms.set(room.id, room);
+    state.lastSeq.set(room.id, room.seq);
+    if (!state.selected) state.selected = room.id;
+    render();
+  }
+
+  function removeRoom(roomId, message) {
+    state.rooms.delete(roomId);
+    state.lastSeq.delete(roomId);
+    if (state.selected === roomId) state.selected = null;
+    if (message) toast(message);
+  }
+
+  function checkSequences(latest) {
+    const behind = {};
+    for (const [id, seq] of Object.entries(latest)) {
+      const last = state.lastSeq.get(Number(id));
+      if (last !== undefined && last < seq) behind[id] = last;
+    }
+    if (Object.keys(behind).length) send({ type: "sync", rooms: behind });
+  }
+
+  function showTyping(roomId) {
+    if (roomId !== state.selected) return;
+    $("typing").hidden = false;
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(() => { $("typing").hidden = true; }, 3000);
+  }
+
+  // --- rendering --------------------------------------------------------------------------------
+
+  function el(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node[key] = value;
+    }
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  function render() {
+    if (state.agent) {
+      $("me").textContent = `${state.agent.name} · ${state.rooms.size}/${state.agent.capacity}`;
+    }
+    renderQueue();
+    renderRooms();
+    renderConversation();
+  }
+
+  function renderQueue() {
+    $("queue-count").textContent = state.queue.length;
+    $("queue").replaceChildren(...state.queue.map((room) => el("li", { dataset: { room: room.id } },
+      el("button", { textContent: "Tomar", className: "take", onclick: () => send({ type: "take", room: room.id }) }),
+      el("div", { textContent: room.customer.name || room.customer.number }),
+      el("div", { className: "meta", textContent: `${room.customer.number} · espera ${minutes(room.queued_at)}` }),
+    )));
+  }
+
+  function renderRooms() {
+    $("rooms").replaceChildren(...[...state.rooms.values()].map((room) => {
+      const last = room.messages[room.messages.length - 1];
+      return el("li", {
+        className: room.id === state.selected ? "selected" : "",
+        dataset: { room: room.id },
+        onclick: () => { state.selected = room.id; render(); },
+      },
+      el("div", { textContent: room.customer.name || room.customer.number }),
+      el("div", { className: "meta", textContent: last ? last.text.slice(0, 60) : "" }));
+    }));
+  }
+
+  const TICKS = { pending: "⏳", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
+  const AUTHORS = { customer: "Cliente", bot: "Bot", agent: "Agente", system: "Sistema" };
+
+  function renderConversation() {
+    const room = state.rooms.get(state.selected);
+    $("conversation").hidden = !room;
+    $("empty").hidden = Boolean(room);
+    if (!room) return;
+    $("room-title").textContent = `${room.customer.name || ""} ${room.customer.number}`;
+    $("room-note").textContent = room.handoff_note || "";
+    renderWindow(room);
+    $("reason").replaceChildren(...state.reasons.map((r) => el("option", { value: r.id, textContent: r.title })));
+    const others = state.agents.filter((a) => a.id !== state.agent.id);
+    $("transfer-to").replaceChildren(...others.map((a) => el("option", {
+      value: a.id, textContent: `${a.name} (${a.load}/${a.capacity}${a.online ? "" : ", fuera"})`,
+    })));
+    const list = $("messages");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.replaceChildren(...room.messages.map((m) => el("li", {
+      className: `${m.direction} ${m.author}`, dataset: { message: m.id },
+    },
+    el("span", { className: "who", textContent: AUTHORS[m.author] || m.author }),
+    m.text || `[${m.type}]`,
+    m.direction === "out" ? el("span", {
+      className: `tick ${m.status}`,
+      textContent: TICKS[m.status] || "",
+      title: m.status === "failed" ? `${m.error_detail || ""} (${m.error_code || ""})` : m.status,
+    }) : "")));
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function renderWindow(room) {
+    const node = $("room-window");
+    if (!room.window_ends_at) { node.textContent = ""; return; }
+    const left = new Date(room.window_ends_at) - Date.now();
+    node.className = left > 0 ? "window" : "window closed";
+    node.textContent = left > 0
+      ? `Ventana de 24 h: quedan ${Math.floor(left / 3600000)} h ${Math.floor((left % 3600000) / 60000)} min`
+      : "Ventana de 24 h cerrada: solo plantillas";
+  }
+
+  function minutes(iso) {
+    if (!iso) return "";
+    return `${Math.max(0, Math.round((Date.now() - new Date(iso)) / 60000))} min`;
+  }
+
+  function toast(text) {
+    const node = $("toast");
+    node.textContent = text;
+    node.hidden = false;
+    clearTimeout(node.timer);
+    node.timer = setTimeout(() => { node.hidden = true; }, 4000);
+  }
+
+  // --- the agent's actions ----------------------------------------------------------------------
+
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("text").value.trim();
+    if (!text || !state.selected) return;
+    if (send({ type: "send", room: state.selected, text }) !== null) $("text").value = "";
+  });
+  $("text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    } else if (state.selected && Date.now() - state.lastTypingSent > 2000) {
+      state.lastTypingSent = Date.now();
+      send({ type: "typing", room: state.selected });
+    }
+  });
+  $("close").addEventListener("click", () => {
+    send({ type: "close", room: state.selected, reason: Number($("reason").value) });
+  });
+  $("release").addEventListener("click", () => send({ type: "release", room: state.selected }));
+  $("transfer").addEventListener("click", () => {
+    send({ type: "transfer", room: state.selected, agent: Number($("transfer-to").value) });
+  });
+  $("to-bot").addEventListener("click", () => send({ type: "to_bot", room: state.selected }));
+  $("available").addEventListener("change", (event) => {
+    send({ type: "available", available: event.target.checked });
+  });
+  setInterval(() => { renderQueue(); if (state.selected) renderWindow(state.rooms.get(state.selected)); }, 30000);
+
+  connect();
+})();
