@@ -170,6 +170,8 @@ def room_release(*, room_id: int, agent: AbstractBaseUser) -> Room:
 
 
 def room_transfer(*, room_id: int, agent: AbstractBaseUser, to_agent_id: int) -> Room:
+    if not Room.objects.filter(pk=room_id, agent_id=agent.pk, status=Room.Status.ASSIGNED).exists():
+        raise ActionError("not_your_room", "this room is not assigned to you")
     if to_agent_id == agent.pk:
         raise ActionError("invalid", "the room is already yours")
     target = get_user_model().objects.filter(pk=to_agent_id).first()
