@@ -8,6 +8,7 @@ The webhook's path for a message (`inbound_message_receive`) is built around thr
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -300,11 +301,13 @@ def room_close(
     reason: str = "",
     closure_reason: ClosureReason | None = None,
     agent_only: bool = False,
+    only_if: Callable[[Room], bool] | None = None,
     now: dt.datetime | None = None,
 ) -> bool:
     """Close an open room: its cache entries go, its agent's capacity frees up, the queue is
-    served, and the customer gets the closing text. False if it was closed already. With
-    `agent_only`, `by` must be the agent the room is assigned to (ActionError otherwise)."""
+    served, and the customer gets the closing text. False if it was closed already (or
+    `only_if`, checked on the locked row, says no). With `agent_only`, `by` must be the agent the
+    room is assigned to (ActionError otherwise)."""
     from rooms.assignment import ActionError
 
     room_id = room.pk if room is not None else room_id
@@ -320,7 +323,7 @@ def room_close(
             raise ActionError("not_found", "no such room")
         if agent_only and (locked.status != Room.Status.ASSIGNED or locked.agent_id != by.pk):
             raise ActionError("not_your_room", "this room is not assigned to you")
-        if locked.status == Room.Status.CLOSED:
+        if locked.status == Room.Status.CLOSED or (only_if is not None and not only_if(locked)):
             return False
         was_queued = locked.status == Room.Status.QUEUED
         locked.status = Room.Status.CLOSED

@@ -46,7 +46,7 @@ async def connect(
     return communicator
 
 
-async def receive_until(communicator: WebsocketCommunicator, predicate, timeout: float = 5):  # noqa: ANN001, ANN201
+async def receive_until(communicator: WebsocketCommunicator, predicate, timeout: float = 5):
     """Frames until one matches; returns it (the others are dropped)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

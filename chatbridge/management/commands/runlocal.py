@@ -16,7 +16,7 @@ from chatbridge.fakes import FakeWatson, FakeWhatsApp
 class Command(BaseCommand):
     help = (
         "Run chatbridge locally on the embedded defaults: the fake Watson and WhatsApp servers, "
-        "Daphne, and the job that resumes interrupted turns. DEBUG only."
+        "Daphne, and the periodic job (inactivity, resumed turns). DEBUG only."
     )
 
     def add_arguments(self, parser) -> None:
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self._demo_admin()
         stop = threading.Event()
-        resumer = threading.Thread(target=self._resume_loop, args=(stop,), daemon=True)
+        resumer = threading.Thread(target=self._periodic_loop, args=(stop,), daemon=True)
         resumer.start()
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [
@@ -76,11 +76,11 @@ class Command(BaseCommand):
         if not users.filter(username="admin").exists():
             users.create_superuser("admin", "admin@example.com", "admin")
 
-    def _resume_loop(self, stop: threading.Event) -> None:
+    def _periodic_loop(self, stop: threading.Event) -> None:
         from django.db import close_old_connections
 
-        from rooms.recovery import turns_resume
+        from rooms.lifecycle import periodic_run
 
-        while not stop.wait(settings.TURN_RESUME_AFTER_SECONDS / 2):
-            turns_resume(older_than_seconds=settings.TURN_RESUME_AFTER_SECONDS)
+        while not stop.wait(30):
+            periodic_run()
             close_old_connections()

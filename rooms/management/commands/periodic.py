@@ -1,0 +1,32 @@
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from rooms.lifecycle import periodic_run
+
+
+class Command(BaseCommand):
+    help = (
+        "The periodic job: close inactive rooms (ROOM_INACTIVITY_MINUTES) and rooms outside "
+        "BUSINESS_HOURS, resume interrupted turns, serve the queue. Safe in several processes."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--every", type=float, default=0, help="repeat every N seconds instead of once"
+        )
+
+    def handle(self, *args, every: float, **options) -> None:
+        while True:
+            done = periodic_run()
+            if not every or any(done.values()):
+                self.stdout.write(
+                    "closed {inactive} inactive and {out_of_hours} out-of-hours room(s); "
+                    "resumed {resumed} turn(s), resent {resent} reply(ies); "
+                    "assigned {assigned} room(s)".format(**done)
+                )
+            if not every:
+                return
+            close_old_connections()
+            time.sleep(every)
