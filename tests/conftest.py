@@ -82,3 +82,25 @@ def close_database_pool(django_db_setup, django_db_blocker) -> Iterator[None]:
             conn.close()
             if hasattr(conn, "close_pool"):
                 conn.close_pool()
+        _wait_for_other_sessions_to_end(connections["default"])
+
+
+def _wait_for_other_sessions_to_end(conn, timeout: float = 3) -> None:
+    """Server processes the tests stopped have exited, but PostgreSQL may take a moment to see
+    their connections go, and consumer threads of WebsocketCommunicator tests keep theirs (it
+    disables closing them). Dropping the test database needs them gone: wait, then end them."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    others = "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    name = conn.settings_dict["NAME"]
+    with conn.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(f"SELECT count(*) {others}", [name])
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.1)
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {others}", [name])
+    conn.close()
+    if hasattr(conn, "close_pool"):
+        conn.close_pool()

@@ -104,7 +104,7 @@ def app_env(**overrides: str) -> dict[str, str]:
         if not key.startswith(("DJANGO_", "PYTEST_"))
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="chatbridge.settings",
+        DJANGO_SETTINGS_MODULE="tests.settings",  # the real settings; test password hasher
         DEBUG="1",
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=settings.CACHES["default"].get("LOCATION", ""),

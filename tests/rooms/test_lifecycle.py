@@ -47,7 +47,7 @@ def test_recent_activity_queued_rooms_and_customers_awaiting_us_stay_open(post_w
     post_webhook(text_from("573008880002", "hola"))  # recent
     post_webhook(text_from("573008880003", "agente"))  # queued, waiting for an agent
     post_webhook(text_from("573008880004", "hola"))
-    recent, queued, awaiting = Room.objects.order_by("id")
+    _recent, queued, awaiting = Room.objects.order_by("id")
     age(queued, customer_minutes=60, activity_minutes=59)
     # The customer wrote last (an agent has not answered): not the customer's inactivity.
     Room.objects.filter(pk=awaiting.pk).update(status="assigned")

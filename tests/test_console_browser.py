@@ -1,0 +1,118 @@
+"""The agent console in a real browser: headless Chromium (Debian's) driven by Playwright, against
+a real Daphne process, the fake vendors and the Redis channel layer."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from playwright.sync_api import Page, expect, sync_playwright
+
+from rooms.models import Message, Room
+from tests.payloads import text_from
+from tests.servers import AppProcess, post_signed
+from users.models import AgentProfile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking switches Chromium keeps trying hosts this machine can't reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+WA = "573004040404"
+
+
+@pytest.fixture
+def server(fake_vendors) -> Iterator[AppProcess]:
+    process = AppProcess.daphne(AUTO_ASSIGN="0").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def page(monkeypatch) -> Iterator[Page]:
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
+    # still plain synchronous code, which Django would otherwise refuse next to a loop.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def make_agent() -> User:
+    user = User.objects.create_user("ana", password="clave-segura", first_name="Ana")
+    user.groups.add(Group.objects.get_or_create(name="agents")[0])
+    AgentProfile.objects.create(user=user)
+    return user
+
+
+def test_agent_takes_a_room_and_replies_from_the_console(server, page, whatsapp):
+    make_agent()
+    page.goto(f"{server.url}/agent/")
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", "clave-segura")
+    page.click("button[type=submit]")
+    expect(page.locator("#connection")).to_have_text("conectado")
+
+    # A customer asks for a human: the room appears in the queue without a reload.
+    post_signed(server.url, text_from(WA, "quiero un asesor"))
+    queued = page.locator("#queue li")
+    expect(queued).to_have_count(1)
+    queued.locator("button.take").click()
+
+    conversation = page.locator("#messages")
+    expect(conversation).to_contain_text("quiero un asesor")
+    expect(page.locator("#room-window")).to_contain_text("Ventana de 24 h: quedan 23 h")
+
+    # The customer writes again: it shows up live.
+    post_signed(server.url, text_from(WA, "<b>hola</b> ¿me ayudas?"))
+    expect(conversation).to_contain_text("<b>hola</b> ¿me ayudas?")  # shown as text, not HTML
+    assert page.locator("#messages b").count() == 0
+
+    page.fill("#text", "Claro, soy Ana. ¿En qué te ayudo?")
+    page.keyboard.press("Enter")
+    whatsapp.wait_for_sent(2, to=WA, timeout=10)
+    assert [m["text"] for m in whatsapp.sent_to(WA)][-1] == "Claro, soy Ana. ¿En qué te ayudo?"
+    expect(page.locator("#messages li.agent .tick")).to_have_text("✓")
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "console.png"), full_page=True)
+    room = Room.objects.get()
+    assert room.status == "assigned"
+    assert Message.objects.filter(room=room, author="agent", status="sent").count() == 1
+
+
+def test_console_reconnects_and_catches_up(server, page, fake_vendors):
+    make_agent()
+    post_signed(server.url, text_from(WA, "agente"))
+    page.goto(f"{server.url}/agent/")
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", "clave-segura")
+    page.click("button[type=submit]")
+    page.locator("#queue li button.take").click()
+    expect(page.locator("#messages")).to_contain_text("agente")
+
+    # The console's server goes away; the customer writes through another one meanwhile.
+    server.stop()
+    expect(page.locator("#connection")).to_have_text("desconectado")
+    other = AppProcess.daphne(AUTO_ASSIGN="0").start()
+    try:
+        post_signed(other.url, text_from(WA, "mensaje durante la caída"))
+    finally:
+        other.stop()
+    restarted = AppProcess(server.args, server.env, server.port).start()
+    try:
+        expect(page.locator("#messages")).to_contain_text("mensaje durante la caída", timeout=20000)
+        expect(page.locator("#connection")).to_have_text("conectado")
+    finally:
+        restarted.stop()
