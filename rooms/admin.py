@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from rooms.models import Message, Room
+from rooms.models import ClosureReason, Message, Room, RoomEvent
 from rooms.selectors import room_metrics_get
 from rooms.services import room_close
 
@@ -30,6 +30,26 @@ class MessageInline(admin.TabularInline):
         return False
 
 
+class RoomEventInline(admin.TabularInline):
+    """The room's audit trail: who did what, and when."""
+
+    model = RoomEvent
+    extra = 0
+    can_delete = False
+    ordering = ["seq"]
+    fields = ["seq", "created_at", "kind", "actor", "data"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ClosureReason)
+class ClosureReasonAdmin(admin.ModelAdmin):
+    list_display = ["title", "active", "position"]
+    list_editable = ["active", "position"]
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     list_display = [
@@ -47,6 +67,9 @@ class RoomAdmin(admin.ModelAdmin):
     readonly_fields = [
         "customer",
         "status",
+        "agent",
+        "assigned_at",
+        "last_customer_at",
         "opened_at",
         "queued_at",
         "last_activity_at",
@@ -56,8 +79,9 @@ class RoomAdmin(admin.ModelAdmin):
         "handoff_note",
         "metrics",
     ]
-    fields = ["agent", *readonly_fields]
-    inlines = [MessageInline]
+    # Assignment goes through the agents' services (capacity, events), never a bare edit here.
+    fields = readonly_fields
+    inlines = [MessageInline, RoomEventInline]
     actions = ["close_rooms"]
 
     @admin.display(description="Metrics (cached 30 s)")

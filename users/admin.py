@@ -1,6 +1,32 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 
-from users.models import Customer
+from users.models import AgentProfile, Customer
+
+
+class AgentProfileInline(admin.StackedInline):
+    model = AgentProfile
+    can_delete = False
+    fields = ["capacity", "available", "last_seen_at", "last_assigned_at"]
+    readonly_fields = ["last_seen_at", "last_assigned_at"]
+    verbose_name_plural = "agent profile (add the user to the 'agents' group to make them an agent)"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AgentUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, AgentProfileInline]
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "capacity", "available", "last_seen_at", "last_assigned_at"]
+    list_editable = ["capacity", "available"]
+    readonly_fields = ["last_seen_at", "last_assigned_at"]
+    search_fields = ["user__username", "user__first_name", "user__last_name"]
 
 
 @admin.register(Customer)

@@ -178,7 +178,7 @@ async def test_close_with_reason_frees_capacity_and_serves_the_queue(fake_vendor
     first = await queued_room("573005550001")
     second = await queued_room("573005550002")
     agent = await sync_to_async(make_agent)("ana", capacity=1)
-    reason = await ClosureReason.objects.acreate(title="Resuelto")
+    reason, _ = await ClosureReason.objects.aget_or_create(title="Resuelto")
     communicator = await connect(agent)
     # Auto-assignment: the oldest queued room goes to the agent who came online; capacity 1.
     assigned = await receive_until(communicator, lambda f: f["type"] == "room")
@@ -256,7 +256,7 @@ async def test_an_agent_cannot_act_on_another_agents_room(fake_vendors, no_auto_
         {
             "type": "close",
             "room": room.pk,
-            "reason": (await ClosureReason.objects.acreate(title="x")).pk,
+            "reason": (await ClosureReason.objects.aget_or_create(title="x"))[0].pk,
         },
         {"type": "release", "room": room.pk},
         {"type": "to_bot", "room": room.pk},

@@ -1,0 +1,63 @@
+"""Operators' pages render, and an agent's capacity is edited where operators expect it."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from rooms.models import ClosureReason, Room
+from tests.payloads import text_from
+from users.models import AgentProfile, Customer
+from watson.models import WatsonSession
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_admin_pages_render(client, post_webhook):
+    post_webhook(text_from("573001212121", "<script>alert(1)</script> hola"))
+    post_webhook(text_from("573001212121", "agente"))
+    admin = User.objects.create_superuser("operator", "op@example.com", "secret")
+    AgentProfile.objects.create(user=admin)
+    client.force_login(admin)
+    room, customer = Room.objects.get(), Customer.objects.get()
+    session = WatsonSession.objects.get()
+    reason, _ = ClosureReason.objects.get_or_create(title="Resuelto")
+    pages = [
+        "/admin/",
+        "/admin/rooms/room/?status__exact=queued",
+        "/admin/rooms/room/?q=1212",
+        f"/admin/rooms/room/{room.pk}/change/",
+        "/admin/users/customer/",
+        f"/admin/users/customer/{customer.pk}/change/",
+        "/admin/watson/watsonsession/",
+        f"/admin/watson/watsonsession/{session.pk}/change/",
+        "/admin/users/agentprofile/",
+        f"/admin/auth/user/{admin.pk}/change/",
+        f"/admin/rooms/closurereason/{reason.pk}/change/",
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+    room_page = client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert "<script>alert(1)</script>" not in room_page  # shown escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in room_page
+    assert "room.queued" in room_page  # the audit trail
+
+
+def test_capacity_is_edited_in_the_admin(client):
+    admin = User.objects.create_superuser("operator", "op@example.com", "secret")
+    agent = User.objects.create_user("ana")
+    profile = AgentProfile.objects.create(user=agent)
+    client.force_login(admin)
+    response = client.post(
+        "/admin/users/agentprofile/",
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(profile.pk),
+            "form-0-capacity": "3",
+            "form-0-available": "on",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert profile.capacity == 3
