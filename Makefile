@@ -12,7 +12,11 @@ LOCAL_ENV := DEBUG=1 \
 	ASSISTANT_URL=http://127.0.0.1:8081 \
 	ASSISTANT_AUTH_TYPE=noauth
 
-.PHONY: run say worker test lint format clean
+# The console's browser test drives Debian's Chromium (Playwright's own browser download is
+# not reachable from these machines).
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run say test lint format clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +30,11 @@ run: $(VENV)/.installed
 say: $(VENV)/.installed
 	$(LOCAL_ENV) $(PY) manage.py say $(WA_ID) "$(TEXT)"
 
-test: $(VENV)/.installed lint
+test: $(VENV)/.installed $(CHROMIUM) lint
 	$(PY) -m pytest
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

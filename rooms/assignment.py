@@ -181,6 +181,8 @@ def room_transfer(*, room_id: int, agent: AbstractBaseUser, to_agent_id: int) ->
         profile = _claim_capacity(to_agent_id)
         room = _own_room(room_id, agent)
         _assign(room, profile, by=agent.pk, kind="transferred", extra={})
+        # The sender has a free slot now: the queue may have a room for them.
+        transaction.on_commit(assignment_run)
     logger.info("room %s transferred from agent %s to %s", room_id, agent.pk, to_agent_id)
     return room
 

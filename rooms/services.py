@@ -206,25 +206,29 @@ def status_update_apply(*, update: StatusUpdate) -> bool:
         changes.update(error_code=update.error_code, error_detail=update.error_detail)
     with transaction.atomic():
         message = (
-            Message.objects.select_for_update()
+            Message.objects.select_for_update(of=("self",))
             .filter(
                 wa_message_id=update.wa_message_id,
                 direction=Message.Direction.OUTBOUND,
                 status__in=earlier,
             )
-            .only("id", "room_id", "author", "status")
+            .only("id", "room_id", "author", "status", "room__status")
+            .select_related("room")
             .first()
         )
         if message is None:
             return False
+        message.in_agents_room = message.room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
         Message.objects.filter(pk=message.pk).update(**changes)
         _status_event(message, changes)
     return True
 
 
 def _status_event(message: Message, changes: dict[str, object]) -> None:
-    """An agent's message changing status: every console watching the room shows the tick."""
-    if message.author != Message.Author.AGENT:
+    """A message of an agents' room changing status: the consoles watching it show the tick.
+    Bot replies in bot rooms, which no console shows, record nothing."""
+    watched = message.author == Message.Author.AGENT or getattr(message, "in_agents_room", False)
+    if not watched:
         return
     room_event_record(
         room_id=message.room_id,

@@ -139,6 +139,9 @@ def _reply(
         outbound = Message.objects.bulk_create(
             [_outbound(room_id, draft) for draft in reply.drafts]
         )
+        for message in outbound:
+            # The hand-off's own texts are the first thing the agent sees: their ticks count.
+            message.in_agents_room = note is not None
     delivered = all([outbound_deliver(message, target) for message in outbound])
     if note is not None:
         logger.info("room %s handed to agents: %s", room_id, note[:200])

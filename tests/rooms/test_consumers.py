@@ -227,7 +227,7 @@ async def test_release_transfer_and_return_to_bot(fake_vendors, no_auto_assign):
     assert (await Room.objects.aget(pk=room.pk)).status == "bot"
     kinds = [
         e
-        async for e in RoomEvent.objects.filter(room=room)
+        async for e in RoomEvent.objects.filter(room=room, kind__startswith="room.")
         .order_by("seq")
         .values_list("kind", "actor_id")
     ]

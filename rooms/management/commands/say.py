@@ -3,6 +3,7 @@ import hmac
 import json
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -26,12 +27,17 @@ class Command(BaseCommand):
     def handle(self, *args, wa_id: str, text: str, url: str, name: str, wait: float, **options):
         fake = "{0.scheme}://{0.netloc}".format(urlsplit(settings.WHATSAPP_API_URL))
         try:
-            before = self._sent(fake, wa_id, after=0)
+            sent = self._sent(fake, wa_id, after=0)
         except requests.RequestException as error:
             raise CommandError(
                 f"no fake WhatsApp at {fake} ({error}); is `make run` up?"
             ) from error
-        last_seq = max((item["seq"] for item in before), default=0)
+        # What reached this customer since their last `say` (an agent's answer, say) comes first.
+        last_shown = _last_shown(wa_id)
+        for reply in sent:
+            if reply["seq"] > last_shown:
+                self.stdout.write(f"chatbridge (earlier)> {reply['text']}")
+        last_seq = max((item["seq"] for item in sent), default=0)
         body = json.dumps(_notification(wa_id=wa_id, name=name, text=text)).encode()
         signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
         try:
@@ -53,6 +59,7 @@ class Command(BaseCommand):
             self.stdout.write("(no reply yet: the room may be waiting for an agent)")
         for reply in replies:
             self.stdout.write(f"bot> {reply['text']}")
+        _remember_shown(wa_id, max([last_seq, *(reply["seq"] for reply in replies)]))
 
     def _sent(self, fake: str, wa_id: str, *, after: int) -> list[dict]:
         response = requests.get(
@@ -107,3 +114,20 @@ def _notification(*, wa_id: str, name: str, text: str) -> dict:
             }
         ],
     }
+
+
+def _state_file(wa_id: str) -> Path:
+    return Path(settings.BASE_DIR) / "var" / "say" / "".join(c for c in wa_id if c.isalnum())
+
+
+def _last_shown(wa_id: str) -> int:
+    try:
+        return int(_state_file(wa_id).read_text())
+    except (OSError, ValueError):
+        return 1 << 62  # first time: nothing counts as "earlier"
+
+
+def _remember_shown(wa_id: str, seq: int) -> None:
+    path = _state_file(wa_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(seq))
