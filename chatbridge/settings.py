@@ -141,9 +141,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "pool": {
             "min_size": 1,
             "max_size": int(_env_number("DATABASE_POOL_MAX_SIZE", 20)),
-            "timeout": 10,
+            # With PostgreSQL unreachable a request waits this long for a connection, then the
+            # webhook answers 503 and WhatsApp delivers again: short, well within Meta's patience.
+            "timeout": _env_number("DATABASE_POOL_TIMEOUT", 3),
         },
-        "connect_timeout": 5,
+        "connect_timeout": 2,
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded run only: IMMEDIATE makes concurrent writers queue instead of failing.
@@ -239,6 +241,10 @@ WHATSAPP_TIMEOUT = _env_number("WHATSAPP_TIMEOUT", 10)
 # Attempts for the retryable errors (429, 130429, 131056, 5xx); backoff doubles from the base.
 WHATSAPP_SEND_ATTEMPTS = int(_env_number("WHATSAPP_SEND_ATTEMPTS", 3))
 WHATSAPP_RETRY_BACKOFF = _env_number("WHATSAPP_RETRY_BACKOFF", 0.5)
+
+# A message whose WhatsApp timestamp is older than this (a delivery held back by an outage, or a
+# replayed payload) is stored and handed to the agents instead of being answered by the bot.
+WEBHOOK_MAX_AGE_SECONDS = _env_number("WEBHOOK_MAX_AGE_SECONDS", 3600)
 
 # Meta sends payloads of up to 3 MB; anything larger is not Meta.
 WEBHOOK_MAX_BODY_BYTES = int(_env_number("WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024))

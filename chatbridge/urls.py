@@ -3,12 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
+from chatbridge.health import healthz, readyz
 from chatbridge.views import cache_stats
 from rooms.views import agent_console, whatsapp_webhook
 
 urlpatterns = [
     path("whatsapp/external", whatsapp_webhook, name="whatsapp-webhook"),
     path("cache/stats", cache_stats, name="cache-stats"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("agent/", agent_console, name="agent-console"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -67,6 +67,9 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         name=message.name,
         cached=cached_customer,
     )
+    fresh = timezone.now() - message.timestamp <= dt.timedelta(
+        seconds=settings.WEBHOOK_MAX_AGE_SECONDS
+    )
     with transaction.atomic():
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
@@ -81,7 +84,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
                 payload=message.payload,
                 wa_message_id=message.wa_message_id,
                 wa_timestamp=message.timestamp,
-                handled_at=None if _needs_turn(room, message) else timezone.now(),
+                handled_at=None if _needs_turn(room, message) and fresh else timezone.now(),
             )
         )
         if stored is None:
@@ -90,6 +93,13 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
             return None
         if stored.handled_at is None:
             _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer)
+        elif _needs_turn(room, message):
+            # Too old for the bot to answer as if it were now: a person follows it up.
+            late = int((timezone.now() - message.timestamp).total_seconds() // 60)
+            locked = Room.objects.select_for_update(of=("self",)).select_related("customer")
+            room_queue_locked(
+                room=locked.get(pk=room.id), note=f"Mensaje recibido con {late} min de retraso."
+            )
         elif room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
             # The agents' room: the assigned agent sees it within the second.
             room_event_record(room_id=room.id, kind="message.new", data=message_data(stored))

@@ -104,3 +104,37 @@ def _wait_for_other_sessions_to_end(conn, timeout: float = 3) -> None:
     conn.close()
     if hasattr(conn, "close_pool"):
         conn.close_pool()
+
+
+# --- the reliability report (docs/RELIABILITY.md, written by `make reliability`) ----------------
+
+_fault_records: list[dict] = []
+
+
+@pytest.fixture
+def record_fault(request):
+    """Record what a fault or bad-input test did and what held, once its assertions passed."""
+
+    def record(fault: str, *, done: str, held: str, figures: str = "", times: int = 1) -> None:
+        _fault_records.append(
+            {
+                "fault": fault,
+                "done": done,
+                "times": times,
+                "held": held,
+                "figures": figures,
+                "test": request.node.nodeid,
+            }
+        )
+
+    return record
+
+
+def pytest_sessionfinish(session, exitstatus):
+    target = os.environ.get("RELIABILITY_RECORDS")
+    if target and _fault_records:
+        import json
+        from pathlib import Path
+
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(json.dumps(_fault_records, indent=1, ensure_ascii=False))

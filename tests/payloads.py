@@ -17,8 +17,15 @@ from django.conf import settings
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+def fixture(name: str, *, fresh: bool = True) -> dict[str, Any]:
+    """A captured payload; `fresh` dates its messages now (old ones are handed to agents)."""
+    data = json.loads((FIXTURES / name).read_text())
+    if fresh:
+        for entry in data.get("entry", []):
+            for change in entry.get("changes", []):
+                for item in change.get("value", {}).get("messages", []):
+                    item["timestamp"] = str(int(time.time()))
+    return data
 
 
 def sign(body: bytes, secret: str | None = None) -> str:

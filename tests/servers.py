@@ -4,6 +4,7 @@ Every process listens on 127.0.0.1 on a free port and is stopped by the fixture 
 The shared PostgreSQL and Redis of the machine are never stopped.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -95,9 +97,14 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def database_url(port: int | None = None) -> str:
+    """The test database's URL, optionally through another port (a TcpProxy)."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{port or db['PORT']}/{db['NAME']}"
+
+
 def app_env(**overrides: str) -> dict[str, str]:
     """The environment of a chatbridge process sharing the test database, cache and fakes."""
-    db = connection.settings_dict
     env = {
         key: value
         for key, value in os.environ.items()
@@ -106,7 +113,7 @@ def app_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",  # the real settings; test password hasher
         DEBUG="1",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        DATABASE_URL=database_url(),
         REDIS_URL=settings.CACHES["default"].get("LOCATION", ""),
         CACHE_KEY_PREFIX=settings.CACHES["default"].get("KEY_PREFIX", ""),
         CHANNELS_REDIS_URL=os.environ.get("CHANNELS_REDIS_URL", ""),
@@ -207,3 +214,63 @@ def post_signed(url: str, payload: dict, *, timeout: float = 30) -> requests.Res
         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)},
         timeout=timeout,
     )
+
+
+class TcpProxy:
+    """A TCP relay to a real server, that a test can cut (the server becomes unreachable: new
+    connections refused, open ones dropped) and restore on the same port. It makes an outage of
+    the machine's PostgreSQL for one process without touching PostgreSQL itself."""
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> "TcpProxy":
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, server))
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

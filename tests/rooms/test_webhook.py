@@ -1,6 +1,7 @@
 """The webhook's doors: the handshake, the signature, bad input, batches, statuses."""
 
 import json
+import time
 
 import pytest
 
@@ -176,3 +177,20 @@ def test_redelivered_message_is_processed_once(post_webhook, whatsapp, watson):
     assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
     assert watson.message_calls == 1
     assert len(whatsapp.sent) == 1
+
+
+def test_a_message_older_than_the_window_is_stored_and_handed_to_agents(
+    post_webhook, whatsapp, watson, settings
+):
+    settings.WEBHOOK_MAX_AGE_SECONDS = 3600
+    old = int(time.time()) - 3 * 3600  # held back by an outage, or replayed
+    response = post_webhook(text_from("573001234567", "¿mi saldo?", timestamp=old))
+
+    assert response.status_code == 200
+    stored = Message.objects.get(direction=Message.Direction.INBOUND)
+    assert stored.text == "¿mi saldo?"
+    assert stored.handled_at is not None
+    assert watson.message_calls == 0  # the bot does not answer as if it were now
+    room = Room.objects.get()
+    assert room.status == Room.Status.QUEUED
+    assert room.handoff_note == "Mensaje recibido con 180 min de retraso."
