@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatbridge.middleware.ContentSecurityPolicyMiddleware",
     # Serves the admin's static files from the app process (Daphne serves none).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,6 +118,32 @@ STATIC_ROOT = Path(_env("STATIC_ROOT") or BASE_DIR / "var" / "static")
 if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise serves from the apps in DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = ["users.backends.RateLimitedModelBackend"]
+# The original system's rule: 5 failed logins per 15 minutes from one address.
+LOGIN_ATTEMPTS_LIMIT = int(_env_number("LOGIN_ATTEMPTS_LIMIT", 5))
+LOGIN_ATTEMPTS_WINDOW_MINUTES = _env_number("LOGIN_ATTEMPTS_WINDOW_MINUTES", 15)
+
+# --- Security headers and cookies (production: DEBUG off, behind a TLS-terminating proxy) --------
+
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Scripts only from our own files: customer text can never become code in the console.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'; object-src 'none'"
+)
+if not DEBUG:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes speak plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = int(_env_number("SECURE_HSTS_SECONDS", 30 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agent-console"

@@ -11,9 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import connections
 
 from rooms import realtime, selectors
 from rooms.assignment import (
@@ -41,7 +42,15 @@ MAX_FRAME_CHARS = 64 * 1024
 
 
 def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    return DatabaseSyncToAsync(function, thread_sensitive=False)
+    """Run ORM work in a worker thread and hand its connection back to the pool afterwards."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 class FrameError(Exception):

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -86,9 +87,9 @@ class InboundWebhook:
 
     def parse(self) -> Notification:
         try:
-            data = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise WebhookError(400, f"invalid JSON: {error}") from error
+            data = storable(json.loads(self.body, parse_constant=_not_json))
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            raise WebhookError(400, f"invalid JSON: {type(error).__name__}") from error
         if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
             raise WebhookError(400, "not a WhatsApp Business Account notification")
         entries = data.get("entry")
@@ -109,6 +110,26 @@ class InboundWebhook:
         return notification
 
 
+def _not_json(constant: str) -> None:
+    # Python reads NaN and Infinity; JSON (and PostgreSQL's jsonb) has no such thing.
+    raise ValueError(f"{constant} is not JSON")
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """JSON as PostgreSQL can keep it: text and jsonb refuse NUL and lone surrogates (valid in
+    JSON escapes), so those become U+FFFD; everything else is kept exactly."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    return value
+
+
 def _dict(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise WebhookError(400, f"{what} must be an object")
@@ -121,11 +142,13 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
-def _string(value: Any, what: str, *, required: bool = True) -> str:
+def _string(value: Any, what: str, *, required: bool = True, max_length: int = 0) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
         raise WebhookError(400, f"{what} must be a non-empty string")
+    if max_length and len(value) > max_length:
+        raise WebhookError(400, f"{what} is longer than {max_length} characters")
     return value
 
 
@@ -143,8 +166,9 @@ def _contact_names(value: dict[str, Any]) -> dict[str, tuple[str, str]]:
     for contact in _list(value.get("contacts", []), "contacts"):
         contact = _dict(contact, "contact")
         profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
-        name = profile.get("name") if isinstance(profile.get("name"), str) else ""
+        name = profile.get("name")[:255] if isinstance(profile.get("name"), str) else ""
         user_id = contact.get("user_id") if isinstance(contact.get("user_id"), str) else ""
+        user_id = user_id if len(user_id) <= 140 else ""
         for key in (contact.get("wa_id"), user_id):
             if isinstance(key, str) and key:
                 names[key] = (name, user_id)
@@ -152,9 +176,11 @@ def _contact_names(value: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]]) -> InboundMessage:
-    wa_message_id = _string(message.get("id"), "message id")
-    wa_id = _string(message.get("from"), "message from", required=False)
-    from_user_id = _string(message.get("from_user_id"), "message from_user_id", required=False)
+    wa_message_id = _string(message.get("id"), "message id", max_length=255)
+    wa_id = _string(message.get("from"), "message from", required=False, max_length=32)
+    from_user_id = _string(
+        message.get("from_user_id"), "message from_user_id", required=False, max_length=140
+    )
     if not wa_id and not from_user_id:
         raise WebhookError(400, "message has neither from nor from_user_id")
     name, user_id = names.get(wa_id) or names.get(from_user_id) or ("", "")
@@ -205,11 +231,12 @@ def _status_update(status: dict[str, Any]) -> StatusUpdate:
     errors = status.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        error_code = first.get("code") if isinstance(first.get("code"), int) else None
+        code = first.get("code")
+        error_code = code if isinstance(code, int) and 0 <= code < 2**31 else None
         data = first.get("error_data") if isinstance(first.get("error_data"), dict) else {}
         error_detail = str(data.get("details") or first.get("message") or first.get("title") or "")
     return StatusUpdate(
-        wa_message_id=_string(status.get("id"), "status id"),
+        wa_message_id=_string(status.get("id"), "status id", max_length=255),
         status="read" if name == "played" else name,
         timestamp=_timestamp(status.get("timestamp")),
         error_code=error_code,

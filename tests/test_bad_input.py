@@ -1,0 +1,238 @@
+"""Bad input, generated: whatever arrives with a valid signature gets 2xx or 4xx, never a 500;
+what is refused leaves nothing behind; the process stays healthy. The same for agents' frames.
+
+HYPOTHESIS_EXAMPLES sets the number of examples (CI runs the default; `make reliability` more).
+"""
+
+import json
+import os
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatbridge.asgi import application
+from rooms.models import Message, Room
+from tests.payloads import message, notification, signed_post, status, text_from
+from users.models import AgentProfile, Customer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "60"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+)
+any_json = st.recursive(
+    json_leaves,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+nasty_text = st.text(
+    alphabet=st.characters(codec="utf-8", categories=None) | st.sampled_from("\x00\u200f\u202e😀"),
+    max_size=300,
+)
+message_types = st.sampled_from(
+    [
+        "text",
+        "interactive",
+        "button",
+        "image",
+        "audio",
+        "video",
+        "document",
+        "sticker",
+        "location",
+        "reaction",
+        "contacts",
+        "order",
+        "system",
+        "unsupported",
+        "hologram",
+        "",
+    ]
+)
+
+
+@st.composite
+def mutated_notifications(draw: st.DrawFn) -> Any:
+    """Valid-looking notifications with one part replaced by something wrong."""
+    wa_id = draw(st.sampled_from(["573001000001", "573001000002", ""]) | st.text(max_size=40))
+    kind = draw(message_types)
+    item: dict[str, Any] = message(wa_id or "573001000003", "x", kind=kind, body=draw(any_json))
+    if draw(st.booleans()):
+        item["text"] = {"body": draw(nasty_text)}
+    payload = notification(messages=[item])  # contacts from the sender, before any breakage
+    for key in draw(st.lists(st.sampled_from(["id", "from", "timestamp", "type"]), max_size=2)):
+        item[key] = draw(any_json)
+    if draw(st.booleans()):
+        payload["entry"][0]["changes"][0]["value"]["statuses"] = [
+            draw(st.sampled_from([status("wamid.x", "read"), {"id": 5}, {"status": "sent"}]))
+        ]
+    where = draw(st.sampled_from(["entry", "changes", "value", "contacts", "none"]))
+    if where == "entry":
+        payload["entry"] = draw(any_json)
+    elif where == "changes":
+        payload["entry"][0]["changes"] = draw(any_json)
+    elif where == "value":
+        payload["entry"][0]["changes"][0]["value"] = draw(any_json)
+    elif where == "contacts":
+        payload["entry"][0]["changes"][0]["value"]["contacts"] = draw(any_json)
+    return payload
+
+
+def _deep(depth: int) -> bytes:
+    return b'{"object":"whatsapp_business_account","entry":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def _counts() -> tuple[int, int, int]:
+    return Customer.objects.count(), Room.objects.count(), Message.objects.count()
+
+
+@FUZZ
+@given(payload=st.one_of(any_json, mutated_notifications()))
+def test_webhook_never_fails_on_signed_garbage(fake_vendors, payload):
+    client = Client()
+    before = _counts()
+    response = signed_post(client, json.dumps(payload).encode())
+    assert response.status_code in (200, 400), response.content[:200]
+    if response.status_code == 400:
+        assert _counts() == before  # refused whole: nothing half-stored
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _deep(50_000),  # deeper than Python's recursion limit
+        b'{"object":"whatsapp_business_account","entry":[' + b'"x",' * 100_000 + b'"x"]}',
+        json.dumps(text_from("573001000004", "\x00\ud800 NUL y surrogate")).encode(),
+        json.dumps(text_from("573001000005", "x" * 100_000)).encode(),
+        json.dumps(notification(messages=[message("5" * 40, "hola")])).encode(),
+        json.dumps(
+            notification(messages=[message("573001000006", "hola", wamid="w" * 300)])
+        ).encode(),
+        json.dumps(notification(statuses=[status("wamid.x", "failed", error_code=2**40)])).encode(),
+    ],
+    ids=["deep", "wide", "nul-surrogate", "long-text", "long-from", "long-id", "huge-code"],
+)
+def test_webhook_edge_payloads(fake_vendors, body, record_fault):
+    response = signed_post(Client(), body)
+    assert response.status_code in (200, 400, 413)
+    assert signed_post(Client(), text_from("573001000099", "sigo vivo")).status_code == 200
+
+
+def test_unicode_is_stored_intact_and_sent_sanitised(post_webhook, watson, record_fault):
+    text = "Ñandú 😀👩🏽‍💻 مرحبا \u200f\u202e <script>alert(1)</script>\r\n\tfin " + "ü" * 4096
+    post_webhook(text_from("573001000007", text))
+    stored = Message.objects.get(direction="in")
+    assert stored.text == text
+    sent = next(r for r in watson.requests if r["path"].endswith("/message"))["json"]["input"][
+        "text"
+    ]
+    assert "\r" not in sent and "\n" not in sent and "\t" not in sent
+    assert len(sent) <= 2048
+    assert sent.startswith("Ñandú 😀👩🏽‍💻 مرحبا \u200f\u202e <script>")
+    record_fault(
+        "Unicode, emoji, RTL marks, control characters, 4,096+ characters",
+        done="one message through the webhook and the bot",
+        held="stored byte for byte; Watson got it without CR/LF/tab, ≤ 2,048 chars",
+    )
+
+
+# --- the agent protocol -------------------------------------------------------------------------
+
+frames = st.one_of(
+    nasty_text.filter(bool),  # the test communicator cannot send an empty frame
+    any_json.map(json.dumps),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                [
+                    "take",
+                    "send",
+                    "close",
+                    "release",
+                    "transfer",
+                    "to_bot",
+                    "typing",
+                    "sync",
+                    "available",
+                    "nope",
+                ]
+            )
+        },
+        optional={
+            "room": any_json,
+            "text": any_json,
+            "reason": any_json,
+            "agent": any_json,
+            "rooms": any_json,
+            "available": any_json,
+            "id": any_json,
+        },
+    ).map(json.dumps),
+)
+
+
+@pytest.fixture
+def agent_cookie(fake_vendors) -> str:
+    user = User.objects.create_user("fuzz-agent", password="x")
+    user.groups.add(Group.objects.get_or_create(name="agents")[0])
+    AgentProfile.objects.create(user=user)
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@settings(
+    max_examples=max(10, EXAMPLES // 3),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batch=st.lists(frames, min_size=1, max_size=15))
+def test_agent_frames_never_break_the_socket(agent_cookie, batch):
+    async def run() -> None:
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/agent/",
+            headers=[
+                (b"origin", b"http://localhost"),
+                (b"cookie", f"sessionid={agent_cookie}".encode()),
+            ],
+        )
+        connected, _ = await communicator.connect()
+        assert connected
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+        for text in batch:
+            await communicator.send_to(text_data=text)
+        await communicator.send_to(
+            text_data=json.dumps({"type": "available", "available": True, "id": "end"})
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            frame = await communicator.receive_json_from(timeout=5)
+            assert frame["type"] in ("ack", "error", "queue", "event", "room", "typing"), frame
+            if frame.get("id") == "end":
+                break
+        else:
+            raise AssertionError("the socket stopped answering")
+        await communicator.disconnect()
+
+    async_to_sync(run)()

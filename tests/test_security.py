@@ -1,0 +1,133 @@
+"""Every door: logins, CSRF, the admin, headers, production settings, and what the logs keep."""
+
+import logging
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from tests.payloads import text_from
+from tests.servers import ROOT
+from users.models import AgentProfile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_agent(username: str = "ana", password: str = "clave-correcta") -> User:
+    user = User.objects.create_user(username, password=password)
+    user.groups.add(Group.objects.get_or_create(name="agents")[0])
+    AgentProfile.objects.create(user=user)
+    return user
+
+
+def login(
+    client: Client,
+    username: str,
+    password: str,
+    ip: str = "198.51.100.7",
+    url: str = "/accounts/login/",
+):
+    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
+    make_agent()
+    client = Client()
+    for _ in range(5):
+        assert login(client, "ana", "wrong").status_code == 200  # the form again, with an error
+    locked = login(client, "ana", "clave-correcta")
+    assert locked.status_code == 200
+    assert "_auth_user_id" not in client.session  # even the right password is refused now
+    # The admin's login counts the same attempts.
+    admin = login(Client(), "ana", "clave-correcta", url="/admin/login/")
+    assert "_auth_user_id" not in admin.wsgi_request.session
+    # Another address is not affected.
+    other = Client()
+    assert login(other, "ana", "clave-correcta", ip="203.0.113.9").status_code == 302
+    record_fault(
+        "Login brute force",
+        done="5 wrong passwords from one address, then the right one (console and admin)",
+        held="refused for 15 minutes from that address; other addresses unaffected",
+        times=7,
+    )
+
+
+def test_forms_need_a_csrf_token_but_the_signed_webhook_does_not():
+    make_agent()
+    strict = Client(enforce_csrf_checks=True)
+    assert login(strict, "ana", "clave-correcta").status_code == 403
+    assert strict.get("/whatsapp/external").status_code == 403  # bad handshake, not CSRF
+    from tests.payloads import signed_post
+
+    assert signed_post(strict, text_from("573001111111", "hola")).status_code == 200
+
+
+def test_the_admin_is_for_staff_only():
+    agent = make_agent()
+    client = Client()
+    client.force_login(agent)
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    assert client.get("/agent/").status_code == 200
+
+
+def test_the_console_is_for_agents_only():
+    client = Client()
+    assert client.get("/agent/")["Location"].startswith("/accounts/login/")
+    client.force_login(User.objects.create_user("viewer"))
+    assert client.get("/agent/").status_code == 403
+
+
+def test_pages_carry_a_content_security_policy(client):
+    make_agent()
+    client.force_login(User.objects.get(username="ana"))
+    for path in ["/agent/", "/accounts/login/", "/admin/login/"]:
+        policy = client.get(path).headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+    response = client.get("/agent/")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": "0",
+        "SECRET_KEY": "k2#Qx9!vLz@7mP4$wR8^tN1&yB6*cF3(hJ5)dG0-sA2=eU9+iO7",
+        "ALLOWED_HOSTS": "chatbridge.example.com",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CHANNELS_REDIS_URL": "redis://127.0.0.1:6379/1",
+        "WHATSAPP_APP_SECRET": "s",
+        "WHATSAPP_VERIFY_TOKEN": "v",
+        "WHATSAPP_TOKEN": "t",
+        "WHATSAPP_PHONE_NUMBER_ID": "1",
+        "ASSISTANT_APIKEY": "k",
+        "WATSON_ASSISTANT_ID": "a",
+        "WATSON_ENVIRONMENT_ID": "e",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_logs_keep_no_phone_number_and_no_text_at_info(post_webhook, caplog):
+    caplog.set_level(logging.INFO)
+    secret_text = "mi clave del banco es 4321"
+    post_webhook(text_from("573001234999", secret_text))
+    post_webhook(text_from("573001234999", "agente"))
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "573001234999" not in logged
+    assert "…4999" in logged  # masked, still useful to operators
+    assert secret_text not in logged
