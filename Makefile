@@ -16,7 +16,7 @@ LOCAL_ENV := DEBUG=1 \
 # not reachable from these machines).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run say test lint format clean
+.PHONY: run say test lint format clean reliability
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ say: $(VENV)/.installed
 
 test: $(VENV)/.installed $(CHROMIUM) lint
 	$(PY) -m pytest
+
+# The fault suite in its long form, then docs/RELIABILITY.md from what it recorded.
+RELIABILITY_TESTS := tests/test_cache.py tests/test_faults.py tests/test_bad_input.py \
+	tests/test_load.py tests/test_processes.py tests/test_agents_processes.py \
+	tests/test_security.py tests/rooms/test_recovery.py tests/rooms/test_turns.py
+reliability: $(VENV)/.installed $(CHROMIUM)
+	rm -f var/reliability.json
+	RELIABILITY_RECORDS=var/reliability.json RELIABILITY_SAMPLES=200 BURST_CUSTOMERS=200 \
+		SOAK_SECONDS=180 HYPOTHESIS_EXAMPLES=1000 \
+		$(PY) -m pytest -q -p no:randomly --junitxml=var/reliability.xml $(RELIABILITY_TESTS) || true
+	$(PY) bench/reliability.py var/reliability.json var/reliability.xml > docs/RELIABILITY.md
+	@echo "wrote docs/RELIABILITY.md"
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium

@@ -23,7 +23,9 @@ def _resume() -> str:
     return out.getvalue()
 
 
-def test_daphne_killed_mid_turn_then_resumed_answers_once(fake_vendors, whatsapp, watson):
+def test_daphne_killed_mid_turn_then_resumed_answers_once(
+    fake_vendors, whatsapp, watson, record_fault
+):
     server = AppProcess.daphne(TASKS_BACKEND="immediate").start()
     watson.delay = 5  # the turn is inside Watson when the process dies
     payload = text_from(WA, "hola", wamid="wamid.killed")
@@ -58,9 +60,16 @@ def test_daphne_killed_mid_turn_then_resumed_answers_once(fake_vendors, whatsapp
         second.stop()
     assert "resumed 0 turn(s)" in _resume()
     assert len(whatsapp.sent) == 1
+    record_fault(
+        "Daphne SIGKILLed mid-turn (immediate mode)",
+        done="kill while the turn waited on Watson; turns_resume; WhatsApp's redelivery",
+        held="answered exactly once; the redelivery recognised as a duplicate",
+    )
 
 
-def test_worker_killed_mid_turn_then_resumed_answers_once(fake_vendors, whatsapp, watson):
+def test_worker_killed_mid_turn_then_resumed_answers_once(
+    fake_vendors, whatsapp, watson, record_fault
+):
     server = AppProcess.daphne(TASKS_BACKEND="database").start()
     worker = AppProcess.worker().start()
     try:
@@ -87,6 +96,11 @@ def test_worker_killed_mid_turn_then_resumed_answers_once(fake_vendors, whatsapp
         server.stop()
         worker.stop()
     assert len(whatsapp.sent) == 1
+    record_fault(
+        "Task worker SIGKILLed mid-turn (database mode)",
+        done="kill while the turn waited on Watson; turns_resume; a new worker",
+        held="the acknowledged message answered exactly once",
+    )
 
 
 def test_reply_stored_but_never_sent_is_sent_by_the_sweep(post_webhook, whatsapp):

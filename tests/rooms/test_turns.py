@@ -149,7 +149,9 @@ def test_a_reaction_is_stored_and_not_answered(post_webhook, whatsapp):
     assert Message.objects.get().text == "👍"
 
 
-def test_expired_watson_session_is_recreated_and_answered(post_webhook, whatsapp, watson):
+def test_expired_watson_session_is_recreated_and_answered(
+    post_webhook, whatsapp, watson, record_fault
+):
     post_webhook(text_from(WA, "hola"))
     first = WatsonSession.objects.get().session_id
     watson.expire_all_sessions()
@@ -161,10 +163,17 @@ def test_expired_watson_session_is_recreated_and_answered(post_webhook, whatsapp
     assert session.session_id != first
     assert watson.sessions_created == 2
     assert Room.objects.get().status == Room.Status.BOT
+    record_fault(
+        "Watson session expired (404 Invalid Session)",
+        done="a message to a session Watson forgot",
+        held="new session, the message sent once more, answered; room stays with the bot",
+    )
 
 
 @pytest.mark.parametrize("failure", ["error", "slow", "rate_limited"])
-def test_watson_down_or_slow_ends_in_apology_and_queue(post_webhook, whatsapp, watson, failure):
+def test_watson_down_or_slow_ends_in_apology_and_queue(
+    post_webhook, whatsapp, watson, failure, record_fault
+):
     post_webhook(text_from(WA, "hola"))  # the session exists: the failure hits the message call
     calls = len(message_requests(watson))
     if failure == "error":
@@ -184,9 +193,20 @@ def test_watson_down_or_slow_ends_in_apology_and_queue(post_webhook, whatsapp, w
     assert room.status == Room.Status.QUEUED
     assert room.handoff_note.startswith("El asistente falló")
     assert len(message_requests(watson)) == calls + 1  # never retried into Watson
+    record_fault(
+        {
+            "error": "Watson 500",
+            "slow": "Watson slower than its timeout",
+            "rate_limited": "Watson 429",
+        }[failure],
+        done="a customer message in a bot room",
+        held="apology sent, room queued for agents, Watson called once (no retry)",
+    )
 
 
-def test_watson_unreachable_ends_in_apology_and_queue(post_webhook, whatsapp, monkeypatch):
+def test_watson_unreachable_ends_in_apology_and_queue(
+    post_webhook, whatsapp, monkeypatch, record_fault
+):
     from watson.client import watson_client
 
     monkeypatch.setenv("ASSISTANT_URL", "http://127.0.0.1:9")  # nothing listens on port 9
@@ -198,9 +218,16 @@ def test_watson_unreachable_ends_in_apology_and_queue(post_webhook, whatsapp, mo
         watson_client.cache_clear()
     assert whatsapp.sent[-1]["text"].startswith("Tenemos problemas técnicos")
     assert Room.objects.get().status == Room.Status.QUEUED
+    record_fault(
+        "Watson unreachable (connection refused)",
+        done="a customer message in a bot room",
+        held="apology sent, room queued for agents",
+    )
 
 
-def test_window_closed_on_send_is_recorded_and_handed_to_agents(post_webhook, whatsapp, watson):
+def test_window_closed_on_send_is_recorded_and_handed_to_agents(
+    post_webhook, whatsapp, watson, record_fault
+):
     whatsapp.fail_with_code(131047, details="More than 24 hours have passed")
     post_webhook(text_from(WA, "hola"))
 
@@ -211,6 +238,11 @@ def test_window_closed_on_send_is_recorded_and_handed_to_agents(post_webhook, wh
     # Permanent: one attempt only, and the room goes to a human.
     assert len([r for r in whatsapp.requests if r["path"].endswith("/messages")]) == 1
     assert Room.objects.get().status == Room.Status.QUEUED
+    record_fault(
+        "WhatsApp 131047 (24-hour window closed) on send",
+        done="a bot reply refused with 131047",
+        held="recorded with its code, not retried, room handed to agents (the agent sees it)",
+    )
 
 
 @pytest.mark.parametrize("code", [130429, 131056])

