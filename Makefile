@@ -16,7 +16,7 @@ LOCAL_ENV := DEBUG=1 \
 # not reachable from these machines).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run say test lint format clean reliability
+.PHONY: run say test lint format clean reliability audit
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,15 @@ reliability: $(VENV)/.installed $(CHROMIUM)
 	RELIABILITY_RECORDS=var/reliability.json RELIABILITY_SAMPLES=200 BURST_CUSTOMERS=200 \
 		SOAK_SECONDS=180 HYPOTHESIS_EXAMPLES=1000 \
 		$(PY) -m pytest -q -p no:randomly --junitxml=var/reliability.xml $(RELIABILITY_TESTS) || true
-	$(PY) bench/reliability.py var/reliability.json var/reliability.xml > docs/RELIABILITY.md
+	-$(MAKE) --no-print-directory audit > var/audit.txt 2>&1
+	$(PY) bench/reliability.py var/reliability.json var/reliability.xml var/audit.txt \
+		> docs/RELIABILITY.md
 	@echo "wrote docs/RELIABILITY.md"
+
+# Known vulnerabilities in the pinned requirements (needs a reachable vulnerability database).
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet pip-audit==2.10.1
+	$(VENV)/bin/pip-audit --strict --requirement requirements.txt --requirement requirements-dev.txt
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium

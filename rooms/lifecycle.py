@@ -78,6 +78,7 @@ def periodic_run() -> dict[str, int]:
     from rooms.recovery import turns_resume
 
     resumed = turns_resume(older_than_seconds=settings.TURN_RESUME_AFTER_SECONDS)
+    _login_attempts_prune()
     return {
         "inactive": rooms_close_inactive(),
         "out_of_hours": rooms_close_out_of_hours(),
@@ -85,3 +86,10 @@ def periodic_run() -> dict[str, int]:
         "resent": resumed.resent,
         "assigned": assignment_run(),
     }
+
+
+def _login_attempts_prune() -> None:
+    """Failed logins matter for LOGIN_ATTEMPTS_WINDOW_MINUTES; a day keeps them for audit."""
+    from users.models import LoginAttempt
+
+    LoginAttempt.objects.filter(at__lt=timezone.now() - dt.timedelta(days=1)).delete()

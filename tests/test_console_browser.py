@@ -58,6 +58,9 @@ def make_agent() -> User:
 
 def test_agent_takes_a_room_and_replies_from_the_console(server, page, whatsapp):
     make_agent()
+    problems: list[str] = []
+    page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{server.url}/agent/")
     page.fill("input[name=username]", "ana")
     page.fill("input[name=password]", "clave-segura")
@@ -85,6 +88,8 @@ def test_agent_takes_a_room_and_replies_from_the_console(server, page, whatsapp)
     assert [m["text"] for m in whatsapp.sent_to(WA)][-1] == "Claro, soy Ana. ¿En qué te ayudo?"
     expect(page.locator("#messages li.agent .tick")).to_have_text("✓")
 
+    # The page works under its Content-Security-Policy: nothing blocked, no script error.
+    assert problems == []
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "console.png"), full_page=True)
     room = Room.objects.get()
