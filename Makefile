@@ -7,7 +7,7 @@ TEXT ?= hola
 
 # The embedded run: DEBUG defaults (SQLite, local-memory cache, in-memory channel layer) and the
 # fake vendors that `manage.py runlocal` starts on these ports.
-LOCAL_ENV := DEBUG=1 \
+LOCAL_ENV := DEBUG=1 LOG_FORMAT=plain \
 	WHATSAPP_API_URL=http://127.0.0.1:8082/v23.0 \
 	ASSISTANT_URL=http://127.0.0.1:8081 \
 	ASSISTANT_AUTH_TYPE=noauth

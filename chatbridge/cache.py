@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from chatbridge.cache_client import breaker_for, last_call_failed
+from chatbridge.metrics import CACHE_LOOKUPS
 
 logger = logging.getLogger("chatbridge.cache")
 
@@ -96,9 +97,9 @@ def cache_get_many(keys: list[str]) -> dict[str, Any]:
     values = cache.get_many(keys)
     failed = last_call_failed() if _uses_redis() else False
     for key in keys:
-        stats.record(
-            _family_of(key), "errors" if failed else ("hits" if key in values else "misses")
-        )
+        result = "errors" if failed else ("hits" if key in values else "misses")
+        stats.record(_family_of(key), result)
+        CACHE_LOOKUPS.labels(family=_family_of(key), result=result).inc()
     return values
 
 

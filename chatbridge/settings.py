@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chatbridge.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "chatbridge.middleware.ContentSecurityPolicyMiddleware",
     # Serves the admin's static files from the app process (Daphne serves none).
@@ -328,13 +329,29 @@ ROOM_CLOSED_MESSAGE = _env(
     "Gracias por escribirnos. Cerramos esta conversación; si necesitas algo más, escríbenos.",
 )
 
+# --- Observability -------------------------------------------------------------------------------
+
+# Where every process of this host writes its metrics for /metrics to sum (read by
+# prometheus-client itself too); unset: each process reports its own.
+PROMETHEUS_MULTIPROC_DIR = _env("PROMETHEUS_MULTIPROC_DIR")
+
 # --- Logging ------------------------------------------------------------------------------------
 
+# One JSON object a line (request or task id, room id); `plain` for a person at a terminal.
+LOG_FORMAT = _env("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "chatbridge.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
+        }
+    },
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO")},
     "loggers": {"django_tasks": {"level": "WARNING"}, "django_tasks_db": {"level": "WARNING"}},
 }

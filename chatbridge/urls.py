@@ -4,6 +4,8 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from chatbridge.health import healthz, readyz
+from chatbridge.metrics import metrics_view
+from chatbridge.operations import operations_view
 from chatbridge.views import cache_stats
 from rooms.views import agent_console, whatsapp_webhook
 
@@ -12,6 +14,8 @@ urlpatterns = [
     path("cache/stats", cache_stats, name="cache-stats"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("admin/operations/", operations_view, name="operations"),
     path("agent/", agent_console, name="agent-console"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

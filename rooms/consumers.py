@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import connections
 
+from chatbridge.metrics import AGENTS_CONNECTED
 from rooms import realtime, selectors
 from rooms.assignment import (
     ActionError,
@@ -79,6 +80,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self._join(room["id"], room["seq"])
         await db(agent_seen)(user_id=user.pk)
         await self.send_json({"type": "snapshot", **snapshot})
+        AGENTS_CONNECTED.inc()
         self.heartbeat = asyncio.create_task(self._heartbeat())
         # An agent coming online is a reason to serve the queue.
         asyncio.create_task(db(assignment_run)())  # noqa: RUF006 - fire and forget
@@ -87,6 +89,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if not hasattr(self, "user"):
             return
         self.heartbeat.cancel()
+        AGENTS_CONNECTED.dec()
         groups = [realtime.AGENTS_GROUP, realtime.agent_group_name(self.user.pk)]
         for group in groups + [realtime.room_group_name(room) for room in self.rooms]:
             try:

@@ -18,6 +18,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chatbridge.metrics import LAYER_PUBLISH_FAILURES
+
 logger = logging.getLogger("chatbridge.realtime")
 
 AGENTS_GROUP = "agents"
@@ -45,7 +47,7 @@ def publish(group: str, message: dict[str, Any]) -> bool:
     try:
         async_to_sync(_send)(layer, group, message)
     except Exception as error:  # noqa: BLE001 - any layer failure: the data is safe in PostgreSQL
-        failures.count += 1
+        LAYER_PUBLISH_FAILURES.inc()
         logger.warning("channel layer publish to %s failed: %r", group, error)
         return False
     return True
@@ -53,10 +55,3 @@ def publish(group: str, message: dict[str, Any]) -> bool:
 
 async def _send(layer: Any, group: str, message: dict[str, Any]) -> None:
     await asyncio.wait_for(layer.group_send(group, message), timeout=PUBLISH_TIMEOUT)
-
-
-class _Failures:
-    count = 0
-
-
-failures = _Failures()

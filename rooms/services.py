@@ -8,6 +8,8 @@ The webhook's path for a message (`inbound_message_receive`) is built around thr
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ from django.utils import timezone
 
 from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
 from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
+from chatbridge.logs import log_bind
+from chatbridge.metrics import WEBHOOK_STAGE
 from rooms.events import message_data, queue_changed_on_commit, room_event_record
 from rooms.models import ClosureReason, Message, Room
 from rooms.selectors import RoomRef, inbound_route_get, room_open_get
@@ -29,6 +33,9 @@ from users.selectors import CustomerRef
 from users.services import customer_get_or_create
 
 logger = logging.getLogger("chatbridge.rooms")
+
+# How long this thread spent enqueueing turns (the webhook's "enqueue" stage).
+_enqueue_clock = threading.local()
 
 # Inbound messages the bot has nothing to say to: stored, and done.
 _NO_TURN_TYPES = {Message.Type.REACTION}
@@ -57,6 +64,8 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
 def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     """Store a customer's message in their open room (opening one if needed) and start its
     turn. Returns None when the message was stored before (a redelivery)."""
+    started = time.perf_counter()
+    enqueue_seconds = _enqueue_clock.seconds = 0.0
     provider = Customer.Provider.WHATSAPP
     cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
     customer = customer_get_or_create(
@@ -103,6 +112,11 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         elif room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
             # The agents' room: the assigned agent sees it within the second.
             room_event_record(room_id=room.id, kind="message.new", data=message_data(stored))
+    enqueue_seconds = _enqueue_clock.seconds
+    WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started - enqueue_seconds)
+    if stored.handled_at is None:
+        WEBHOOK_STAGE.labels(stage="enqueue").observe(enqueue_seconds)
+    log_bind(room_id=room.id)
     logger.info(
         "stored message %s from %s in room %s (%s)",
         stored.pk,
@@ -167,12 +181,14 @@ def _message_insert(message: Message) -> Message | None:
 def _turn_enqueue(*, room_id: int, message_id: int, customer: CustomerRef) -> None:
     from rooms.tasks import room_turn
 
-    enqueue = partial(
-        room_turn.enqueue,
-        room_id=room_id,
-        message_id=message_id,
-        target=turn_target(customer),
-    )
+    def enqueue() -> None:
+        started = time.perf_counter()
+        try:
+            room_turn.enqueue(room_id=room_id, message_id=message_id, target=turn_target(customer))
+        finally:
+            # In immediate mode this is the whole turn, run after the commit.
+            _enqueue_clock.seconds += time.perf_counter() - started
+
     if settings.TASKS_BACKEND == "database":
         enqueue()  # the task row commits with the message, or neither does
     else:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from chatbridge.http import VendorError
 from chatbridge.locks import ROOM_TURN, lock_for_session
+from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
 from rooms.bot_replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
 from rooms.models import Message, Room
 from rooms.services import outbound_failed, outbound_sent, room_queue, room_queue_locked
@@ -165,14 +166,17 @@ def _outbound(room_id: int, draft: Draft) -> Message:
 
 def outbound_deliver(message: Message, target: TurnTarget) -> bool:
     try:
-        wa_message_id = whatsapp_client().send(
-            to=target.wa_id, recipient_user_id=target.user_id, body=message.payload
-        )
+        with timed(TURN_STAGE, "send"):
+            wa_message_id = whatsapp_client().send(
+                to=target.wa_id, recipient_user_id=target.user_id, body=message.payload
+            )
     except VendorError as error:
         code = error.code if isinstance(error, WhatsAppError) else None
+        WHATSAPP_SENDS.labels(result="failed", code=str(code or "")).inc()
         logger.warning("send to %s failed (code %s): %s", mask_uid(target.uid), code, error)
         outbound_failed(message=message, code=code, detail=str(error))
         return False
+    WHATSAPP_SENDS.labels(result="sent", code="").inc()
     outbound_sent(message=message, wa_message_id=wa_message_id)
     return True
 

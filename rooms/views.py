@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from chatbridge.metrics import WEBHOOK_STAGE, timed
 from rooms.assignment import is_agent
 from rooms.services import notification_handle
 from rooms.whatsapp import InboundWebhook, WebhookError
@@ -34,8 +35,9 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
             signature=request.headers.get("X-Hub-Signature-256"),
             app_secret=settings.WHATSAPP_APP_SECRET,
         )
-        webhook.validate()
-        notification = webhook.parse()
+        with timed(WEBHOOK_STAGE, "verify"):
+            webhook.validate()
+            notification = webhook.parse()
     except WebhookError as error:
         logger.info("webhook refused (%s): %s", error.status, error.message)
         return JsonResponse({"error": error.message}, status=error.status)

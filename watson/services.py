@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from chatbridge.cache import cache_get, cache_set, watson_session_cache_key, watson_session_ttl
+from chatbridge.metrics import TURN_STAGE, WATSON_CALLS, timed
 from watson.client import WatsonSessionExpired, watson_client
 from watson.models import WatsonSession
 
@@ -26,13 +27,21 @@ def watson_reply(*, room_id: int, text: str, user_id: str) -> dict[str, Any]:
     """The assistant's `output` for one customer message. An expired session is replaced and the
     message sent once more; any other failure raises (a VendorError)."""
     client = watson_client()
-    session_id = watson_session_get_or_create(room_id=room_id)
+    with timed(TURN_STAGE, "cache"):
+        session_id = watson_session_get_or_create(room_id=room_id)
     try:
-        output = client.message_send(session_id=session_id, text=text, user_id=user_id)
-    except WatsonSessionExpired:
-        logger.info("watson session of room %s expired; replacing it", room_id)
-        session_id = watson_session_replace(room_id=room_id)
-        output = client.message_send(session_id=session_id, text=text, user_id=user_id)
+        with timed(TURN_STAGE, "watson"):
+            try:
+                output = client.message_send(session_id=session_id, text=text, user_id=user_id)
+            except WatsonSessionExpired:
+                WATSON_CALLS.labels(result="expired").inc()
+                logger.info("watson session of room %s expired; replacing it", room_id)
+                session_id = watson_session_replace(room_id=room_id)
+                output = client.message_send(session_id=session_id, text=text, user_id=user_id)
+    except Exception:
+        WATSON_CALLS.labels(result="error").inc()
+        raise
+    WATSON_CALLS.labels(result="ok").inc()
     watson_session_touch(room_id=room_id)
     return output
 

@@ -1,0 +1,116 @@
+"""Prometheus metrics, correct across processes.
+
+With PROMETHEUS_MULTIPROC_DIR set (read by prometheus-client itself, before it is imported),
+every process writes its samples to files in that directory and `/metrics` sums them, so one
+scrape of any web process reports Daphne processes and task workers alike. Without it (the
+embedded run) each process reports its own.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+# From a cached lookup (~0.2 ms) to Watson's timeout (10 s).
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+WEBHOOK_STAGE = Histogram(
+    "chatbridge_webhook_stage_seconds",
+    "Time in each stage of the webhook: verify (signature and parsing), store, enqueue.",
+    ["stage"],
+    buckets=_BUCKETS,
+)
+TURN_STAGE = Histogram(
+    "chatbridge_turn_stage_seconds",
+    "Time in each stage of a bot turn: cache (session lookup), watson, send.",
+    ["stage"],
+    buckets=_BUCKETS,
+)
+CACHE_LOOKUPS = Counter(
+    "chatbridge_cache_lookups_total",
+    "Cache lookups by key family and result.",
+    ["family", "result"],
+)
+WATSON_CALLS = Counter(
+    "chatbridge_watson_calls_total",
+    "Watson message calls by result: ok, expired (session replaced), error.",
+    ["result"],
+)
+WHATSAPP_SENDS = Counter(
+    "chatbridge_whatsapp_sends_total",
+    "WhatsApp sends by result and Meta error code (empty when there is none).",
+    ["result", "code"],
+)
+LAYER_PUBLISH_FAILURES = Counter(
+    "chatbridge_channel_layer_publish_failures_total",
+    "Events the channel layer could not take (agents catch up from PostgreSQL).",
+)
+AGENTS_CONNECTED = Gauge(
+    "chatbridge_agents_connected",
+    "Open agent consoles.",
+    multiprocess_mode="livesum",
+)
+
+
+@contextmanager
+def timed(histogram: Histogram, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.labels(stage=stage).observe(time.perf_counter() - started)
+
+
+class QueueCollector:
+    """Queue figures read from PostgreSQL at scrape time (one query), not kept in a gauge that
+    every process would have to agree on."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db.models import Count, Min
+
+        from rooms.models import Room
+
+        queue = Room.objects.filter(status=Room.Status.QUEUED).aggregate(
+            length=Count("id"), oldest=Min("queued_at")
+        )
+        age = (timezone.now() - queue["oldest"]).total_seconds() if queue["oldest"] else 0.0
+        yield GaugeMetricFamily(
+            "chatbridge_queue_length", "Rooms waiting for an agent.", value=queue["length"]
+        )
+        yield GaugeMetricFamily(
+            "chatbridge_queue_oldest_seconds",
+            "How long the oldest queued room has waited.",
+            value=age,
+        )
+
+
+_queue_collector = QueueCollector()
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry)
+    queue_registry = CollectorRegistry()
+    queue_registry.register(_queue_collector)
+    body += generate_latest(queue_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
