@@ -81,15 +81,19 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await db(agent_seen)(user_id=user.pk)
         await self.send_json({"type": "snapshot", **snapshot})
         AGENTS_CONNECTED.inc()
+        self.counted = True
         self.heartbeat = asyncio.create_task(self._heartbeat())
         # An agent coming online is a reason to serve the queue.
-        asyncio.create_task(db(assignment_run)())  # noqa: RUF006 - fire and forget
+        self.assigning = asyncio.create_task(db(assignment_run)())
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "user"):
             return
-        self.heartbeat.cancel()
-        AGENTS_CONNECTED.dec()
+        for task in (getattr(self, "heartbeat", None), getattr(self, "assigning", None)):
+            if task is not None:
+                task.cancel()
+        if getattr(self, "counted", False):
+            AGENTS_CONNECTED.dec()
         groups = [realtime.AGENTS_GROUP, realtime.agent_group_name(self.user.pk)]
         for group in groups + [realtime.room_group_name(room) for room in self.rooms]:
             try:
