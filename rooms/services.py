@@ -65,7 +65,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     """Store a customer's message in their open room (opening one if needed) and start its
     turn. Returns None when the message was stored before (a redelivery)."""
     started = time.perf_counter()
-    enqueue_seconds = _enqueue_clock.seconds = 0.0
+    _enqueue_clock.seconds = 0.0
     provider = Customer.Provider.WHATSAPP
     cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
     customer = customer_get_or_create(
