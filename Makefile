@@ -16,7 +16,7 @@ LOCAL_ENV := DEBUG=1 LOG_FORMAT=plain \
 # not reachable from these machines).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run say test lint format clean reliability audit
+.PHONY: run say test lint format clean reliability audit bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ reliability: $(VENV)/.installed $(CHROMIUM)
 	$(PY) bench/reliability.py var/reliability.json var/reliability.xml var/audit.txt \
 		> docs/RELIABILITY.md
 	@echo "wrote docs/RELIABILITY.md"
+
+# The benchmark against baselines of the same run (wrk from Debian), into docs/BENCHMARKS.md.
+bench: $(VENV)/.installed
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	mkdir -p var
+	$(PY) bench/run.py --seconds 10 --repeats 3 > var/BENCHMARKS.md && mv var/BENCHMARKS.md docs/
+	@echo "wrote docs/BENCHMARKS.md"
 
 # Known vulnerabilities in the pinned requirements (needs a reachable vulnerability database).
 audit: $(VENV)/.installed

@@ -27,7 +27,7 @@ def main(records_path: str, junit_path: str, audit_path: str = "") -> None:
         if case.find("failure") is not None or case.find("error") is not None
     ]
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        ["git", "rev-parse", "--short", "HEAD"],
         capture_output=True,
         text=True,
         check=False,
