@@ -280,7 +280,7 @@ class Run:
         self, path: str, connections: int, bodies: Path | None = None, port: int | None = None
     ) -> dict[str, float]:
         url = f"http://127.0.0.1:{port or self.ports[0]}{path}"
-        script = ROOT / "bench" / ("wrk_bodies.lua" if bodies else "wrk_get.lua")
+        script = ROOT / "bench" / "wrk.lua"
         env = {**os.environ, "BODIES": str(bodies or "")}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(

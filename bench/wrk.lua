@@ -1,10 +1,14 @@
--- wrk script for chatbridge's webhook: cycles through pre-signed bodies (each a new message id,
--- so nothing is a cheap duplicate) from the file named by BODIES; prints latency percentiles.
+-- wrk script for chatbridge's benchmark. With BODIES naming a file of "<signature> <json>" lines
+-- it POSTs them in turn to the webhook (each a new message id, so nothing is a cheap duplicate);
+-- without, it sends wrk's plain GET (the bare-view baseline). Prints one RESULT line.
 local bodies, signatures = {}, {}
 local index = 0
 
 function init(args)
   local path = os.getenv("BODIES")
+  if path == nil or path == "" then
+    return
+  end
   for line in io.lines(path) do
     local signature, body = line:match("^(%S+) (.*)$")
     signatures[#signatures + 1] = signature
@@ -13,6 +17,9 @@ function init(args)
 end
 
 function request()
+  if #bodies == 0 then
+    return wrk.format(nil)
+  end
   index = index % #bodies + 1
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
