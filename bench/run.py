@@ -118,23 +118,7 @@ class Run:
         psql(f"DROP DATABASE IF EXISTS {DB_NAME}")
         psql(f"CREATE DATABASE {DB_NAME}")
         self.redis_port = free_port()
-        self.redis = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_port(self.redis_port)
+        self._start_redis()
         self.watson = FakeWatson().start()
         self.whatsapp = FakeWhatsApp(token="bench-token").start()
         self.env = {
@@ -203,6 +187,25 @@ class Run:
         )
         for port in [*self.ports, self.wsgi_port]:
             wait_port(port)
+
+    def _start_redis(self) -> None:
+        self.redis = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_port(self.redis_port)
 
     def _spawn(self, args: list[str]) -> None:
         self.processes.append(
@@ -396,23 +399,7 @@ class Run:
                 down.append(self.wrk("/whatsapp/external", 1, self.bodies(20000)))
                 self.wait_answered()
         finally:
-            self.redis = subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(self.redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.tmp),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-            wait_port(self.redis_port)
+            self._start_redis()  # same port, empty: the rest of the run uses it
         up, down = self.median_of(up), self.median_of(down)
         self.rows.append(
             (

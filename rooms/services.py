@@ -189,8 +189,14 @@ def _turn_enqueue(*, room_id: int, message_id: int, customer: CustomerRef) -> No
             # In immediate mode this is the whole turn, run after the commit.
             _enqueue_clock.seconds += time.perf_counter() - started
 
+    _enqueue_with_transaction(enqueue)
+
+
+def _enqueue_with_transaction(enqueue: Callable[[], object]) -> None:
+    """Database backend: the task row commits with what it works on, or neither does.
+    Immediate backend: the task runs once that is committed."""
     if settings.TASKS_BACKEND == "database":
-        enqueue()  # the task row commits with the message, or neither does
+        enqueue()
     else:
         transaction.on_commit(enqueue)
 
@@ -437,10 +443,7 @@ def _deliver_on_commit(message: Message, customer: Customer) -> None:
         message_id=message.pk,
         target=turn_target(CustomerRef.of(customer)),
     )
-    if settings.TASKS_BACKEND == "database":
-        enqueue()
-    else:
-        transaction.on_commit(enqueue)
+    _enqueue_with_transaction(enqueue)
 
 
 def _assignment_run() -> None:
