@@ -56,7 +56,9 @@ class Command(BaseCommand):
             raise CommandError(f"webhook answered {response.status_code}: {response.text[:200]}")
         replies = self._wait_for_replies(fake, wa_id, after=last_seq, wait=wait)
         if not replies:
-            self.stdout.write("(no reply yet: the conversation is with the agents, or waiting for one)")
+            self.stdout.write(
+                "(no reply yet: the conversation is with the agents, or waiting for one)"
+            )
         for reply in replies:
             self.stdout.write(f"bot> {reply['text']}")
         _remember_shown(wa_id, max([last_seq, *(reply["seq"] for reply in replies)]))
