@@ -222,7 +222,7 @@ CHANNELS_REDIS_URL = _env("CHANNELS_REDIS_URL")
 if CHANNELS_REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "chatbridge.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8's 5 s socket timeout breaks the layer's 5 s BZPOPMIN: stay above it.
                 "hosts": [

@@ -11,11 +11,15 @@ Groups:
 """
 
 import asyncio
+import atexit
 import logging
+import os
+import threading
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from chatbridge.metrics import LAYER_PUBLISH_FAILURES
@@ -23,8 +27,11 @@ from chatbridge.metrics import LAYER_PUBLISH_FAILURES
 logger = logging.getLogger("chatbridge.realtime")
 
 AGENTS_GROUP = "agents"
-# A publish that takes longer than this is abandoned: the request that published must not wait.
+# A publish that takes longer than this is abandoned and counted as failed.
 PUBLISH_TIMEOUT = 2.0
+# Publishes waiting for the publisher thread; beyond this (the layer is down and the backlog
+# grows) new ones are dropped and counted: agents catch up from PostgreSQL.
+BACKLOG_LIMIT = 10_000
 
 
 def agent_group_name(user_id: int) -> str:
@@ -40,18 +47,106 @@ def publish_on_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: publish(group, message))
 
 
-def publish(group: str, message: dict[str, Any]) -> bool:
+def publish(group: str, message: dict[str, Any]) -> None:
+    """Hand `message` to the channel layer without making the caller wait for Redis.
+
+    The Redis layer's publishes go through this process's publisher thread, in the order they were
+    made. The in-memory layer (the embedded run) only works on the event loop of the process's
+    consumers, which `async_to_sync` reaches from Daphne's worker threads: it is called directly.
+    """
     layer = get_channel_layer()
     if layer is None:
-        return False
-    try:
-        async_to_sync(_send)(layer, group, message)
-    except Exception as error:  # noqa: BLE001 - any layer failure: the data is safe in PostgreSQL
-        LAYER_PUBLISH_FAILURES.inc()
-        logger.warning("channel layer publish to %s failed: %r", group, error)
-        return False
-    return True
+        return
+    if isinstance(layer, InMemoryChannelLayer):
+        try:
+            async_to_sync(_send)(layer, group, message)
+        except Exception as error:  # noqa: BLE001 - the data is safe in PostgreSQL
+            _failed(group, error)
+        return
+    _publisher.submit(layer, group, message)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until every publish made so far has been sent or has failed (tests, shutdown)."""
+    return _publisher.flush(timeout)
 
 
 async def _send(layer: Any, group: str, message: dict[str, Any]) -> None:
     await asyncio.wait_for(layer.group_send(group, message), timeout=PUBLISH_TIMEOUT)
+
+
+def _failed(group: str, error: BaseException) -> None:
+    LAYER_PUBLISH_FAILURES.inc()
+    logger.warning("channel layer publish to %s failed: %r", group, error)
+
+
+class _Publisher:
+    """One thread per process with its own event loop and layer connection, sending in order.
+
+    `async_to_sync(group_send)` from a thread without an event loop (a WSGI worker, the task
+    worker) builds a new loop and a new Redis connection for every call: 3.7 ms each on this kind
+    of machine (performance-floor.md). Here the loop and the connection live as long as the
+    process; a publish costs the caller one thread-safe queue put.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue | None = None
+        self._pending = 0  # submitted and not yet finished; guarded by _lock
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, layer: Any, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked child (a gunicorn worker)
+                self._start()
+            if self._pending >= BACKLOG_LIMIT:
+                dropped = True
+            else:
+                dropped = False
+                self._pending += 1
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, (layer, group, message))
+        if dropped:
+            _failed(group, RuntimeError("publish backlog full"))
+
+    def flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def _start(self) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self._queue = asyncio.Queue()
+            ready.set()
+            loop.run_until_complete(self._work())
+
+        self._pid, self._loop, self._pending = os.getpid(), loop, 0
+        threading.Thread(target=run, name="channel-layer-publisher", daemon=True).start()
+        ready.wait()
+
+    async def _work(self) -> None:
+        while True:
+            layer, group, message = await self._queue.get()
+            try:
+                await _send(layer, group, message)
+            except Exception as error:  # noqa: BLE001 - the data is safe in PostgreSQL
+                _failed(group, error)
+            with self._idle:
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
+
+
+_publisher = _Publisher()
+# A task worker that stops gracefully sends what it has published before it exits.
+atexit.register(flush, 2.0)

@@ -81,11 +81,12 @@ def close_database_pool(django_db_setup, django_db_blocker) -> Iterator[None]:
     with django_db_blocker.unblock():
         for conn in connections.all():
             conn.close()
-            if hasattr(conn, "close_pool"):
-                conn.close_pool()
-        # Best effort: it only helps the database drop that follows.
-        with contextlib.suppress(Exception):
-            _wait_for_other_sessions_to_end(connections["default"])
+            _close_pool(conn)
+        # Best effort: it only helps the database drop that follows (if a test database was made).
+        default = connections["default"]
+        if str(default.settings_dict["NAME"]).startswith("test_"):
+            with contextlib.suppress(Exception):
+                _wait_for_other_sessions_to_end(default)
 
 
 def _wait_for_other_sessions_to_end(conn, timeout: float = 3) -> None:
@@ -105,7 +106,12 @@ def _wait_for_other_sessions_to_end(conn, timeout: float = 3) -> None:
             time.sleep(0.1)
         cursor.execute(f"SELECT pg_terminate_backend(pid) {others}", [name])
     conn.close()
-    if hasattr(conn, "close_pool"):
+    _close_pool(conn)
+
+
+def _close_pool(conn) -> None:
+    # Django's `pool` property opens a pool when there is none: only close one that was opened.
+    if conn.alias in getattr(conn, "_connection_pools", {}):
         conn.close_pool()
 
 
