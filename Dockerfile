@@ -1,4 +1,5 @@
-# One image for every chatbridge process: Daphne, the task workers, the resume job.
+# One image for every chatbridge process: gunicorn (HTTP), Daphne (websockets), the task worker,
+# the periodic job.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
@@ -13,5 +14,5 @@ RUN DEBUG=1 python manage.py collectstatic --noinput \
     && useradd --system --no-create-home chatbridge
 USER chatbridge
 
-EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "chatbridge.asgi:application"]
+EXPOSE 8000 8001
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "chatbridge.wsgi:application"]

@@ -48,11 +48,16 @@ reliability: $(VENV)/.installed $(CHROMIUM)
 	@echo "wrote docs/RELIABILITY.md"
 
 # The benchmark against baselines of the same run (wrk from Debian), into docs/BENCHMARKS.md.
-bench: $(VENV)/.installed
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	mkdir -p var
-	$(PY) bench/run.py --seconds 10 --repeats 3 > var/BENCHMARKS.md && mv var/BENCHMARKS.md docs/
-	@echo "wrote docs/BENCHMARKS.md"
+	$(PY) bench/run.py --seconds 10 --repeats 3 --plot docs/benchmark-latency.png \
+		--profile docs/benchmark-profile.svg > var/BENCHMARKS.md && mv var/BENCHMARKS.md docs/
+	@echo "wrote docs/BENCHMARKS.md, docs/benchmark-latency.png, docs/benchmark-profile.svg"
 
 # Known vulnerabilities in the pinned requirements (needs a reachable vulnerability database).
 audit: $(VENV)/.installed

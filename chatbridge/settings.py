@@ -124,6 +124,10 @@ AUTHENTICATION_BACKENDS = ["users.backends.RateLimitedModelBackend"]
 # The original system's rule: 5 failed logins per 15 minutes from one address.
 LOGIN_ATTEMPTS_LIMIT = int(_env_number("LOGIN_ATTEMPTS_LIMIT", 5))
 LOGIN_ATTEMPTS_WINDOW_MINUTES = _env_number("LOGIN_ATTEMPTS_WINDOW_MINUTES", 15)
+# Behind a proxy that overwrites X-Forwarded-For with the client's address (deploy/nginx.conf),
+# a WSGI server sees only the proxy's: the client is the header's last entry. Off by default: a
+# client talking to the app directly could write any address there.
+TRUST_X_FORWARDED_FOR = _env_bool("TRUST_X_FORWARDED_FOR", False)
 
 # --- Security headers and cookies (production: DEBUG off, behind a TLS-terminating proxy) --------
 

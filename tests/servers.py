@@ -157,6 +157,19 @@ class AppProcess:
         return cls([sys.executable, "manage.py", *command], app_env(**env))
 
     @classmethod
+    def gunicorn(cls, **env: str) -> "AppProcess":
+        """HTTP as deployed: gunicorn with deploy/gunicorn.conf.py (websockets stay on Daphne)."""
+        port = free_port()
+        args = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
+        args += ["chatbridge.wsgi:application"]
+        return cls(args, app_env(GUNICORN_BIND=f"127.0.0.1:{port}", **env), port)
+
+    @classmethod
+    def turn_worker(cls, threads: int = 4, **env: str) -> "AppProcess":
+        args = ["turn_worker", "--threads", str(threads), "--interval", "0.05"]
+        return cls.manage(*args, **{"TASKS_BACKEND": "database", **env})
+
+    @classmethod
     def worker(cls, **env: str) -> "AppProcess":
         """A database-backend task worker (no autoreloader: a SIGKILL must kill the worker)."""
         args = ["db_worker", "--interval", "0.05", "--no-startup-delay", "--no-reload"]

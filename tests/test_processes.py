@@ -153,6 +153,38 @@ def test_database_mode_webhook_does_not_wait_for_watson(database_servers, whatsa
         watson.delay = 0
 
 
+@pytest.fixture
+def gunicorn_and_turn_worker(fake_vendors) -> Iterator[tuple[AppProcess, AppProcess]]:
+    server = AppProcess.gunicorn(TASKS_BACKEND="database")
+    worker = AppProcess.turn_worker(threads=8)
+    _start_all([server, worker])
+    yield server, worker
+    for process in (server, worker):
+        process.stop()
+
+
+def test_gunicorn_and_a_threaded_worker_answer_turns_side_by_side(
+    gunicorn_and_turn_worker, whatsapp, watson
+):
+    """HTTP on gunicorn, as deployed; turns waiting on a slow Watson side by side in one worker
+    process. One at a time, 8 new customers (2 Watson calls of 0.6 s each) would take 9.6 s."""
+    server, worker = gunicorn_and_turn_worker
+    watson.delay = 0.6
+    customers = [f"57300888{index:04d}" for index in range(8)]
+    try:
+        started = time.monotonic()
+        codes = _burst([server.url], [text_from(wa_id, "hola") for wa_id in customers])
+        assert codes == [200] * 8
+        whatsapp.wait_for_sent(8, timeout=30)
+        answered = time.monotonic() - started
+    finally:
+        watson.delay = 0
+    assert sorted(item["to"] for item in whatsapp.sent) == customers
+    assert answered < 9.6 / 2, f"8 turns took {answered:.2f} s"
+    worker.process.terminate()  # finishes what it runs, then exits cleanly
+    assert worker.process.wait(timeout=15) == 0, worker.output()
+
+
 def test_cache_stats_are_summed_over_processes(immediate_servers, client, whatsapp):
     urls = [server.url for server in immediate_servers]
     wa_id = "573007770005"

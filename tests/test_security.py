@@ -54,6 +54,44 @@ def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
     )
 
 
+def test_behind_the_proxy_the_address_comes_from_x_forwarded_for(settings):
+    """gunicorn sees the proxy's address; the proxy overwrites X-Forwarded-For with the client's."""
+    settings.TRUST_X_FORWARDED_FOR = True
+    make_agent()
+    proxy = "10.0.0.2"
+
+    def via_proxy(client: Client, password: str, client_address: str):
+        return client.post(
+            "/accounts/login/",
+            {"username": "ana", "password": password},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR=client_address,
+        )
+
+    attacker = Client()
+    for _ in range(5):
+        via_proxy(attacker, "wrong", "198.51.100.66")
+    assert (
+        "_auth_user_id"
+        not in via_proxy(attacker, "clave-correcta", "198.51.100.66").wsgi_request.session
+    )
+    # Everyone else comes through the same proxy and is not locked out with the attacker.
+    assert via_proxy(Client(), "clave-correcta", "203.0.113.10").status_code == 302
+
+
+def test_without_the_proxy_x_forwarded_for_is_ignored():
+    make_agent()
+    client = Client()
+    for index in range(5):  # a new made-up address each time does not escape the limit
+        client.post(
+            "/accounts/login/",
+            {"username": "ana", "password": "wrong"},
+            REMOTE_ADDR="198.51.100.7",
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{index}",
+        )
+    assert "_auth_user_id" not in login(client, "ana", "clave-correcta").wsgi_request.session
+
+
 def test_forms_need_a_csrf_token_but_the_signed_webhook_does_not():
     make_agent()
     strict = Client(enforce_csrf_checks=True)

@@ -18,9 +18,13 @@ PER_USERNAME_FACTOR = 4
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    # Daphne puts the client's address here (from X-Forwarded-For behind the proxy, which
-    # overwrites that header rather than appending to it).
-    return request.META.get("REMOTE_ADDR") if request is not None else None
+    if request is None:
+        return None
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.META.get("REMOTE_ADDR")
 
 
 def login_locked(*, username: str, ip: str | None) -> bool:
