@@ -1,5 +1,11 @@
-"""In-process figures for bench/run.py (run with its environment): the SQL of one message from
-a returning customer with a warm cache, and cached lookups against the same from PostgreSQL."""
+"""In-process figures for bench/run.py (run with its environment).
+
+inprocess.py          the SQL of one message from a returning customer with a warm cache, and
+                      cached lookups against the same from PostgreSQL (ROW lines)
+inprocess.py floor    the floor's pieces: 3 redis-py GETs, a psycopg 2-INSERT transaction, a
+                      raw PUBLISH to a subscriber (FLOOR lines: name p50 p95 in ms)
+inprocess.py agent    makes the benchmark's agent; prints a session cookie for its consoles
+"""
 
 import os
 import re
@@ -109,6 +115,78 @@ def lookups() -> None:
         )
 
 
+def floor() -> None:
+    import threading
+
+    import psycopg
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for key in ("floor:a", "floor:b", "floor:c"):
+        client.set(key, b"x" * 200)
+    gets = timed(lambda: [client.get(key) for key in ("floor:a", "floor:b", "floor:c")])
+    print(f"FLOOR 3 Redis GETs {gets[0]:.3f} {gets[1]:.3f}")
+
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, room integer,"
+            " body text, created timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.commit()
+
+        def two_inserts() -> None:
+            with conn.transaction():
+                conn.execute("INSERT INTO bench_floor (room, body) VALUES (%s, %s)", (1, "in"))
+                conn.execute("INSERT INTO bench_floor (room, body) VALUES (%s, %s)", (1, "out"))
+
+        inserts = timed(two_inserts, repeat=1000)
+        conn.execute("DROP TABLE bench_floor")
+        conn.commit()
+    print(f"FLOOR 2-INSERT transaction {inserts[0]:.3f} {inserts[1]:.3f}")
+
+    subscriber = redis.Redis.from_url(os.environ["REDIS_URL"]).pubsub()
+    subscriber.subscribe("floor")
+    subscriber.get_message(timeout=1)  # the subscribe confirmation
+    received = threading.Event()
+
+    def listen() -> None:
+        for item in subscriber.listen():
+            if item["type"] == "message":
+                if item["data"] == b"stop":
+                    return
+                received.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+
+    def publish() -> None:
+        received.clear()
+        client.publish("floor", b"x" * 200)
+        received.wait(1)
+
+    published = timed(publish, repeat=1000)
+    client.publish("floor", b"stop")
+    print(f"FLOOR PUBLISH to a subscriber {published[0]:.3f} {published[1]:.3f}")
+
+
+def agent() -> None:
+    from django.contrib.auth.models import Group, User
+
+    from users.models import AgentProfile
+
+    user, _ = User.objects.get_or_create(username="bench-agent", defaults={"first_name": "Bench"})
+    user.groups.add(Group.objects.get_or_create(name="agents")[0])
+    AgentProfile.objects.update_or_create(user=user, defaults={"capacity": 50})
+    client = Client()
+    client.force_login(user)
+    print(client.cookies["sessionid"].value)
+
+
 if __name__ == "__main__":
-    queries_per_message()
-    lookups()
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "floor":
+        floor()
+    elif command == "agent":
+        agent()
+    else:
+        queries_per_message()
+        lookups()

@@ -1,12 +1,14 @@
 """chatbridge's benchmark against baselines measured in the same run (`make bench`).
 
-On loopback, with the fake vendors, the machine's PostgreSQL (a `chatbridge_bench` database made
-for the run) and a private redis-server for the cache (so its command counts are ours alone), in
-the compose shape: two Daphne processes and a task worker, DEBUG off. The load generator is wrk
-(C, one thread: it takes a small share of a core, reported below) replaying pre-signed webhooks,
-each a new message id from one of 200 returning customers (warm cache).
+On loopback, in the deployment shape of docker-compose.yml: gunicorn serving HTTP (2 sync
+workers), two Daphne processes serving the agents' websockets, a `turn_worker` running the turns,
+DEBUG off; the machine's PostgreSQL (a `chatbridge_bench` database made for the run), a private
+redis-server for the cache and the channel layer, and the fake Watson and WhatsApp servers in a
+process of their own. Load: wrk (closed loop, for latency at c=1 and capacity at c=32) and an
+open-loop sender in this process (a fixed schedule whatever the server's pace, for the rates).
 
-Prints a Markdown report on stdout (docs/BENCHMARKS.md is this output).
+Prints a Markdown report on stdout (docs/BENCHMARKS.md is this output); --plot writes the latency
+distributions as a PNG, --profile a py-spy flame graph of the webhook under load.
 """
 
 import argparse
@@ -14,8 +16,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
-import resource
 import shutil
 import signal
 import statistics
@@ -24,16 +24,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatbridge.fakes import FakeWatson, FakeWhatsApp  # noqa: E402
+from bench.load import open_loop, paired_open_loop, percentile, tree_cpu, wrk  # noqa: E402
 
 SECRET = "bench-app-secret"
 DB_NAME = "chatbridge_bench"
 CUSTOMERS = 200
+HOOK = "/whatsapp/external"
 
 
 def free_port() -> int:
@@ -57,12 +59,13 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError(port)
 
 
-def psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql],
+def psql(sql: str, database: str = "postgres") -> str:
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-qtAc", sql],
         check=True,
         capture_output=True,
-    )
+        text=True,
+    ).stdout.strip()
 
 
 def body_for(uid: str, text: str) -> bytes:
@@ -105,22 +108,33 @@ def signature(body: bytes) -> str:
     return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
+def customer(index: int) -> str:
+    return f"5731{index % CUSTOMERS:08d}"
+
+
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}×"
+
+
 class Run:
     def __init__(self, seconds: float, repeats: int) -> None:
         self.seconds, self.repeats = seconds, repeats
         self.tmp = Path(tempfile.mkdtemp(prefix="chatbridge-bench-"))
-        self.processes: list[subprocess.Popen] = []
+        self.processes: dict[str, subprocess.Popen] = {}
         self.rows: list[tuple[str, str, str, str]] = []
+        self.notes: list[str] = []
+        self.panels: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(dict)
+        self.client_cpu = 0.0
+        self.serial = 0  # makes every message text of the run unique
 
-    # --- setup ------------------------------------------------------------------------------
+    # --- processes --------------------------------------------------------------------------
 
     def start(self) -> None:
-        psql(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         psql(f"CREATE DATABASE {DB_NAME}")
         self.redis_port = free_port()
         self._start_redis()
-        self.watson = FakeWatson().start()
-        self.whatsapp = FakeWhatsApp(token="bench-token").start()
+        self.watson_port, self.whatsapp_port = free_port(), free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
             "DEBUG": "0",
@@ -134,8 +148,8 @@ class Run:
             "WHATSAPP_VERIFY_TOKEN": "v",
             "WHATSAPP_TOKEN": "bench-token",
             "WHATSAPP_PHONE_NUMBER_ID": "100000000000001",
-            "WHATSAPP_API_URL": f"{self.whatsapp.url}/v23.0",
-            "ASSISTANT_URL": self.watson.url,
+            "WHATSAPP_API_URL": f"http://127.0.0.1:{self.whatsapp_port}/v23.0",
+            "ASSISTANT_URL": f"http://127.0.0.1:{self.watson_port}",
             "ASSISTANT_AUTH_TYPE": "noauth",
             "WATSON_ASSISTANT_ID": "a",
             "WATSON_ENVIRONMENT_ID": "e",
@@ -146,269 +160,243 @@ class Run:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True
         )
-        self.ports = [free_port(), free_port()]
-        for port in self.ports:
-            self._spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "chatbridge.asgi:application",
-                ]
-            )
         self._spawn(
-            [
-                sys.executable,
-                "manage.py",
-                "db_worker",
-                "--no-reload",
-                "--interval",
-                "0.05",
-                "--no-startup-delay",
-            ]
+            "fakes",
+            [sys.executable, "manage.py", "fakes", "--watson-port", str(self.watson_port)]
+            + ["--whatsapp-port", str(self.whatsapp_port), "--whatsapp-token", "bench-token"]
+            + ["--session-idle-timeout", "7200"],
         )
-        # The same application under a WSGI server, for the comparison performance-floor.md asks for.
-        self.wsgi_port = free_port()
-        self._spawn(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "2",
-                "-b",
-                f"127.0.0.1:{self.wsgi_port}",
-                "chatbridge.wsgi:application",
-            ]
-        )
-        for port in [*self.ports, self.wsgi_port]:
+        self.http_port = self._gunicorn("web")
+        self.ws_ports = [free_port(), free_port()]
+        for name, port in zip(("ws1", "ws2"), self.ws_ports, strict=True):
+            self._spawn(name, self._daphne_args(port))
+        self._spawn("worker", [sys.executable, "manage.py", "turn_worker", "--threads", "16"])
+        for port in [self.watson_port, self.whatsapp_port, self.http_port, *self.ws_ports]:
             wait_port(port)
+
+    def _gunicorn(self, name: str, **env: str) -> int:
+        port = free_port()
+        metrics = self.tmp / f"metrics-{name}"
+        self._spawn(
+            name,
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
+            + ["chatbridge.wsgi:application"],
+            GUNICORN_BIND=f"127.0.0.1:{port}",
+            PROMETHEUS_MULTIPROC_DIR=str(metrics),
+            **env,
+        )
+        return port
+
+    def _daphne_args(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)] + [
+            "chatbridge.asgi:application"
+        ]
 
     def _start_redis(self) -> None:
         self.redis = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
             stdout=subprocess.DEVNULL,
         )
         wait_port(self.redis_port)
 
-    def _spawn(self, args: list[str]) -> None:
-        self.processes.append(
-            subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+    def _spawn(self, name: str, args: list[str], **env: str) -> None:
+        self.processes[name] = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
+    def _stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    def app_pids(self) -> list[int]:
+        return [p.pid for name, p in self.processes.items() if name != "fakes"]
+
     def stop(self) -> None:
-        for process in self.processes + [self.redis]:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes + [self.redis]:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.watson.stop()
-        self.whatsapp.stop()
+        for name in list(self.processes):
+            self._stop(name)
+        self.redis.terminate()
+        self.redis.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
         psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
+    # --- the fakes --------------------------------------------------------------------------
+
+    def watson_delay(self, ms: float) -> None:
+        self._control(self.watson_port, {"delay_ms": ms})
+
+    def _control(self, port: int, data: dict) -> None:
+        status, _ = _http("POST", port, "/_fake/control", json.dumps(data).encode())
+        assert status == 200, status
+
+    def replies_after(self, seq: int) -> list[dict]:
+        status, body = _http("GET", self.whatsapp_port, f"/_fake/messages?after={seq}")
+        assert status == 200, status
+        return json.loads(body)["messages"]
+
+    def replies_seq(self) -> int:
+        sent = self.replies_after(0)
+        return sent[-1]["seq"] if sent else 0
+
     # --- load -------------------------------------------------------------------------------
 
+    def messages(self, count: int, uid=customer) -> list[tuple[str, bytes]]:
+        out = []
+        for index in range(count):
+            self.serial += 1
+            body = body_for(uid(index), f"consulta {self.serial}")
+            out.append((signature(body), body))
+        return out
+
     def bodies(self, count: int) -> Path:
-        path = self.tmp / f"bodies-{count}-{uuid.uuid4().hex[:6]}.txt"
+        path = self.tmp / f"bodies-{uuid.uuid4().hex[:8]}.txt"
         with path.open("w") as out:
-            for index in range(count):
-                uid = f"5731{index % CUSTOMERS:08d}"
-                body = body_for(uid, f"consulta {index}")
-                out.write(f"{signature(body)} {body.decode()}\n")
+            for sig, body in self.messages(count):
+                out.write(f"{sig} {body.decode()}\n")
         return path
 
-    def warm(self) -> None:
-        import requests
+    def url(self, port: int, path: str) -> str:
+        return f"http://127.0.0.1:{port}{path}"
 
-        for index in range(CUSTOMERS):
-            body = body_for(f"5731{index:08d}", "hola")
-            requests.post(
-                f"http://127.0.0.1:{self.ports[0]}/whatsapp/external",
-                data=body,
-                headers={
-                    "X-Hub-Signature-256": signature(body),
-                    "Content-Type": "application/json",
-                },
-                timeout=30,
-            )
+    def wrk(self, port: int, path: str, connections: int, bodies: Path | None = None) -> dict:
+        result = wrk(self.url(port, path), connections, self.seconds, bodies)
+        self.client_cpu = max(self.client_cpu, result["client_cpu"])
+        return result
+
+    def median_of(self, runs: list[dict]) -> dict:
+        keys = [k for k in runs[0] if k != "cdf"]
+        merged = {key: statistics.median(run[key] for run in runs) for key in keys}
+        merged["cdf"] = runs[len(runs) // 2]["cdf"]
+        return merged
+
+    def warm(self) -> None:
+        _, _ = open_loop("127.0.0.1", self.http_port, HOOK, self.messages(CUSTOMERS), 100)
         self.wait_answered()
 
-    def wait_answered(self, timeout: float = 120) -> None:
-        """Until the workers have answered every stored message."""
+    def wait_answered(self, timeout: float = 300) -> None:
+        """Until the worker has answered every stored message."""
         deadline = time.monotonic() + timeout
+        sql = "SELECT count(*) FROM rooms_message WHERE direction='in' AND handled_at IS NULL"
         while time.monotonic() < deadline:
-            out = subprocess.run(
-                [
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    DB_NAME,
-                    "-tAc",
-                    "SELECT count(*) FROM rooms_message WHERE direction='in' AND handled_at IS NULL",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            if out == "0":
+            if psql(sql, DB_NAME) == "0":
                 return
             time.sleep(0.2)
         raise TimeoutError("messages left unanswered")
 
-    def wrk(
-        self, path: str, connections: int, bodies: Path | None = None, port: int | None = None
-    ) -> dict[str, float]:
-        url = f"http://127.0.0.1:{port or self.ports[0]}{path}"
-        script = ROOT / "bench" / "wrk.lua"
-        env = {**os.environ, "BODIES": str(bodies or "")}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{int(self.seconds)}s",
-                "--timeout",
-                "10s",
-                "-s",
-                str(script),
-                url,
-            ],
+    # --- figures ----------------------------------------------------------------------------
+
+    def inprocess(self) -> None:
+        out = self._inprocess()
+        for line in out.splitlines():
+            if line.startswith("ROW\t"):
+                self.rows.append(tuple(line.split("\t")[1:5]))
+
+    def _inprocess(self, *args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "bench/inprocess.py", *args],
+            cwd=ROOT,
+            env=self.env,
             capture_output=True,
             text=True,
-            env=env,
             check=True,
         ).stdout
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        match = re.search(r"RESULT (.*)", out)
-        result = {k: float(v) for k, v in (pair.split("=") for pair in match.group(1).split())}
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        result["rate"] = result["requests"] / result["seconds"]
-        result["client_cpu"] = cpu / result["seconds"]
-        return result
 
-    def median_of(self, runs: list[dict[str, float]]) -> dict[str, float]:
-        return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-
-    # --- figures ----------------------------------------------------------------------------
+    def floor(self) -> None:
+        self.floor_parts: dict[str, tuple[float, float]] = {}
+        for line in self._inprocess("floor").splitlines():
+            if line.startswith("FLOOR "):
+                *name, p50, p95 = line.removeprefix("FLOOR ").split()
+                self.floor_parts[" ".join(name)] = (float(p50), float(p95))
 
     def ack_latency(self) -> None:
         bare, hook = [], []
+        cpu_bare = []
         for _ in range(self.repeats):
-            bare.append(self.wrk("/healthz", 1))
-            hook.append(self.wrk("/whatsapp/external", 1, self.bodies(20000)))
+            before = tree_cpu([self.processes["web"].pid])
+            run = self.wrk(self.http_port, "/healthz", 1)
+            cpu_bare.append((tree_cpu([self.processes["web"].pid]) - before) / run["requests"])
+            bare.append(run)
+            hook.append(self.wrk(self.http_port, HOOK, 1, self.bodies(30000)))
             self.wait_answered()
-        bare, hook = self.median_of(bare), self.median_of(hook)
+        self.bare, hook = self.median_of(bare), self.median_of(hook)
+        self.bare_cpu_ms = statistics.median(cpu_bare) * 1000
+        bare = self.bare
         for q in ("p50", "p95", "p99"):
+            goal = {"p95": "p95 ≤ 2.5×", "p99": "p99 ≤ 3× p95"}.get(q, "—")
             self.rows.append(
                 (
-                    f"webhook ack {q} (database mode, c=1)",
+                    f"webhook ack {q} (database mode, c=1, gunicorn)",
                     f"bare view {bare[q]:.2f} ms",
-                    f"{hook[q]:.2f} ms ({hook[q] / bare[q]:.2f}×)",
-                    "p95 ≤ 2.5×" if q == "p95" else ("p99 ≤ 3× p95" if q == "p99" else "—"),
+                    f"{hook[q]:.2f} ms ({ratio(hook[q], bare[q])})",
+                    goal,
                 )
             )
-        self.rows.append(("webhook p99 / p95", "—", f"{hook['p99'] / hook['p95']:.2f}×", "≤ 3×"))
-        self.client_cpu = hook["client_cpu"]
+        self.rows.append(
+            ("webhook p99 / p95 (gunicorn)", "—", ratio(hook["p99"], hook["p95"]), "≤ 3×")
+        )
+        self.panels["webhook acknowledgement, c=1 (wrk)"]["gunicorn, cache Redis up"] = hook["cdf"]
+        self.panels["webhook acknowledgement, c=1 (wrk)"]["bare view, gunicorn"] = bare["cdf"]
+        self.hook_gunicorn = hook
 
     def capacity(self) -> None:
         bare, hook = [], []
         for _ in range(self.repeats):
-            bare.append(self.wrk("/healthz", 32))
-            hook.append(self.wrk("/whatsapp/external", 32, self.bodies(40000)))
+            bare.append(self.wrk(self.http_port, "/healthz", 32))
+            hook.append(self.wrk(self.http_port, HOOK, 32, self.bodies(60000)))
             self.wait_answered()
         bare, hook = self.median_of(bare), self.median_of(hook)
         self.rows.append(
             (
-                "acknowledgement capacity, c=32 (one Daphne process)",
+                "acknowledgement capacity, c=32 (gunicorn, 2 sync workers)",
                 f"bare view {bare['rate']:.0f} req/s",
-                f"{hook['rate']:.0f} req/s ({hook['rate'] / bare['rate']:.2f}×), "
+                f"{hook['rate']:.0f} req/s ({ratio(hook['rate'], bare['rate'])}), "
                 f"{hook['errors']:.0f} errors",
                 "≥ 0.5×",
             )
         )
-        self.client_cpu = max(self.client_cpu, hook["client_cpu"])
 
-    def wsgi_comparison(self) -> None:
-        """The same two endpoints under gunicorn (2 sync workers) instead of Daphne."""
+    def daphne_comparison(self) -> None:
+        """The same endpoints served by one Daphne process: the measurement behind serving HTTP
+        from gunicorn."""
+        port = self.ws_ports[0]
         bare, hook, bare32, hook32 = [], [], [], []
         for _ in range(self.repeats):
-            bare.append(self.wrk("/healthz", 1, port=self.wsgi_port))
-            hook.append(self.wrk("/whatsapp/external", 1, self.bodies(20000), port=self.wsgi_port))
-            bare32.append(self.wrk("/healthz", 32, port=self.wsgi_port))
-            hook32.append(
-                self.wrk("/whatsapp/external", 32, self.bodies(60000), port=self.wsgi_port)
-            )
+            bare.append(self.wrk(port, "/healthz", 1))
+            hook.append(self.wrk(port, HOOK, 1, self.bodies(20000)))
+            bare32.append(self.wrk(port, "/healthz", 32))
+            hook32.append(self.wrk(port, HOOK, 32, self.bodies(30000)))
             self.wait_answered()
         bare, hook = self.median_of(bare), self.median_of(hook)
         bare32, hook32 = self.median_of(bare32), self.median_of(hook32)
+        gun = self.hook_gunicorn
         self.rows.append(
             (
-                "webhook ack p50 / p95 / p99 under gunicorn (WSGI, 2 workers), c=1",
-                f"bare view {bare['p50']:.2f} / {bare['p95']:.2f} / {bare['p99']:.2f} ms",
-                f"{hook['p50']:.2f} / {hook['p95']:.2f} / {hook['p99']:.2f} ms "
-                f"(p95 {hook['p95'] / bare['p95']:.2f}×, p99/p95 {hook['p99'] / hook['p95']:.2f}×)",
-                "comparison: how to serve HTTP",
+                "comparison: webhook ack p50 / p95 / p99 on one Daphne process, c=1",
+                f"bare view on Daphne {bare['p50']:.2f} / {bare['p95']:.2f} / {bare['p99']:.2f} ms;"
+                f" webhook on gunicorn {gun['p50']:.2f} / {gun['p95']:.2f} / {gun['p99']:.2f} ms",
+                f"{hook['p50']:.2f} / {hook['p95']:.2f} / {hook['p99']:.2f} ms (p95 "
+                f"{ratio(hook['p95'], bare['p95'])} its bare view, p99/p95 "
+                f"{ratio(hook['p99'], hook['p95'])})",
+                "how to serve HTTP",
             )
         )
         self.rows.append(
             (
-                "acknowledgement capacity under gunicorn (2 workers), c=32",
-                f"bare view {bare32['rate']:.0f} req/s",
-                f"{hook32['rate']:.0f} req/s ({hook32['rate'] / bare32['rate']:.2f}×), "
-                f"{hook32['errors']:.0f} errors",
-                "comparison: how to serve HTTP",
+                "comparison: acknowledgement capacity on one Daphne process, c=32",
+                f"bare view on Daphne {bare32['rate']:.0f} req/s",
+                f"{hook32['rate']:.0f} req/s ({ratio(hook32['rate'], bare32['rate'])})",
+                "how to serve HTTP",
             )
         )
-
-    def cache_down(self) -> None:
-        """The webhook at c=1 with the cache Redis up, then stopped (chatbridge fails safe)."""
-        up = []
-        for _ in range(self.repeats):
-            up.append(self.wrk("/whatsapp/external", 1, self.bodies(20000)))
-            self.wait_answered()
-        self.redis.terminate()
-        self.redis.wait()
-        down = []
-        try:
-            for _ in range(self.repeats):
-                down.append(self.wrk("/whatsapp/external", 1, self.bodies(20000)))
-                self.wait_answered()
-        finally:
-            self._start_redis()  # same port, empty: the rest of the run uses it
-        up, down = self.median_of(up), self.median_of(down)
-        self.rows.append(
-            (
-                "webhook ack p95 with the cache Redis stopped (c=1)",
-                f"the same run with it up: {up['p95']:.2f} ms",
-                f"{down['p95']:.2f} ms ({down['p95'] / up['p95']:.2f}×), {down['errors']:.0f} errors",
-                "≤ 1.5×",
-            )
-        )
+        self.panels["webhook acknowledgement, c=1 (wrk)"]["one Daphne process"] = hook["cdf"]
 
     def redis_round_trips(self) -> None:
         import redis
@@ -416,16 +404,8 @@ class Run:
         client = redis.Redis(port=self.redis_port)
         client.config_resetstat()
         count = 300
-        import requests
-
-        for line in self.bodies(count).read_text().splitlines():
-            sig, body = line.split(" ", 1)
-            requests.post(
-                f"http://127.0.0.1:{self.ports[1]}/whatsapp/external",
-                data=body.encode(),
-                headers={"X-Hub-Signature-256": sig, "Content-Type": "application/json"},
-                timeout=30,
-            )
+        sent, _ = open_loop("127.0.0.1", self.http_port, HOOK, self.messages(count), 50)
+        assert all(s.status == 200 for s in sent)
         self.wait_answered()
         stats = client.info("commandstats")
         calls = {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
@@ -440,18 +420,333 @@ class Run:
             )
         )
 
-    def inprocess(self) -> None:
-        out = subprocess.run(
-            [sys.executable, "bench/inprocess.py"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for line in out.splitlines():
-            if line.startswith("ROW\t"):
-                self.rows.append(tuple(line.split("\t")[1:5]))
+    def cache_down(self) -> None:
+        """Webhook and reply with the cache Redis up, then stopped (chatbridge fails safe). The
+        channel layer lives on the same redis-server here, so it is down too."""
+        up_wrk, down_wrk = [], []
+        for _ in range(self.repeats):
+            up_wrk.append(self.wrk(self.http_port, HOOK, 1, self.bodies(20000)))
+            self.wait_answered()
+        up_open = self.replies_at(40, 20)
+        self.redis.terminate()
+        self.redis.wait()
+        try:
+            for _ in range(self.repeats):
+                down_wrk.append(self.wrk(self.http_port, HOOK, 1, self.bodies(20000)))
+                self.wait_answered()
+            down_open = self.replies_at(40, 20)
+        finally:
+            self._start_redis()  # same port, empty: the rest of the run uses it
+        up, down = self.median_of(up_wrk), self.median_of(down_wrk)
+        self.rows.append(
+            (
+                "webhook ack p95 with the cache Redis stopped (c=1)",
+                f"the same run with it up: {up['p95']:.2f} ms",
+                f"{down['p95']:.2f} ms ({ratio(down['p95'], up['p95'])}), "
+                f"{down['errors']:.0f} errors",
+                "≤ 1.5×",
+            )
+        )
+        self.rows.append(
+            (
+                "reply p95 (webhook sent → reply at WhatsApp), 40 msg/s, cache Redis stopped",
+                f"the same with it up: {up_open['reply_p95']:.1f} ms",
+                f"{down_open['reply_p95']:.1f} ms ({ratio(down_open['reply_p95'], up_open['reply_p95'])})"
+                f", {down_open['errors']} errors, {down_open['missing']} unanswered",
+                "≤ 1.5× (same goal)",
+            )
+        )
+        self.panels["webhook acknowledgement, c=1 (wrk)"]["gunicorn, cache Redis down"] = down[
+            "cdf"
+        ]
+        title = "reply: webhook sent → reply at WhatsApp, 40 msg/s"
+        self.panels[title]["cache Redis up"] = up_open["reply_cdf"]
+        self.panels[title]["cache Redis down"] = down_open["reply_cdf"]
+
+    def replies_at(self, rate: float, seconds: float, port: int | None = None) -> dict:
+        """Open loop at `rate` for `seconds`; ack and reply latencies, errors, order."""
+        count = int(rate * seconds)
+        first = self.serial + 1
+        seq = self.replies_seq()
+        requests = self.messages(count)
+        sent, cpu = paired_open_loop("127.0.0.1", port or self.http_port, HOOK, requests, rate)
+        self.client_cpu = max(self.client_cpu, cpu / seconds)
+        self.wait_answered()
+        replies = {}
+        order: dict[str, list[int]] = defaultdict(list)
+        for reply in self.replies_after(seq):
+            text = reply["text"]
+            if text.startswith("Dijiste: consulta "):
+                serial = int(text.removeprefix("Dijiste: consulta "))
+                replies[serial] = reply["at"]
+                order[reply["to"]].append(serial)
+        latencies, missing = [], 0
+        for item in sent:
+            serial = first + item.index
+            if serial in replies:
+                latencies.append((replies[serial] - item.wall) * 1000)
+            else:
+                missing += 1
+        stored = self._stored_order(first, first + count - 1)
+        misordered = sum(1 for uid, serials in order.items() if serials != stored.get(uid, []))
+        acks = [s.latency_ms for s in sent]
+        return {
+            "sent": len(sent),
+            "errors": sum(1 for s in sent if s.status != 200),
+            "missing": missing,
+            "misordered": misordered,
+            "customers": len(order),
+            "ack_p50": percentile(acks, 50),
+            "ack_p95": percentile(acks, 95),
+            "ack_p99": percentile(acks, 99),
+            "reply_p50": percentile(latencies, 50),
+            "reply_p95": percentile(latencies, 95),
+            "reply_p99": percentile(latencies, 99),
+            "ack_cdf": _cdf(acks),
+            "reply_cdf": _cdf(latencies),
+            "rate": len(sent) / (max(s.done for s in sent) - min(s.due for s in sent)),
+        }
+
+    def _stored_order(self, first: int, last: int) -> dict[str, list[int]]:
+        """Each customer's messages of this batch, in the order chatbridge stored them."""
+        rows = psql(
+            "SELECT c.uid, m.text FROM rooms_message m JOIN rooms_room r ON r.id = m.room_id"
+            " JOIN users_customer c ON c.id = r.customer_id WHERE m.direction = 'in'"
+            " AND m.text LIKE 'consulta %' ORDER BY m.id",
+            DB_NAME,
+        )
+        order: dict[str, list[int]] = defaultdict(list)
+        for line in rows.splitlines():
+            uid, text = line.split("|", 1)
+            serial = int(text.removeprefix("consulta "))
+            if first <= serial <= last:
+                order[uid].append(serial)
+        return order
+
+    def sustained(self, seconds: float = 60, rate: float = 80) -> None:
+        before = tree_cpu(self.app_pids())
+        result = self.replies_at(rate, seconds)
+        cpu_ms = (tree_cpu(self.app_pids()) - before) / result["sent"] * 1000
+        self.rows.append(
+            (
+                f"sustained: {rate:.0f} msg/s for {seconds:.0f} s, open loop, pairs of one customer's"
+                " messages sent together",
+                "WhatsApp's default 80 msg/s per number",
+                f"{result['rate']:.1f} msg/s, {result['errors']} errors, {result['missing']} "
+                f"unanswered, order kept for {result['customers'] - result['misordered']} of "
+                f"{result['customers']} customers; ack p50 / p95 / p99 {result['ack_p50']:.1f} / "
+                f"{result['ack_p95']:.1f} / {result['ack_p99']:.1f} ms; reply p95 "
+                f"{result['reply_p95']:.1f} ms",
+                "≥ 80 msg/s, zero errors, order kept",
+            )
+        )
+        self.rows.append(
+            (
+                "CPU per message across all chatbridge processes (gunicorn, 2 Daphne, worker),"
+                " Watson excluded",
+                f"bare WSGI view: {self.bare_cpu_ms:.2f} ms per request",
+                f"{cpu_ms:.2f} ms ({ratio(cpu_ms, self.bare_cpu_ms)})",
+                "≤ 10×",
+            )
+        )
+        title = f"sustained {rate:.0f} msg/s (open loop)"
+        self.panels[title]["webhook acknowledgement"] = result["ack_cdf"]
+        self.panels[title]["reply at WhatsApp"] = result["reply_cdf"]
+
+    def turn_overhead(self) -> None:
+        """The whole turn inside the request (immediate mode) with a Watson that answers at once:
+        everything chatbridge does for a message, against the floor's pieces."""
+        port = self._gunicorn("immediate", TASKS_BACKEND="immediate", GUNICORN_THREADS="8")
+        wait_port(port)
+        wrk(self.url(port, HOOK), 8, 3, self.bodies(5000))  # warm every thread's connections
+        runs = [self.wrk(port, HOOK, 1, self.bodies(20000)) for _ in range(self.repeats)]
+        self._stop("immediate")
+        turn = self.median_of(runs)
+        parts = self.floor_parts
+        floor95 = self.bare["p95"] + sum(p95 for _, p95 in parts.values())
+        floor50 = self.bare["p50"] + sum(p50 for p50, _ in parts.values())
+        listed = "; ".join(f"{name} {p50:.2f} / {p95:.2f}" for name, (p50, p95) in parts.items())
+        self.rows.append(
+            (
+                "turn overhead p50 / p95: webhook → Watson (answering at once) → reply sent, in"
+                " the request (immediate mode, c=1)",
+                f"floor sum {floor50:.2f} / {floor95:.2f} ms (bare WSGI view {self.bare['p50']:.2f}"
+                f" / {self.bare['p95']:.2f}; {listed})",
+                f"{turn['p50']:.2f} / {turn['p95']:.2f} ms (p95 {ratio(turn['p95'], floor95)})",
+                "p95 ≤ 3.5×",
+            )
+        )
+
+    def fan_out(self) -> None:
+        from bench.consoles import Console
+
+        cookie = self._inprocess("agent").strip()
+        consoles = [Console(self.ws_ports[1], cookie)]
+        uid = "573199999999"
+        # The customer asks for a person; the room is assigned to the (only) online agent.
+        body = body_for(uid, "agente")
+        open_loop("127.0.0.1", self.http_port, HOOK, [(signature(body), body)], 1)
+        deadline = time.monotonic() + 30
+        sql = (
+            "SELECT r.status FROM rooms_room r JOIN users_customer c ON c.id = r.customer_id"  # noqa: S608 - uid is a constant
+            f" WHERE c.uid = '{uid}' AND r.status <> 'closed'"
+        )
+        while psql(sql, DB_NAME) != "assigned":
+            if time.monotonic() > deadline:
+                raise TimeoutError("room not assigned")
+            time.sleep(0.1)
+
+        publish95 = self.floor_parts["PUBLISH to a subscriber"][1]
+        echo = [consoles[0].echo_rtt() * 1000 for _ in range(300)]
+        base = publish95 + percentile(echo, 95) / 2
+        one = self._fan_out_samples(consoles, uid, 200)
+        self.rows.append(
+            (
+                "fan-out: webhook (gunicorn) → the agent's console (Daphne, another process), p95",
+                f"raw PUBLISH → subscriber {publish95:.2f} ms + ½ websocket echo "
+                f"{percentile(echo, 95) / 2:.2f} ms = {base:.2f} ms",
+                f"{percentile(one, 95):.2f} ms ({ratio(percentile(one, 95), base)}); p50 "
+                f"{percentile(one, 50):.2f} ms",
+                "≤ 6×",
+            )
+        )
+        for index in range(19):
+            consoles.append(Console(self.ws_ports[index % 2], cookie))
+        twenty = self._fan_out_samples(consoles, uid, 200)
+        limit = percentile(one, 95) + 0.25 * 20
+        self.rows.append(
+            (
+                "fan-out to 20 consoles of the room's agent (10 on each Daphne), last receipt, p95",
+                f"one console {percentile(one, 95):.2f} ms; + 0.25 ms × 20 = {limit:.2f} ms",
+                f"{percentile(twenty, 95):.2f} ms (+{(percentile(twenty, 95) - percentile(one, 95)) / 20:.2f}"
+                " ms per console)",
+                "≤ one + 0.25 ms each",
+            )
+        )
+        for console in consoles:
+            console.close()
+        title = "fan-out: webhook → agent console"
+        self.panels[title]["1 console"] = _cdf(one)
+        self.panels[title]["20 consoles, last receipt"] = _cdf(twenty)
+
+    def _fan_out_samples(self, consoles: list, uid: str, count: int) -> list[float]:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        samples = []
+        for _ in range(count):
+            self.serial += 1
+            text = f"fanout {self.serial}"
+            body = body_for(uid, text)
+            started = time.monotonic()
+            connection.request(
+                "POST",
+                HOOK,
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": signature(body),
+                },
+            )
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            last = max(console.wait_text(text) for console in consoles)
+            samples.append((last - started) * 1000)
+            time.sleep(0.01)
+        connection.close()
+        return samples
+
+    def slow_watson(self) -> None:
+        """A Watson that takes 300 ms: its own p95 measured directly, then chatbridge at 40 msg/s;
+        then the webhook in immediate and in database mode at a rate immediate mode can carry."""
+        self.watson_delay(300)
+        try:
+            watson = self._watson_direct(rate=40, seconds=10)
+            result = self.replies_at(40, 30)
+            self.rows.append(
+                (
+                    "reply p95 with a 300 ms Watson at 40 msg/s (database mode, webhook sent → reply"
+                    " at WhatsApp)",
+                    f"the fake Watson's own p95 at 40 req/s: {watson:.1f} ms",
+                    f"{result['reply_p95']:.1f} ms (+{result['reply_p95'] - watson:.1f} ms); "
+                    f"{result['errors']} errors, {result['missing']} unanswered",
+                    "≤ Watson p95 + 25 ms",
+                )
+            )
+            database = self.replies_at(10, 20)
+            port = self._gunicorn("immediate", TASKS_BACKEND="immediate", GUNICORN_THREADS="8")
+            wait_port(port)
+            self.replies_at(10, 3, port=port)  # warm every thread's connections
+            immediate = self.replies_at(10, 20, port=port)
+            self._stop("immediate")
+        finally:
+            self.watson_delay(0)
+        self.rows.append(
+            (
+                "webhook ack p50 / p95 with a 300 ms Watson, 10 msg/s: immediate vs database mode",
+                "—",
+                f"immediate {immediate['ack_p50']:.1f} / {immediate['ack_p95']:.1f} ms; database "
+                f"{database['ack_p50']:.1f} / {database['ack_p95']:.1f} ms",
+                "report both",
+            )
+        )
+        title = "webhook ack with a 300 ms Watson, 10 msg/s"
+        self.panels[title]["immediate mode (turn in the request)"] = immediate["ack_cdf"]
+        self.panels[title]["database mode (turn in the worker)"] = database["ack_cdf"]
+
+    def _watson_direct(self, rate: float, seconds: float) -> float:
+        import http.client
+
+        base = "/v2/assistants/a/environments/e/sessions?version=2024-08-25"
+        connection = http.client.HTTPConnection("127.0.0.1", self.watson_port, timeout=30)
+        connection.request("POST", base, body=b"{}", headers={"Content-Type": "application/json"})
+        session = json.loads(connection.getresponse().read())["session_id"]
+        connection.close()
+        path = f"/v2/assistants/a/environments/e/sessions/{session}/message?version=2024-08-25"
+        body = json.dumps({"input": {"text": "hola"}}).encode()
+        sent, _ = open_loop(
+            "127.0.0.1", self.watson_port, path, [("", body)] * int(rate * seconds), rate
+        )
+        return percentile([s.latency_ms for s in sent], 95)
+
+    def profile(self, svg: Path | None) -> None:
+        """py-spy on the gunicorn workers while wrk loads the webhook at c=32."""
+        pid = str(self.processes["web"].pid)
+        raw = self.tmp / "profile.txt"
+        spy = [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--subprocesses",
+            "--pid",
+            pid,
+            "--rate",
+            "250",
+        ]
+        spy += ["--duration", str(int(self.seconds)), "--nonblocking", "--idle"]
+        bodies = self.bodies(60000)
+        recorder = subprocess.Popen(
+            [*spy, "--format", "raw", "--output", str(raw)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+        self.wrk(self.http_port, HOOK, 32, bodies)
+        recorder.wait(timeout=60)
+        self.wait_answered()
+        if svg is not None:
+            recorder = subprocess.Popen(
+                [*spy, "--format", "flamegraph", "--output", str(svg)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)
+            self.wrk(self.http_port, HOOK, 32, self.bodies(60000))
+            recorder.wait(timeout=60)
+            self.wait_answered()
+        self.profile_lines = _profile_summary(raw)
+
+    # --- report -----------------------------------------------------------------------------
 
     def report(self) -> str:
         lines = [
@@ -459,30 +754,104 @@ class Run:
             "|---|---|---|---|",
             *("| " + " | ".join(row) + " |" for row in self.rows),
             "",
-            f"wrk's own CPU: {self.client_cpu * 100:.0f} % of one core at most "
-            "(of the machine's 2), so it does not starve the server.",
+            f"Load generators' own CPU: at most {self.client_cpu * 100:.0f} % of one core (of the"
+            " machine's 2): wrk for the closed-loop rows, this script's open-loop sender for the"
+            " rates.",
         ]
+        if getattr(self, "profile_lines", None):
+            lines += ["", "### Where the webhook's time goes (py-spy, gunicorn workers, c=32)", ""]
+            lines += self.profile_lines
         return "\n".join(lines)
+
+
+def _http(method: str, port: int, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _cdf(samples: list[float]) -> list[tuple[float, float]]:
+    from bench.plot import as_cdf
+
+    return as_cdf(samples)
+
+
+# Where a webhook's time goes: a frame matches a group when it contains every one of its parts
+# (py-spy names frames "function (file:line)").
+PROFILE_GROUPS = [
+    ("PostgreSQL round trips (psycopg waiting on the server)", ("wait (", "psycopg/connection.py")),
+    ("cache lookups (django-redis)", ("django_redis/",)),
+    ("task row (django-tasks enqueue)", ("enqueue (", "django_tasks/base.py")),
+    ("JSON logs", ("chatbridge/logs.py",)),
+    ("metrics", ("prometheus_client/",)),
+    ("signature check", ("validate (", "rooms/whatsapp.py")),
+    ("payload parsing", ("parse (", "rooms/whatsapp.py")),
+    ("the webhook view, all of it", ("whatsapp_webhook (",)),
+]
+
+
+def _profile_summary(raw: Path) -> list[str]:
+    """Inclusive share of the request samples under each group, and the busiest leaf functions."""
+    total, grouped, leaves = 0, Counter(), Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if not any("get_response (" in frame for frame in frames):
+            continue  # idle threads, gunicorn's own loop
+        weight = int(count)
+        total += weight
+        for label, parts in PROFILE_GROUPS:
+            if any(all(part in frame for part in parts) for frame in frames):
+                grouped[label] += weight
+        leaves[frames[-1]] += weight
+    if not total:
+        return ["(no samples)"]
+    out = ["| where | share of request time |", "|---|---|"]
+    out += [f"| {label} | {grouped[label] / total * 100:.0f} % |" for label, _ in PROFILE_GROUPS]
+    out += ["", "Busiest leaf functions (share of request samples):", ""]
+    out += [f"- `{leaf}`: {n / total * 100:.1f} %" for leaf, n in leaves.most_common(8)]
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sustained-seconds", type=float, default=60)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
     run = Run(args.seconds, args.repeats)
     run.start()
     try:
         run.warm()
         run.inprocess()
+        run.floor()
         run.ack_latency()
         run.capacity()
+        run.daphne_comparison()
         run.redis_round_trips()
+        run.turn_overhead()
+        run.fan_out()
+        run.sustained(seconds=args.sustained_seconds)
+        run.slow_watson()
         run.cache_down()
-        run.wsgi_comparison()
+        run.profile(args.profile)
         print(HEADER.format(seconds=args.seconds, repeats=args.repeats))
         print(run.report())
         print(FOOTER)
+        if args.plot:
+            from bench.plot import write
+
+            write(list(run.panels.items()), args.plot)
     finally:
         run.stop()
 
@@ -490,35 +859,22 @@ def main() -> None:
 HEADER = """# Benchmarks
 
 Produced by `make bench` (`bench/run.py --seconds {seconds:g} --repeats {repeats}`); rerun it to
-reproduce. One run on this 2-core machine, loopback only: the machine's PostgreSQL (a
-`chatbridge_bench` database made and dropped by the run), a private redis-server for the cache and
-channel layer, the fake Watson and WhatsApp servers, two Daphne processes and a task worker
-(`TASKS_BACKEND=database`, DEBUG off), as in docker-compose.yml. Load: wrk (C, one thread) replaying
-pre-signed webhooks, each a new message id from one of 200 returning customers whose cache is warm;
-the baseline is `/healthz`, a bare Django view behind the same middleware on the same server. Every
-latency figure is the median of the repeats; ratios are against the baseline of the same run.
+reproduce. One run on this 2-core machine, loopback only, in the shape of docker-compose.yml:
+gunicorn serving HTTP (2 sync workers), two Daphne processes serving the agents'
+websockets, one `turn_worker` (16 threads) running the turns (`TASKS_BACKEND=database` unless a row
+says otherwise), DEBUG off; the machine's PostgreSQL (a `chatbridge_bench` database made and
+dropped by the run), a private redis-server for the cache and the channel layer, the fake Watson
+and WhatsApp servers in a process of their own. Customers are 200 returning ones (warm cache);
+every message has a new id. Closed-loop rows use wrk (C, one thread) and are medians of the
+repeats; rate rows use an open-loop sender (`bench/load.py`: requests go out on a fixed schedule
+whatever the server's pace, and latency counts from when a request was due, so a slow server
+cannot hide its queueing). Ratios are against baselines measured in this same run.
+
+Latency distributions: [benchmark-latency.png](benchmark-latency.png). Flame graph of the webhook
+under load: [benchmark-profile.svg](benchmark-profile.svg).
 """
 
-FOOTER = """
-## Reading it
-
-- The webhook's own work with a warm cache is one transaction: the ordering lock (the SELECT of
-  `pg_advisory_xact_lock`), the room check (UPDATE), the message and its task row (2 INSERTs); no
-  read of a customer, room or session row. Two cache round trips per message: the webhook's MGET
-  (customer and room together) and the turn's GET of the Watson session.
-- Daphne's HTTP tail (p99) is the gap: the bare view's own p99 is an order of magnitude above its
-  p95, as performance-floor.md measured for Daphne, so "p99 ≤ 3× p95" fails for the bare view too.
-  The same application under gunicorn (WSGI, the last two rows) has a far shorter tail and more
-  acknowledgement capacity, while its bare view is so cheap that the webhook's own work
-  (signature, one MGET, one fsync'd transaction) dominates the ratio. Serving HTTP from gunicorn
-  and keeping Daphne for the websockets is the decision these figures point to; it is not made
-  yet (compose and the embedded run still serve HTTP from Daphne).
-- Not measured yet (the benchmark issue stays open): turn overhead against the floor sum, CPU per
-  message across processes, 60 s sustained throughput, websocket fan-out (1 and 20 agents), a
-  300 ms Watson at 40 msg/s, immediate vs database mode, the PNG plot
-  and a profile of the ASGI path. The reliability report (docs/RELIABILITY.md) has burst and soak
-  figures under load.
-"""
+FOOTER = ""
 
 
 if __name__ == "__main__":

@@ -36,4 +36,8 @@ function done(summary, latency, requests)
     summary.duration / 1e6,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000
   ))
+  -- The distribution, for the plot: one line per percentile.
+  for _, p in ipairs({1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 98, 99, 99.5, 99.9}) do
+    io.write(string.format("CDF %g %.3f\n", p, latency:percentile(p) / 1000))
+  end
 end

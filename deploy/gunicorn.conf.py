@@ -10,10 +10,11 @@ from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads, so that a slow request (an immediate-mode turn waiting on Watson, an admin export)
-# does not hold a whole worker; the connection pool gives each thread its own connection.
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Plain sync workers by default: with the turns in a task worker (TASKS_BACKEND=database) every
+# request is short, and threads cost the webhook capacity (docs/BENCHMARKS.md). With
+# TASKS_BACKEND=immediate a request waits on Watson: give each worker threads (GUNICORN_THREADS).
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
 # Meta gives up on a webhook after 5 s; a request still running after 30 s is stuck.
 timeout = 30
 graceful_timeout = 20

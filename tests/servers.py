@@ -165,8 +165,8 @@ class AppProcess:
         return cls(args, app_env(GUNICORN_BIND=f"127.0.0.1:{port}", **env), port)
 
     @classmethod
-    def turn_worker(cls, threads: int = 4, **env: str) -> "AppProcess":
-        args = ["turn_worker", "--threads", str(threads), "--interval", "0.05"]
+    def turn_worker(cls, threads: int = 4, poll: float = 1.0, **env: str) -> "AppProcess":
+        args = ["turn_worker", "--threads", str(threads), "--poll", str(poll)]
         return cls.manage(*args, **{"TASKS_BACKEND": "database", **env})
 
     @classmethod

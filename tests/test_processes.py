@@ -156,7 +156,8 @@ def test_database_mode_webhook_does_not_wait_for_watson(database_servers, whatsa
 @pytest.fixture
 def gunicorn_and_turn_worker(fake_vendors) -> Iterator[tuple[AppProcess, AppProcess]]:
     server = AppProcess.gunicorn(TASKS_BACKEND="database")
-    worker = AppProcess.turn_worker(threads=8)
+    # A fallback poll far longer than the test: only the NOTIFY of a new task can wake it.
+    worker = AppProcess.turn_worker(threads=8, poll=60)
     _start_all([server, worker])
     yield server, worker
     for process in (server, worker):
@@ -181,6 +182,11 @@ def test_gunicorn_and_a_threaded_worker_answer_turns_side_by_side(
         watson.delay = 0
     assert sorted(item["to"] for item in whatsapp.sent) == customers
     assert answered < 9.6 / 2, f"8 turns took {answered:.2f} s"
+    # Woken by the task's NOTIFY, not by a poll: one more message is answered at once.
+    started = time.monotonic()
+    assert post_signed(server.url, text_from(customers[0], "otra")).status_code == 200
+    whatsapp.wait_for_sent(9, timeout=30)
+    assert time.monotonic() - started < 2
     worker.process.terminate()  # finishes what it runs, then exits cleanly
     assert worker.process.wait(timeout=15) == 0, worker.output()
 

@@ -1,25 +1,40 @@
-"""`manage.py turn_worker --threads N`: django-tasks-db's worker loop in N threads of one process.
+"""`manage.py turn_worker --threads N`: runs django-tasks-db's tasks (bot turns, agent sends) in N
+threads of one process, woken by PostgreSQL the moment a task commits.
 
-`db_worker` runs one task at a time, and a turn spends nearly all its time waiting on Watson: at
-300 ms a turn, one `db_worker` answers about 3 messages a second. By Little's law 40 messages a
-second at 300 ms need 12 turns in flight; threads give that without 12 processes. Each thread
-claims its tasks as `db_worker` does (a locked, skipped-if-locked row), so threads and processes
-can be mixed freely, and a turn of one room never runs beside another of the same room (the
-turn's own lock, see rooms/turns.py).
+`db_worker` runs one task at a time and polls: a turn spends nearly all its time waiting on
+Watson, so at 300 ms a turn one `db_worker` answers about 3 messages a second, and its poll
+interval is added to every reply. Here one dispatcher claims tasks (the same locked,
+skipped-if-locked claim as `db_worker`, so this mixes freely with other workers) whenever a
+thread is free, and sleeps on LISTEN `chatbridge_tasks` when there is nothing to claim: a trigger
+(rooms migration 0004) sends that NOTIFY when a task row commits. `--poll` is only the fallback
+for tasks that become due later; on SQLite (the embedded run) the worker polls at that interval.
 
-SIGTERM or SIGINT: every thread finishes the task it is running and stops; a second signal exits
-at once (`turns_resume` answers what was interrupted).
+Two turns of one room never run side by side whatever the threads (the turn's own lock, see
+rooms/turns.py). SIGTERM or SIGINT: running tasks finish, nothing new is claimed, the process
+exits; a second signal exits at once (`turns_resume` answers what was interrupted).
 """
 
+import logging
+import queue
 import signal
 import sys
 import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
+import psycopg
 from django.core.management.base import BaseCommand
-from django.db import connection
+from django.db import close_old_connections, connection
+from django.db.utils import OperationalError
 from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+logger = logging.getLogger("chatbridge.worker")
+
+NOTIFY_CHANNEL = "chatbridge_tasks"  # rooms/migrations/0004_task_notify_trigger.py
 
 
 class Command(BaseCommand):
@@ -28,52 +43,129 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--threads", type=int, default=8)
         parser.add_argument(
-            "--interval", type=float, default=0.1, help="seconds between polls when idle"
+            "--poll",
+            type=float,
+            default=1.0,
+            help="seconds between checks when nothing has been notified (SQLite: the interval)",
         )
         parser.add_argument("--queue-name", default="default")
 
-    def handle(self, *args, threads: int, interval: float, queue_name: str, **options) -> None:
+    def handle(self, *args, threads: int, poll: float, queue_name: str, **options) -> None:
         if threads < 1:
             sys.exit("turn_worker: --threads must be at least 1")
+        if poll <= 0:
+            sys.exit("turn_worker: --poll must be positive")
         prefix = uuid.uuid4().hex[:8]
-        workers = [
-            Worker(
-                queue_names=queue_name.split(","),
-                interval=interval,
-                batch=False,
-                backend_name="default",
-                startup_delay=False,
-                max_tasks=None,
-                worker_id=f"{prefix}-{index}",
-                excluded_queue_names=[],
+        # One django-tasks-db Worker per thread, for its run_task (results, signals, failures).
+        idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
+        for index in range(threads):
+            idle.put(
+                Worker(
+                    queue_names=queue_name.split(","),
+                    interval=poll,
+                    batch=False,
+                    backend_name="default",
+                    startup_delay=False,
+                    max_tasks=None,
+                    worker_id=f"{prefix}-{index}",
+                    excluded_queue_names=[],
+                )
             )
-            for index in range(threads)
-        ]
         stopping = threading.Event()
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if stopping.is_set():
                 sys.exit(1)
             stopping.set()
-            for worker in workers:
-                worker.running = False
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
 
-        def run(worker: Worker) -> None:
-            try:
-                worker.run()
-            finally:
-                connection.close()  # this thread's connection goes back to the pool
-
-        pool = [
-            threading.Thread(target=run, args=(worker,), name=f"turn-worker-{index}", daemon=True)
-            for index, worker in enumerate(workers)
-        ]
-        for thread in pool:
-            thread.start()
+        wake = _Wakeup(poll)
         self.stdout.write(f"turn_worker: {threads} threads on queue {queue_name}")
-        while any(thread.is_alive() for thread in pool):
-            for thread in pool:
-                thread.join(timeout=0.5)
+        executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn-worker")
+        try:
+            while not stopping.is_set():
+                try:
+                    worker = idle.get(timeout=0.5)  # a free thread
+                except queue.Empty:
+                    continue
+                task = _claim(queue_name.split(","), worker.worker_id)
+                if task is None:
+                    idle.put(worker)
+                    wake.wait(stopping)
+                    continue
+                executor.submit(_run, worker, task, idle)
+        finally:
+            executor.shutdown(wait=True)
+            wake.close()
+            connection.close()
+
+
+def _claim(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
+    close_old_connections()
+    tasks = DBTaskResult.objects.ready().filter(backend_name="default")
+    if "*" not in queue_names:
+        tasks = tasks.filter(queue_name__in=queue_names)
+    try:
+        with exclusive_transaction(tasks.db):
+            task = tasks.get_locked()
+            if task is not None:
+                task.claim(worker_id)  # RUNNING: no other worker takes it
+            return task
+    except OperationalError as error:
+        if is_locked_database_exception(error):  # SQLite busy: try again on the next round
+            return None
+        raise
+
+
+def _run(worker: Worker, task: DBTaskResult, idle: "queue.SimpleQueue[Worker]") -> None:
+    try:
+        worker.run_task(task)
+    except Exception:  # run_task records failures itself; anything else must not kill the thread
+        logger.exception("task %s could not be run", task.pk)
+    finally:
+        connection.close()  # this thread's connection goes back to the pool
+        idle.put(worker)
+
+
+class _Wakeup:
+    """Waits for a NOTIFY on its own connection (PostgreSQL), or for `poll` seconds."""
+
+    def __init__(self, poll: float) -> None:
+        self.poll = poll
+        self.listener: psycopg.Connection | None = None
+        if connection.vendor == "postgresql":
+            self._listen()
+
+    def _listen(self) -> None:
+        try:
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self.listener = psycopg.connect(**params, autocommit=True)
+            self.listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except psycopg.Error as error:
+            logger.warning("cannot LISTEN for tasks (%s); polling every %s s", error, self.poll)
+            self.listener = None
+
+    def wait(self, stopping: threading.Event) -> None:
+        if self.listener is None:
+            stopping.wait(self.poll)
+            if connection.vendor == "postgresql":
+                self._listen()  # PostgreSQL is back: listen again
+            return
+        deadline = time.monotonic() + self.poll
+        try:
+            # In short slices: a stop signal cannot interrupt psycopg's wait.
+            while not stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
+                for _ in self.listener.notifies(timeout=min(remaining, 0.5), stop_after=1):
+                    return
+        except psycopg.Error as error:
+            logger.warning("lost the LISTEN connection (%s); polling until it is back", error)
+            self.close()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
