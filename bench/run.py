@@ -164,7 +164,7 @@ class Run:
             "fakes",
             [sys.executable, "manage.py", "fakes", "--watson-port", str(self.watson_port)]
             + ["--whatsapp-port", str(self.whatsapp_port), "--whatsapp-token", "bench-token"]
-            + ["--session-idle-timeout", "7200"],
+            + ["--session-idle-timeout", "7200", "--keep-alive"],
         )
         self.http_port = self._gunicorn("web")
         self.ws_ports = [free_port(), free_port()]
@@ -744,7 +744,29 @@ class Run:
             self.wrk(self.http_port, HOOK, 32, self.bodies(60000))
             recorder.wait(timeout=60)
             self.wait_answered()
-        self.profile_lines = _profile_summary(raw)
+        self.profile_lines = [
+            "### Where the webhook's time goes (py-spy, gunicorn workers, wrk c=32, wall time)",
+            "",
+            *_profile_summary(raw, WEBHOOK_GROUPS, within="get_response ("),
+        ]
+        # The worker's CPU (samples holding the GIL only) while turns run at 40 msg/s.
+        worker_raw = self.tmp / "worker-profile.txt"
+        spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid"]
+        spy += [str(self.processes["worker"].pid), "--rate", "250", "--duration", "12"]
+        recorder = subprocess.Popen(
+            [*spy, "--nonblocking", "--gil", "--format", "raw", "--output", str(worker_raw)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+        self.replies_at(40, 10)
+        recorder.wait(timeout=60)
+        self.profile_lines += [
+            "",
+            "### Where the turn worker's CPU goes (py-spy --gil, 40 msg/s)",
+            "",
+            *_profile_summary(worker_raw, WORKER_GROUPS, within="turn_worker.py"),
+        ]
 
     # --- report -----------------------------------------------------------------------------
 
@@ -759,8 +781,7 @@ class Run:
             " rates.",
         ]
         if getattr(self, "profile_lines", None):
-            lines += ["", "### Where the webhook's time goes (py-spy, gunicorn workers, c=32)", ""]
-            lines += self.profile_lines
+            lines += ["", *self.profile_lines]
         return "\n".join(lines)
 
 
@@ -782,42 +803,52 @@ def _cdf(samples: list[float]) -> list[tuple[float, float]]:
     return as_cdf(samples)
 
 
-# Where a webhook's time goes: a frame matches a group when it contains every one of its parts
-# (py-spy names frames "function (file:line)").
-PROFILE_GROUPS = [
+# Where the time goes: a frame matches a group when it contains every one of its parts (py-spy
+# names frames "function (file:line)").
+WEBHOOK_GROUPS = [
     ("PostgreSQL round trips (psycopg waiting on the server)", ("wait (", "psycopg/connection.py")),
     ("cache lookups (django-redis)", ("django_redis/",)),
     ("task row (django-tasks enqueue)", ("enqueue (", "django_tasks/base.py")),
-    ("JSON logs", ("chatbridge/logs.py",)),
+    ("JSON log lines", ("JsonFormatter.format (",)),
     ("metrics", ("prometheus_client/",)),
     ("signature check", ("validate (", "rooms/whatsapp.py")),
     ("payload parsing", ("parse (", "rooms/whatsapp.py")),
     ("the webhook view, all of it", ("whatsapp_webhook (",)),
 ]
+WORKER_GROUPS = [
+    ("claiming tasks (the dispatcher's locked SELECT and UPDATE)", ("_claim (",)),
+    ("the turn, all of it", ("room_turn (",)),
+    ("Watson call (ibm-watson SDK, requests)", ("watson_reply (",)),
+    ("WhatsApp send (requests)", ("outbound_deliver (",)),
+    ("task bookkeeping (django-tasks-db results)", ("set_successful (",)),
+    ("Django ORM (query building, model code)", ("django/db/models/",)),
+    ("psycopg (the driver)", ("psycopg/",)),
+]
 
 
-def _profile_summary(raw: Path) -> list[str]:
-    """Inclusive share of the request samples under each group, and the busiest leaf functions."""
+def _profile_summary(raw: Path, groups: list, within: str) -> list[str]:
+    """Inclusive share of the samples under each group (of those with a frame matching
+    `within`), and the busiest leaf functions."""
     total, grouped, leaves = 0, Counter(), Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         frames = stack.split(";")
-        if not any("get_response (" in frame for frame in frames):
-            continue  # idle threads, gunicorn's own loop
+        if not any(within in frame for frame in frames):
+            continue  # idle threads, the server's own loop
         weight = int(count)
         total += weight
-        for label, parts in PROFILE_GROUPS:
+        for label, parts in groups:
             if any(all(part in frame for part in parts) for frame in frames):
                 grouped[label] += weight
         leaves[frames[-1]] += weight
     if not total:
         return ["(no samples)"]
-    out = ["| where | share of request time |", "|---|---|"]
-    out += [f"| {label} | {grouped[label] / total * 100:.0f} % |" for label, _ in PROFILE_GROUPS]
-    out += ["", "Busiest leaf functions (share of request samples):", ""]
-    out += [f"- `{leaf}`: {n / total * 100:.1f} %" for leaf, n in leaves.most_common(8)]
+    out = [f"| where ({total} samples) | share |", "|---|---|"]
+    out += [f"| {label} | {grouped[label] / total * 100:.0f} % |" for label, _ in groups]
+    out += ["", "Busiest leaf functions:", ""]
+    out += [f"- `{leaf}`: {n / total * 100:.1f} %" for leaf, n in leaves.most_common(6)]
     return out
 
 

@@ -63,7 +63,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], fake: FakeServer) -> None:
         self.fake = fake
-        super().__init__(address, _Handler)
+        super().__init__(address, _KeepAliveHandler if fake.keep_alive else _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that time out on a delayed answer hang up before we write; that is an
@@ -108,6 +108,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
 
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1 with persistent connections, as the real vendors answer: for the benchmark, where
+    a new TCP connection per call would charge chatbridge for the fake's manners."""
+
+    protocol_version = "HTTP/1.1"
+
+
 class FakeServer:
     """Base class: a threaded HTTP server plus recording, latency and failure scripting.
 
@@ -119,6 +126,9 @@ class FakeServer:
     #: Extra keys a subclass accepts on ``POST /_fake/control``.
     control_keys: ClassVar[frozenset[str]] = frozenset()
     _base_control_keys: ClassVar[frozenset[str]] = frozenset({"delay_ms", "fail", "reset"})
+
+    #: Persistent HTTP/1.1 connections instead of one per request; set before start().
+    keep_alive: bool = False
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.host = host

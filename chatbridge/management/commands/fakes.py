@@ -34,6 +34,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--session-idle-timeout", type=float, default=300.0)
         parser.add_argument(
+            "--keep-alive",
+            action="store_true",
+            help="Persistent HTTP/1.1 connections, as the real vendors (the benchmark uses it).",
+        )
+        parser.add_argument(
             "--host",
             default="127.0.0.1",
             help="Interface to bind (use 0.0.0.0 inside containers).",
@@ -48,6 +53,7 @@ class Command(BaseCommand):
         whatsapp = FakeWhatsApp(
             port=options["whatsapp_port"], token=options["whatsapp_token"], host=options["host"]
         )
+        watson.keep_alive = whatsapp.keep_alive = options["keep_alive"]
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
