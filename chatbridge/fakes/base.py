@@ -113,6 +113,9 @@ class _KeepAliveHandler(_Handler):
     a new TCP connection per call would charge chatbridge for the fake's manners."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms) on every kept-alive answer.
+    disable_nagle_algorithm = True
 
 
 class FakeServer:
