@@ -104,21 +104,21 @@ def _send_all(
             if wait > 0:
                 time.sleep(wait)
             signature, body = requests[index]
+            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
             wall = time.time()
-            try:
-                connection.request(
-                    "POST",
-                    path,
-                    body=body,
-                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
-                )
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                status = 0
-                connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=30)
+            status = 0
+            # A kept-alive connection the server closed while idle fails before any answer:
+            # send again on a new one, as HTTP clients do (a message id is stored once anyway).
+            for _attempt in range(2):
+                try:
+                    connection.request("POST", path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    status = response.status
+                    break
+                except (OSError, http.client.HTTPException):
+                    connection.close()
+                    connection = http.client.HTTPConnection(host, port, timeout=30)
             results[index] = Sent(index, due[index], time.monotonic(), status, wall)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(48)]

@@ -18,8 +18,13 @@ def as_cdf(samples: list[float]) -> list[tuple[float, float]]:
 
 def write(panels: list[tuple[str, dict[str, list[tuple[float, float]]]]], path: Path) -> None:
     """panels: (title, {series label: [(percentile, ms)]}); one log-x CDF panel each."""
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5))
-    for axis, (title, series) in zip(axes, panels, strict=True):
+    columns = 3
+    rows = (len(panels) + columns - 1) // columns
+    figure, grid = plt.subplots(rows, columns, figsize=(6 * columns, 4.5 * rows), squeeze=False)
+    axes = [axis for row in grid for axis in row]
+    for axis in axes[len(panels) :]:
+        axis.set_visible(False)
+    for axis, (title, series) in zip(axes, panels, strict=False):
         for label, points in series.items():
             axis.plot([ms for _, ms in points], [q for q, _ in points], marker=".", label=label)
         axis.set_xscale("log")

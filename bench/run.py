@@ -693,7 +693,8 @@ class Run:
                 "webhook ack p50 / p95 with a 300 ms Watson, 10 msg/s: immediate vs database mode",
                 "—",
                 f"immediate {immediate['ack_p50']:.1f} / {immediate['ack_p95']:.1f} ms; database "
-                f"{database['ack_p50']:.1f} / {database['ack_p95']:.1f} ms",
+                f"{database['ack_p50']:.1f} / {database['ack_p95']:.1f} ms; errors "
+                f"{immediate['errors']} / {database['errors']}",
                 "report both",
             )
         )
@@ -911,7 +912,46 @@ Latency distributions: [benchmark-latency.png](benchmark-latency.png). Flame gra
 under load: [benchmark-profile.svg](benchmark-profile.svg).
 """
 
-FOOTER = ""
+FOOTER = """
+## Reading it
+
+**How HTTP is served (decided here).** gunicorn (2 sync workers per process) serves HTTP, Daphne
+only the websockets; nginx routes `/ws/` to Daphne (docker-compose.yml, deploy/). The comparison
+rows show why: the same webhook on one Daphne process has a longer tail and a fraction of the
+capacity, and Daphne's bare view alone costs several times gunicorn's. The embedded run keeps one
+Daphne process for both, because its in-memory channel layer only reaches consumers in the process
+that publishes. Publishing from sync code goes through one publisher thread per process
+(rooms/realtime.py) instead of `async_to_sync(group_send)` per event, which built an event loop and
+a Redis connection each time.
+
+**Where goals are missed, and why.**
+
+- *Webhook p95 ≤ 2.5× the bare view.* The bare view under gunicorn is a fraction of a
+  millisecond; the webhook acknowledges only after its message is committed to PostgreSQL (the
+  ordering lock, the room check, the message and its task row: six round trips and an fsync'd
+  commit, more than half the request time in the profile above). performance-floor.md's 2.5× was
+  met by an "ack fast" design that only pushes to Redis; chatbridge will not answer 200 for a
+  message that a Redis restart could lose. The same ratio on Daphne is lower only because Daphne's
+  bare view is slow. Fixing it means acknowledging before the commit, which this project refuses.
+- *Capacity at c=32 ≥ 0.5×.* Same cause, and on this 2-core machine the turn worker answers the
+  flood at the same time on the same cores.
+- *CPU per message ≤ 10×, turn overhead ≤ 3.5×, sustained replies at 80 msg/s.* The worker's
+  profile: Django ORM statements are half its CPU (claim, turn and result bookkeeping are about
+  16 round trips per message), the two HTTP clients (the ibm-watson SDK and the WhatsApp client,
+  both on requests) most of the rest. At 80 msg/s every message is acknowledged, stored, answered
+  and kept in order, but the machine has no CPU left to answer as fast as messages come: replies
+  queue (the reply figure of the sustained row). What would fix it: fewer statements per turn
+  (claim, turn and result in one transaction; raw SQL on the hot path), a leaner HTTP client for
+  the two vendors, and a second worker process on a machine with cores to spare (one Python process
+  uses at most one core).
+- *Fan-out ≤ 6× and + 0.25 ms per console.* Most of the path is the webhook's own commit (the
+  event is published when the message commits): the "after the webhook's 200" part is the layer
+  and Daphne. Each extra console costs its consumer's handler and a websocket write in a Python
+  process; the pub/sub channel layer (performance-floor.md: 8× cheaper hop, flatter with 20
+  members) would cut the layer's share, at the price of losing events while a connection is down,
+  which the sequence replay already covers. Not switched in this issue: the core layer's
+  per-channel capacity bounds a slow console, and the switch needs its own fault tests.
+"""
 
 
 if __name__ == "__main__":
