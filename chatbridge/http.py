@@ -1,5 +1,7 @@
 """Outgoing HTTP: one pooled session per vendor, explicit timeouts, typed errors."""
 
+import urllib.request
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
@@ -36,7 +38,16 @@ def vendor_session(*, pool_size: int = 20) -> requests.Session:
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    skip_environment_lookups(session)
     return session
+
+
+def skip_environment_lookups(session: requests.Session) -> None:
+    """Without proxy variables in the environment, stop requests from rescanning the environment
+    and ~/.netrc on every call (a few per cent of a turn's CPU, docs/BENCHMARKS.md). With any proxy
+    variable set, requests keeps its own handling of them, NO_PROXY included."""
+    if not urllib.request.getproxies():
+        session.trust_env = False
 
 
 def post_json(

@@ -17,7 +17,12 @@ from ibm_cloud_sdk_core.authenticators import NoAuthAuthenticator
 from ibm_cloud_sdk_core.get_authenticator import get_authenticator_from_environment
 from ibm_watson import AssistantV2
 
-from chatbridge.http import VendorError, VendorTimeout, VendorUnavailable
+from chatbridge.http import (
+    VendorError,
+    VendorTimeout,
+    VendorUnavailable,
+    skip_environment_lookups,
+)
 
 logger = logging.getLogger("chatbridge.watson")
 
@@ -53,6 +58,7 @@ class WatsonClient:
         self.sdk = AssistantV2(version=version, authenticator=authenticator)
         self.sdk.disable_retries()
         self.sdk.set_http_config({"timeout": (min(timeout, 3.0), timeout)})
+        skip_environment_lookups(self.sdk.http_client)
         self.assistant_id = assistant_id
         self.environment_id = environment_id
 

@@ -28,8 +28,10 @@ import psycopg
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.db.utils import OperationalError
+from django.utils import timezone
+from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
-from django_tasks_db.models import DBTaskResult
+from django_tasks_db.models import DBTaskResult, get_date_max
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 logger = logging.getLogger("chatbridge.worker")
@@ -104,6 +106,8 @@ class Command(BaseCommand):
 
 def _claim(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
     close_old_connections()
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(queue_names, worker_id)
     tasks = DBTaskResult.objects.ready().filter(backend_name="default")
     if "*" not in queue_names:
         tasks = tasks.filter(queue_name__in=queue_names)
@@ -117,6 +121,32 @@ def _claim(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
         if is_locked_database_exception(error):  # SQLite busy: try again on the next round
             return None
         raise
+
+
+def _claim_postgresql(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
+    """db_worker's claim (the first ready task in its order, locked and skipped if locked, marked
+    RUNNING with this worker's id) as one statement: one round trip instead of four, and no query
+    building (the claim was a fifth of the worker's CPU, docs/BENCHMARKS.md)."""
+    table = connection.ops.quote_name(DBTaskResult._meta.db_table)
+    now = timezone.now()
+    queues = "" if "*" in queue_names else "AND queue_name = ANY(%s)"
+    sql = f"""
+        UPDATE {table} SET status = %s, started_at = %s,
+            worker_ids = worker_ids || jsonb_build_array(%s::text)
+        WHERE id = (
+            SELECT id FROM {table}
+            WHERE status = %s AND backend_name = %s {queues}
+                AND (run_after = %s OR run_after <= %s)
+            ORDER BY priority DESC, run_after ASC, enqueued_at ASC
+            LIMIT 1 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING *
+    """  # noqa: S608 - the table name is the model's own
+    params: list = [TaskResultStatus.RUNNING, now, worker_id, TaskResultStatus.READY, "default"]
+    if queues:
+        params.append(queue_names)
+    params += [get_date_max(), now]
+    return next(iter(DBTaskResult.objects.raw(sql, params)), None)
 
 
 def _run(worker: Worker, task: DBTaskResult, idle: "queue.SimpleQueue[Worker]") -> None:
