@@ -935,15 +935,15 @@ a Redis connection each time.
   bare view is slow. Fixing it means acknowledging before the commit, which this project refuses.
 - *Capacity at c=32 ≥ 0.5×.* Same cause, and on this 2-core machine the turn worker answers the
   flood at the same time on the same cores.
-- *CPU per message ≤ 10×, turn overhead ≤ 3.5×, sustained replies at 80 msg/s.* The worker's
-  profile: Django ORM statements are half its CPU (claim, turn and result bookkeeping are about
-  16 round trips per message), the two HTTP clients (the ibm-watson SDK and the WhatsApp client,
-  both on requests) most of the rest. At 80 msg/s every message is acknowledged, stored, answered
-  and kept in order, but the machine has no CPU left to answer as fast as messages come: replies
-  queue (the reply figure of the sustained row). What would fix it: fewer statements per turn
-  (claim, turn and result in one transaction; raw SQL on the hot path), a leaner HTTP client for
-  the two vendors, and a second worker process on a machine with cores to spare (one Python process
-  uses at most one core).
+- *CPU per message ≤ 10×, turn overhead ≤ 3.5×, sustained at 80 msg/s.* The worker's profile:
+  Django ORM statements are over half its CPU (the claim is one statement; the turn and the task's
+  result are about 11 more round trips per message), the two HTTP clients (the ibm-watson SDK and
+  the WhatsApp client, both on requests) most of the rest. At 80 msg/s every message is
+  acknowledged, stored, answered and kept in order, but the two cores are nearly saturated, so
+  replies and, at the tail, acknowledgements queue (the sustained row's p95s). What would fix it:
+  fewer statements per turn (turn and result in one transaction, raw SQL on the hot path instead
+  of ORM query building), a leaner HTTP client for the two vendors, and, on a machine with cores
+  to spare, a second worker process (one Python process uses at most one core).
 - *Fan-out ≤ 6× and + 0.25 ms per console.* Most of the path is the webhook's own commit (the
   event is published when the message commits): the "after the webhook's 200" part is the layer
   and Daphne. Each extra console costs its consumer's handler and a websocket write in a Python
