@@ -65,9 +65,8 @@ def open_loop(
     host: str, port: int, path: str, requests: list[tuple[str, bytes]], rate: float
 ) -> tuple[list[Sent], float]:
     """POST `requests` ((signature, body)) at `rate` per second on a fixed schedule, whatever the
-    server's pace, from a pool of persistent connections. Pairs of consecutive requests may be
-    given the same due time by the caller's ordering (see `due_times`). Returns what was sent and
-    the CPU seconds this process spent sending."""
+    server's pace, from a pool of persistent connections. Returns what was sent and the CPU
+    seconds this process spent sending."""
     start = time.monotonic() + 0.2
     due = [start + index / rate for index in range(len(requests))]
     return _send_all(host, port, path, requests, due)

@@ -122,7 +122,6 @@ class Run:
         self.tmp = Path(tempfile.mkdtemp(prefix="chatbridge-bench-"))
         self.processes: dict[str, subprocess.Popen] = {}
         self.rows: list[tuple[str, str, str, str]] = []
-        self.notes: list[str] = []
         self.panels: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(dict)
         self.client_cpu = 0.0
         self.serial = 0  # makes every message text of the run unique

@@ -205,6 +205,16 @@ class AppProcess:
         return Path(self.log.name).read_text(errors="replace")
 
 
+def start_all(processes: list["AppProcess"]) -> list["AppProcess"]:
+    """Start the processes side by side (each waits for its port), then return them."""
+    threads = [threading.Thread(target=process.start) for process in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return processes
+
+
 def wait_until(predicate, *, timeout: float = 10, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

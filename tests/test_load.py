@@ -18,7 +18,7 @@ from django.db import connection
 
 from rooms.models import Message, Room
 from tests.payloads import message, notification, sign
-from tests.servers import AppProcess, wait_until
+from tests.servers import AppProcess, start_all, wait_until
 from users.models import Customer
 from watson.models import WatsonSession
 
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BURST_CUSTOMERS = int(os.environ.get("BURST_CUSTOMERS", "40"))
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))
 SOAK_RATE = float(os.environ.get("SOAK_RATE", "15"))  # messages per second
-
-
-def _start(processes: list[AppProcess]) -> list[AppProcess]:
-    threads = [threading.Thread(target=p.start) for p in processes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return processes
 
 
 class Poster:
@@ -63,7 +54,7 @@ class Poster:
 
 @pytest.fixture
 def two_servers(fake_vendors) -> Iterator[list[AppProcess]]:
-    servers = _start([AppProcess.daphne(DATABASE_POOL_MAX_SIZE="40") for _ in range(2)])
+    servers = start_all([AppProcess.daphne(DATABASE_POOL_MAX_SIZE="40") for _ in range(2)])
     yield servers
     for server in servers:
         server.stop()
@@ -143,7 +134,7 @@ def _db_connections() -> int:
 
 
 def test_soak_steady_flow_two_servers_and_a_worker(fake_vendors, whatsapp, record_fault):
-    processes = _start(
+    processes = start_all(
         [AppProcess.daphne(TASKS_BACKEND="database") for _ in range(2)] + [AppProcess.worker()]
     )
     try:

@@ -12,25 +12,16 @@ import pytest
 
 from rooms.models import Message, Room
 from tests.payloads import message, notification, text_from
-from tests.servers import AppProcess, post_signed, wait_until
+from tests.servers import AppProcess, post_signed, start_all, wait_until
 from users.models import Customer
 from watson.models import WatsonSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _start_all(processes: list[AppProcess]) -> list[AppProcess]:
-    threads = [threading.Thread(target=process.start) for process in processes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return processes
-
-
 @pytest.fixture
 def immediate_servers(fake_vendors) -> Iterator[list[AppProcess]]:
-    servers = _start_all(
+    servers = start_all(
         [
             AppProcess.daphne(TASKS_BACKEND="immediate", CACHE_STATS_FLUSH_SECONDS="0")
             for _ in range(2)
@@ -45,7 +36,7 @@ def immediate_servers(fake_vendors) -> Iterator[list[AppProcess]]:
 def database_servers(fake_vendors) -> Iterator[tuple[list[AppProcess], list[AppProcess]]]:
     servers = [AppProcess.daphne(TASKS_BACKEND="database") for _ in range(2)]
     workers = [AppProcess.worker() for _ in range(2)]
-    _start_all(servers + workers)
+    start_all(servers + workers)
     yield servers, workers
     for process in servers + workers:
         process.stop()
@@ -158,7 +149,7 @@ def gunicorn_and_turn_worker(fake_vendors) -> Iterator[tuple[AppProcess, AppProc
     server = AppProcess.gunicorn(TASKS_BACKEND="database")
     # A fallback poll far longer than the test: only the NOTIFY of a new task can wake it.
     worker = AppProcess.turn_worker(threads=8, poll=60)
-    _start_all([server, worker])
+    start_all([server, worker])
     yield server, worker
     for process in (server, worker):
         process.stop()
