@@ -16,7 +16,7 @@ from django.test import Client
 
 from rooms.models import Room
 from tests.payloads import text_from
-from tests.servers import AppProcess, RedisServer, post_signed, wait_until
+from tests.servers import AppProcess, RedisServer, post_signed, start_all, wait_until
 from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,12 +68,7 @@ class AgentSocket:
 
 @pytest.fixture
 def two_servers(fake_vendors) -> Iterator[list[AppProcess]]:
-    servers = [AppProcess.daphne(AUTO_ASSIGN="0") for _ in range(2)]
-    threads = [threading.Thread(target=server.start) for server in servers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    servers = start_all([AppProcess.daphne(AUTO_ASSIGN="0") for _ in range(2)])
     yield servers
     for server in servers:
         server.stop()
