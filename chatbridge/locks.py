@@ -24,6 +24,11 @@ def _int4(value: int) -> int:
     return (value % 2**32) - 2**31
 
 
+def advisory_key(namespace: int, key: int) -> tuple[int, int]:
+    """The two int4 keys of `pg_advisory_*(key1, key2)` for a lock of this module."""
+    return _int4(namespace), _int4(key)
+
+
 def _local_lock(namespace: int, key: int) -> threading.Lock:
     with _local_locks_guard:
         return _local_locks.setdefault((namespace, key), threading.Lock())
@@ -33,7 +38,7 @@ def lock_for_transaction(namespace: int, key: int) -> None:
     """Held until the current transaction ends. Call inside atomic()."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_int4(namespace), _int4(key)])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", advisory_key(namespace, key))
     # SQLite runs IMMEDIATE transactions: writers are serialised already.
 
 
@@ -44,7 +49,7 @@ def lock_for_session(namespace: int, key: int) -> Iterator[None]:
         with _local_lock(namespace, key):
             yield
         return
-    args = [_int4(namespace), _int4(key)]
+    args = advisory_key(namespace, key)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s, %s)", args)
     try:

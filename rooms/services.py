@@ -27,6 +27,7 @@ from chatbridge.metrics import WEBHOOK_STAGE
 from rooms.events import message_data, queue_changed_on_commit, room_event_record
 from rooms.models import ClosureReason, Message, Room
 from rooms.selectors import RoomRef, inbound_route_get, room_open_get
+from rooms.warm_store import warm_store, warm_store_usable
 from rooms.whatsapp import TEXT_BODY_MAX, InboundMessage, Notification, StatusUpdate, text_body
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
@@ -79,6 +80,18 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     fresh = timezone.now() - message.timestamp <= dt.timedelta(
         seconds=settings.WEBHOOK_MAX_AGE_SECONDS
     )
+    if (
+        cached_room is not None
+        and fresh
+        and _needs_turn(cached_room, message)
+        and warm_store_usable()
+    ):
+        stored = _receive_in_bot_room(
+            message=message, customer=customer, room=cached_room, started=started
+        )
+        if stored is not None:
+            return stored
+        # The cached room no longer holds, or the message is a redelivery: the general path.
     with transaction.atomic():
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
@@ -116,6 +129,54 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started - enqueue_seconds)
     if stored.handled_at is None:
         WEBHOOK_STAGE.labels(stage="enqueue").observe(enqueue_seconds)
+    _log_stored(stored, customer=customer, room=room)
+    return stored
+
+
+def _receive_in_bot_room(
+    *, message: InboundMessage, customer: CustomerRef, room: RoomRef, started: float
+) -> Message | None:
+    """The common case (a returning customer, the bot's room in the cache) in one round trip:
+    rooms/warm_store.py. None if nothing was stored: the caller takes the general path."""
+    from rooms.tasks import room_turn
+
+    database = settings.TASKS_BACKEND == "database"
+    target = turn_target(customer)
+    stored = Message(
+        room_id=room.id,
+        direction=Message.Direction.INBOUND,
+        author=Message.Author.CUSTOMER,
+        type=message.type,
+        text=message.text,
+        payload=message.payload,
+        wa_message_id=message.wa_message_id,
+        wa_timestamp=message.timestamp,
+        handled_at=None,
+    )
+    message_id = warm_store(
+        customer_id=customer.id,
+        room_id=room.id,
+        room_status=room.status,
+        message=stored,
+        now=timezone.now(),
+        # Database mode: the turn's task row is written by the same statement.
+        task=room_turn if database else None,
+        task_kwargs={"room_id": room.id, "target": target},
+    )
+    if message_id is None:
+        return None
+    stored.pk = message_id
+    stored._state.adding = False
+    committed = time.perf_counter()
+    if not database:
+        room_turn.enqueue(room_id=room.id, message_id=message_id, target=target)
+    WEBHOOK_STAGE.labels(stage="store").observe(committed - started)
+    WEBHOOK_STAGE.labels(stage="enqueue").observe(time.perf_counter() - committed)
+    _log_stored(stored, customer=customer, room=room)
+    return stored
+
+
+def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> None:
     log_bind(room_id=room.id)
     logger.info(
         "stored message %s from %s in room %s (%s)",
@@ -124,7 +185,6 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         room.id,
         room.status,
     )
-    return stored
 
 
 def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:

@@ -1,0 +1,184 @@
+"""The webhook's one-round-trip path (rooms/warm_store.py): a returning customer writing to the
+bot's room the cache names. It must store exactly what the general path stores, write the same
+task row django-tasks-db writes, and change nothing when it stores nothing or fails."""
+
+import pytest
+from django.db import DataError, connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+
+from chatbridge.settings import _task_backends
+from rooms.management.commands.turn_worker import _claim
+from rooms.models import Message, Room
+from rooms.services import turn_target
+from rooms.tasks import room_turn
+from rooms.warm_store import warm_store
+from tests.payloads import message, notification, text_from
+from users.selectors import CustomerRef
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WA = "573007070707"
+TASK_TABLE = DBTaskResult._meta.db_table
+
+
+@pytest.fixture
+def database_mode():
+    with override_settings(
+        TASKS_BACKEND="database", TASKS={"default": {"BACKEND": _task_backends["database"]}}
+    ):
+        yield
+
+
+def _warm_room(post_webhook) -> Room:
+    """A customer whose customer entry and bot room are in the cache."""
+    assert post_webhook(text_from(WA, "hola")).status_code == 200
+    return Room.objects.get()
+
+
+def test_database_mode_stores_message_and_task_in_one_query(database_mode, post_webhook):
+    room = _warm_room(post_webhook)
+    before = room.last_activity_at
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_webhook(text_from(WA, "¿y mi saldo?"))
+
+    assert response.status_code == 200
+    assert len(queries.captured_queries) == 1  # the lock, the room check, both INSERTs
+    stored = Message.objects.get(text="¿y mi saldo?")
+    assert (stored.room_id, stored.direction, stored.author, stored.handled_at) == (
+        room.pk,
+        "in",
+        "customer",
+        None,
+    )
+    task = DBTaskResult.objects.order_by("-enqueued_at").first()
+    assert task.args_kwargs["kwargs"]["message_id"] == stored.pk
+    room.refresh_from_db()
+    assert room.last_activity_at > before
+    assert room.last_customer_at == room.last_activity_at
+
+
+def test_task_row_is_the_one_django_tasks_db_writes(database_mode, post_webhook):
+    room = _warm_room(post_webhook)
+    customer = CustomerRef.of(room.customer)
+    stored = Message.objects.filter(direction="in").get()
+    # The general path's row (through Task.enqueue) and the one-query path's row.
+    enqueued = DBTaskResult.objects.get(
+        pk=room_turn.enqueue(room_id=room.pk, message_id=stored.pk, target=turn_target(customer)).id
+    )
+    post_webhook(text_from(WA, "otra"))
+    second = Message.objects.get(text="otra")
+    written = DBTaskResult.objects.get(args_kwargs__kwargs__message_id=second.pk)
+
+    different = {"id", "enqueued_at", "args_kwargs"}
+    for field in DBTaskResult._meta.concrete_fields:
+        if field.name not in different:
+            assert getattr(written, field.name) == getattr(enqueued, field.name), field.name
+    assert written.args_kwargs == {
+        **enqueued.args_kwargs,
+        "kwargs": {**enqueued.args_kwargs["kwargs"], "message_id": second.pk},
+    }
+    assert abs(written.enqueued_at - timezone.now()).total_seconds() < 60
+
+
+def test_a_worker_answers_the_task_it_wrote(database_mode, post_webhook, whatsapp):
+    _warm_room(post_webhook)
+    while (task := _claim(["default"], "test")) is not None:  # the first message's turn
+        _worker().run_task(task)
+    post_webhook(text_from(WA, "¿sigues ahí?"))
+
+    task = _claim(["default"], "test")
+    _worker().run_task(task)
+
+    assert whatsapp.sent[-1]["text"] == "Dijiste: ¿sigues ahí?"
+    assert Message.objects.get(text="¿sigues ahí?").handled_at is not None
+    assert DBTaskResult.objects.get(pk=task.pk).status == "SUCCESSFUL"
+
+
+def test_redelivery_to_the_cached_room_changes_nothing(database_mode, post_webhook):
+    room = _warm_room(post_webhook)
+    item = message(WA, "una vez")
+    post_webhook(notification(messages=[item]))
+    room.refresh_from_db()
+    tasks = DBTaskResult.objects.count()
+
+    response = post_webhook(notification(messages=[item]))
+
+    assert response.json()["duplicates"] == 1
+    assert Message.objects.filter(text="una vez").count() == 1
+    assert DBTaskResult.objects.count() == tasks
+    touched = Room.objects.get().last_activity_at
+    assert touched == room.last_activity_at  # a redelivery does not keep the room alive
+
+
+def test_stale_cached_room_stores_through_the_general_path(database_mode, post_webhook):
+    """The cache says bot; the row says the agents have it (changed without a flush)."""
+    room = _warm_room(post_webhook)
+    Room.objects.filter(pk=room.pk).update(status=Room.Status.QUEUED)  # no signal, no flush
+    tasks = DBTaskResult.objects.count()
+
+    post_webhook(text_from(WA, "¿hay alguien?"))
+
+    stored = Message.objects.get(text="¿hay alguien?")
+    assert stored.room_id == room.pk
+    assert stored.handled_at is not None  # the agents' room: no bot turn
+    assert DBTaskResult.objects.count() == tasks
+
+
+def test_a_failing_task_insert_keeps_nothing_and_the_redelivery_is_stored(
+    database_mode, post_webhook
+):
+    """The task row's INSERT fails inside the query: the message and the room's touch roll back
+    with it, the webhook answers 503 (WhatsApp delivers again), and the redelivery is stored."""
+    room = _warm_room(post_webhook)
+    room.refresh_from_db()
+    item = message(WA, "importante")
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{TASK_TABLE}" ADD CONSTRAINT refuse CHECK (false) NOT VALID')
+    try:
+        response = post_webhook(notification(messages=[item]))
+        assert response.status_code == 503
+        assert not Message.objects.filter(text="importante").exists()
+        assert Room.objects.get().last_activity_at == room.last_activity_at
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{TASK_TABLE}" DROP CONSTRAINT refuse')
+
+    assert post_webhook(notification(messages=[item])).json()["stored"] == 1
+    assert DBTaskResult.objects.filter(
+        args_kwargs__kwargs__message_id=Message.objects.get(text="importante").pk
+    ).exists()
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(post_webhook):
+    """Each value is cast to its column's type for the SELECT; a cast to varchar(n) would cut a
+    longer value without a word, where an INSERT refuses it."""
+    room = _warm_room(post_webhook)
+    too_long = Message(room_id=room.pk, direction="inbound", author="customer", wa_message_id="x")
+
+    with pytest.raises(DataError):
+        warm_store(
+            customer_id=room.customer_id,
+            room_id=room.pk,
+            room_status=room.status,
+            message=too_long,
+            now=timezone.now(),
+        )
+    assert not Message.objects.filter(wa_message_id="x").exists()
+
+
+def _worker() -> Worker:
+    return Worker(
+        queue_names=["default"],
+        interval=1,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test",
+        excluded_queue_names=[],
+    )
