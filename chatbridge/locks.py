@@ -6,9 +6,11 @@ so a process killed while holding one never leaves it behind.
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
-from django.db import connection
+from django.db import DatabaseError, connection
+
+from chatbridge.sql import run_statements
 
 # Lock namespaces (the first key of the two-key form).
 CUSTOMER_STORE = 0x6362_0001
@@ -43,17 +45,46 @@ def lock_for_transaction(namespace: int, key: int) -> None:
 
 
 @contextmanager
-def lock_for_session(namespace: int, key: int) -> Iterator[None]:
-    """Held for the block, outside any transaction, so vendor calls can run inside it."""
+def lock_for_session(
+    namespace: int, key: int, *, then: tuple[str, list] | None = None
+) -> Iterator[list[tuple]]:
+    """Held for the block, outside any transaction, so vendor calls can run inside it.
+
+    `then` is a read that needs the lock (SQL and its parameters): on PostgreSQL it goes in the
+    lock's own round trip and runs once the lock is held. The block gets its rows ([] without)."""
     if connection.vendor != "postgresql":
         with _local_lock(namespace, key):
-            yield
+            yield _read(then)
         return
     args = advisory_key(namespace, key)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", args)
+    lock = "SELECT pg_advisory_lock(%s, %s)"
     try:
-        yield
+        if then is None:
+            with connection.cursor() as cursor:
+                cursor.execute(lock, args)
+            rows = []
+        else:
+            _, rows = run_statements([lock, then[0]], [*args, *then[1]])
+    except Exception:
+        # A session lock outlives the failed statement after it: let it go before the
+        # connection goes back to the pool (a broken connection takes it with it anyway).
+        with suppress(DatabaseError):
+            _unlock(args)
+        raise
+    try:
+        yield rows
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", args)
+        _unlock(args)
+
+
+def _unlock(args: tuple[int, int]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", args)
+
+
+def _read(query: tuple[str, list] | None) -> list[tuple]:
+    if query is None:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(*query)
+        return cursor.fetchall()

@@ -24,10 +24,11 @@ from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
 from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
 from chatbridge.logs import log_bind
 from chatbridge.metrics import WEBHOOK_STAGE
+from chatbridge.sql import one_round_trip_usable
 from rooms.events import message_data, queue_changed_on_commit, room_event_record
 from rooms.models import ClosureReason, Message, Room
 from rooms.selectors import RoomRef, inbound_route_get, room_open_get
-from rooms.warm_store import warm_store, warm_store_usable
+from rooms.warm_store import warm_store
 from rooms.whatsapp import TEXT_BODY_MAX, InboundMessage, Notification, StatusUpdate, text_body
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
@@ -84,7 +85,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         cached_room is not None
         and fresh
         and _needs_turn(cached_room, message)
-        and warm_store_usable()
+        and one_round_trip_usable()
     ):
         stored = _receive_in_bot_room(
             message=message, customer=customer, room=cached_room, started=started

@@ -9,6 +9,7 @@ Nothing here leaves a customer unanswered: Watson failing ends in the apology an
 and a reply WhatsApp refuses hands the room to the agents.
 """
 
+import datetime as dt
 import logging
 import re
 import unicodedata
@@ -21,12 +22,13 @@ from django.utils import timezone
 from chatbridge.http import VendorError
 from chatbridge.locks import ROOM_TURN, lock_for_session
 from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
+from chatbridge.sql import insert_select, one_round_trip_usable, quote, run_statements
 from rooms.bot_replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
 from rooms.models import Message, Room
 from rooms.services import outbound_failed, outbound_sent, room_queue, room_queue_locked
 from rooms.whatsapp import WhatsAppError, whatsapp_client
 from users.models import mask_uid
-from watson.services import watson_reply
+from watson.services import watson_reply, watson_session_touch, watson_session_touch_sql
 
 logger = logging.getLogger("chatbridge.turns")
 
@@ -44,18 +46,20 @@ class TurnTarget:
     watson_user_id: str
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """What a turn needs of a customer's message."""
+
+    pk: int
+    type: str
+    text: str
+
+
 def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
-    with lock_for_session(ROOM_TURN, room_id):
-        pending = list(
-            Message.objects.filter(
-                room_id=room_id,
-                direction=Message.Direction.INBOUND,
-                handled_at__isnull=True,
-                id__lte=message_id,
-            ).order_by("id")
-        )
+    # The room's unanswered messages are read in the lock's own round trip, once it is held.
+    with lock_for_session(ROOM_TURN, room_id, then=_unanswered(room_id, message_id)) as rows:
         with_bot = True
-        for message in pending:
+        for message in (Inbound(*row) for row in rows):
             if with_bot:
                 with_bot = _answer(room_id=room_id, message=message, target=target)
             else:
@@ -63,7 +67,17 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
                 _mark_handled(message)
 
 
-def _answer(*, room_id: int, message: Message, target: TurnTarget) -> bool:
+def _unanswered(room_id: int, up_to: int) -> tuple[str, list]:
+    """The room's customer messages up to `up_to` whose turn has not finished, oldest first."""
+    table = quote(Message._meta.db_table)
+    sql = (
+        f"SELECT id, type, text FROM {table} "  # noqa: S608 - our own table
+        "WHERE room_id = %s AND direction = %s AND handled_at IS NULL AND id <= %s ORDER BY id"
+    )
+    return sql, [room_id, Message.Direction.INBOUND.value, up_to]
+
+
+def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
     """Answer one message; False once the room has left the bot."""
     if message.type not in _TEXT_TYPES or not message.text.strip():
         return _reply(
@@ -75,7 +89,10 @@ def _answer(*, room_id: int, message: Message, target: TurnTarget) -> bool:
             room_id, message, target, BotReply([text_draft(settings.HANDOFF_MESSAGE)]), note=note
         )
     try:
-        output = watson_reply(room_id=room_id, text=message.text, user_id=target.watson_user_id)
+        # The session's expiry moves on with the reply's own statements (`session_touch`).
+        output = watson_reply(
+            room_id=room_id, text=message.text, user_id=target.watson_user_id, touch=False
+        )
     except VendorError as error:
         logger.warning("watson failed for room %s: %s", room_id, error)
         apology = BotReply([text_draft(settings.BOT_APOLOGY_MESSAGE)])
@@ -84,10 +101,11 @@ def _answer(*, room_id: int, message: Message, target: TurnTarget) -> bool:
     if reply.handoff is not None:
         reply.drafts.append(text_draft(_handoff_text(reply.handoff)))
         note = reply.handoff.note or "El asistente transfirió la conversación."
-        return _reply(room_id, message, target, reply, note=note)
+        return _reply(room_id, message, target, reply, note=note, session_touch=True)
     if not reply.drafts:
+        watson_session_touch(room_id=room_id)
         return _mark_handled(message)
-    return _reply(room_id, message, target, reply)
+    return _reply(room_id, message, target, reply, session_touch=True)
 
 
 def _handoff_text(handoff: Handoff) -> str:
@@ -108,15 +126,27 @@ def is_handoff_request(text: str) -> bool:
 
 def _reply(
     room_id: int,
-    inbound: Message,
+    inbound: Inbound,
     target: TurnTarget,
     reply: BotReply,
     *,
     note: str | None = None,
+    session_touch: bool = False,
 ) -> bool:
     """Store the reply and mark the message answered in one transaction, then send. With a
-    `note` the room also goes to the agents' queue. False if the room is no longer the bot's."""
+    `note` the room also goes to the agents' queue; with `session_touch` the room's Watson
+    session expires later. False if the room is no longer the bot's."""
     now = timezone.now()
+    if note is None and one_round_trip_usable():
+        outbound = _reply_store(room_id, inbound, reply, now=now, session_touch=session_touch)
+        if outbound is None:
+            logger.info("room %s left the bot during its turn; reply dropped", room_id)
+            return False
+        if not all([outbound_deliver(message, target) for message in outbound]):
+            return not _queue_after_failed_send(room_id)
+        return True
+    if session_touch:
+        watson_session_touch(room_id=room_id)
     with transaction.atomic():
         if note is None:
             still_bot = Room.objects.filter(pk=room_id, status=Room.Status.BOT).update(
@@ -152,6 +182,42 @@ def _reply(
     return True
 
 
+def _reply_store(
+    room_id: int, inbound: Inbound, reply: BotReply, *, now: dt.datetime, session_touch: bool
+) -> list[Message] | None:
+    """What `_reply` stores for a bot reply, in one round trip (chatbridge/sql.py). The room's
+    UPDATE comes first and locks its row whatever its status (it touches the row only if it is
+    the bot's), so every statement after it sees the status it returned; the replies are stored
+    only if that is the bot's. The stored replies, or None if it was not."""
+    room_table = quote(Room._meta.db_table)
+    statements = [
+        f"""UPDATE {room_table}
+        SET last_activity_at = CASE WHEN status = %s THEN %s ELSE last_activity_at END
+        WHERE id = %s RETURNING status""",  # noqa: S608 - our own tables
+        f"UPDATE {quote(Message._meta.db_table)} SET handled_at = %s WHERE id = %s",  # noqa: S608
+    ]
+    bot = Room.Status.BOT.value
+    params: list = [bot, now, room_id, now, inbound.pk]
+    outbound = [_outbound(room_id, draft) for draft in reply.drafts]
+    for message in outbound:  # one INSERT each, in order: their ids follow the reply's order
+        insert, values = insert_select(
+            Message, message, source=f"{room_table} WHERE id = %s AND status = %s"
+        )
+        statements.append(insert + " RETURNING id")
+        params += [*values, room_id, bot]
+    if session_touch:
+        touch, touch_params = watson_session_touch_sql(room_id=room_id, now=now)
+        statements.append(touch)
+        params += touch_params
+    results = run_statements(statements, params)
+    if results[0] != [(bot,)]:
+        return None
+    for message, rows in zip(outbound, results[2 : 2 + len(outbound)], strict=True):
+        message.pk = rows[0][0]
+        message._state.adding = False
+    return outbound
+
+
 def _outbound(room_id: int, draft: Draft) -> Message:
     return Message(
         room_id=room_id,
@@ -185,6 +251,6 @@ def _queue_after_failed_send(room_id: int) -> bool:
     return room_queue(room_id=room_id, note="La respuesta del asistente no se pudo entregar.")
 
 
-def _mark_handled(message: Message) -> bool:
+def _mark_handled(message: Inbound) -> bool:
     Message.objects.filter(pk=message.pk).update(handled_at=timezone.now())
     return True

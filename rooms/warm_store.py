@@ -5,9 +5,9 @@ cache names.
 ordering lock, the UPDATE that checks the cached room still holds, the INSERT of the message and,
 in database task mode, the INSERT of its turn's task row. Through the ORM that is seven round
 trips and most of the webhook's CPU (docs/BENCHMARKS.md). This module sends the same statements
-as one query string. PostgreSQL runs such a string as one implicit transaction: committed (and
-flushed to disk) before it answers, rolled back whole on any error; and each statement takes its
-snapshot when it starts, so the room is read only once the lock is held.
+as one query string (chatbridge/sql.py: one implicit transaction, committed before PostgreSQL
+answers; each statement's snapshot taken when it starts, so the room is read once the lock is
+held).
 
 The message INSERT takes its row from the room UPDATE's RETURNING, and the task INSERT from the
 message's, so a stale room (closed, handed to the agents) or a redelivered message stores
@@ -17,26 +17,13 @@ compare the two column by column), without its `task_enqueued` signal: nothing h
 """
 
 import datetime as dt
-import re
-from functools import cache
 
-from django.db import connection
-from django.db.models import Field, Model
 from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult, get_date_max
 
 from chatbridge.locks import CUSTOMER_STORE, advisory_key
+from chatbridge.sql import insert_select, quote, run_statements
 from rooms.models import Message, Room
-
-
-def warm_store_usable() -> bool:
-    """PostgreSQL with client-side binding (one string, several statements), not inside a
-    transaction of the caller's (the string's implicit transaction must be its own)."""
-    return (
-        connection.vendor == "postgresql"
-        and not connection.settings_dict["OPTIONS"].get("server_side_binding")
-        and not connection.in_atomic_block
-    )
 
 
 def warm_store(
@@ -52,10 +39,10 @@ def warm_store(
     """Store `message` (unsaved, its room set) in the room if the room is still this customer's
     and still `room_status`, and the message is new; with `task`, also its task row, whose
     kwargs get the message's id as `message_id`. The message's id, or None if nothing was
-    stored (and nothing was changed)."""
-    room_table = _quote(Room._meta.db_table)
-    message_table = _quote(Message._meta.db_table)
-    message_insert, message_params = _insert_select(Message, message, source="r")
+    stored (and nothing was changed). Call only where `one_round_trip_usable()`."""
+    room_table = quote(Room._meta.db_table)
+    message_table = quote(Message._meta.db_table)
+    message_insert, message_params = insert_select(Message, message, source="r")
     statements = [
         "SELECT pg_advisory_xact_lock(%s, %s)",
         f"""WITH r AS (
@@ -88,7 +75,7 @@ def warm_store(
             run_after=task.run_after or get_date_max(),
             backend_name=task.backend,
         )
-        task_insert, task_params = _insert_select(
+        task_insert, task_params = insert_select(
             DBTaskResult,
             row,
             source="m",
@@ -99,52 +86,5 @@ def warm_store(
         statements[1] += f", t AS ({task_insert} RETURNING 1)"
         params += task_params
     statements[1] += " SELECT (SELECT id FROM m)"
-    with connection.cursor() as cursor:
-        cursor.execute(";\n".join(statements), params)
-        cursor.nextset()  # past the lock's result
-        (message_id,) = cursor.fetchone()
+    _, [(message_id,)] = run_statements(statements, params)
     return message_id
-
-
-def _insert_select(
-    model: type[Model], instance: Model, *, source: str, expressions: dict[str, str] | None = None
-) -> tuple[str, list]:
-    """`INSERT INTO <table> (<columns>) SELECT <values> FROM <source>` for an unsaved instance:
-    its values as the ORM would save them, each cast to its column's type (a bare literal in a
-    SELECT list would be text). `expressions` replaces a column's placeholder with SQL that uses
-    the value as its one parameter."""
-    expressions = expressions or {}
-    fields, columns, casts = _insert_shape(model)
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
-    ]
-    placeholders = [
-        expressions.get(field.column, f"%s::{cast}")
-        for field, cast in zip(fields, casts, strict=True)
-    ]
-    sql = (
-        f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) "  # noqa: S608 - model identifiers
-        f"SELECT {', '.join(placeholders)} FROM {source}"
-    )
-    return sql, values
-
-
-@cache
-def _insert_shape(model: type[Model]) -> tuple[list[Field], str, list[str]]:
-    fields = [
-        field
-        for field in model._meta.concrete_fields
-        if not (field.primary_key and field.db_returning)  # a serial id comes from its sequence
-    ]
-    columns = ", ".join(_quote(field.column) for field in fields)
-    return fields, columns, [_cast_type(field) for field in fields]
-
-
-def _cast_type(field: Field) -> str:
-    """The column's type without a length: an explicit cast to varchar(n) would cut a longer
-    value silently, where the INSERT itself refuses it."""
-    return re.sub(r"^(varchar|char)\(\d+\)$", r"\1", field.cast_db_type(connection))
-
-
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)

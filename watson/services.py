@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from chatbridge.cache import cache_get, cache_set, watson_session_cache_key, watson_session_ttl
@@ -23,9 +24,10 @@ logger = logging.getLogger("chatbridge.watson")
 EXPIRY_MARGIN = dt.timedelta(seconds=30)
 
 
-def watson_reply(*, room_id: int, text: str, user_id: str) -> dict[str, Any]:
+def watson_reply(*, room_id: int, text: str, user_id: str, touch: bool = True) -> dict[str, Any]:
     """The assistant's `output` for one customer message. An expired session is replaced and the
-    message sent once more; any other failure raises (a VendorError)."""
+    message sent once more; any other failure raises (a VendorError). `touch=False`: the caller
+    moves the session's expiry itself (`watson_session_touch_sql`, with its own statements)."""
     client = watson_client()
     with timed(TURN_STAGE, "cache"):
         session_id = watson_session_get_or_create(room_id=room_id)
@@ -42,7 +44,8 @@ def watson_reply(*, room_id: int, text: str, user_id: str) -> dict[str, Any]:
         WATSON_CALLS.labels(result="error").inc()
         raise
     WATSON_CALLS.labels(result="ok").inc()
-    watson_session_touch(room_id=room_id)
+    if touch:
+        watson_session_touch(room_id=room_id)
     return output
 
 
@@ -82,6 +85,13 @@ def watson_session_touch(*, room_id: int) -> None:
     WatsonSession.objects.filter(room_id=room_id).update(
         last_used_at=now, expires_at=now + dt.timedelta(seconds=settings.WATSON_SESSION_TIMEOUT)
     )
+
+
+def watson_session_touch_sql(*, room_id: int, now: dt.datetime) -> tuple[str, list]:
+    """`watson_session_touch` as one statement, for a caller that sends it with others."""
+    table = connection.ops.quote_name(WatsonSession._meta.db_table)
+    sql = f"UPDATE {table} SET last_used_at = %s, expires_at = %s WHERE room_id = %s"  # noqa: S608
+    return sql, [now, now + dt.timedelta(seconds=settings.WATSON_SESSION_TIMEOUT), room_id]
 
 
 def _cache(session: WatsonSession) -> None:

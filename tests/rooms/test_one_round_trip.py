@@ -1,6 +1,10 @@
-"""The webhook's one-round-trip path (rooms/warm_store.py): a returning customer writing to the
-bot's room the cache names. It must store exactly what the general path stores, write the same
-task row django-tasks-db writes, and change nothing when it stores nothing or fails."""
+"""The hot paths sent as one query string (chatbridge/sql.py).
+
+The webhook (rooms/warm_store.py), for a returning customer writing to the bot's room the cache
+names: it must store exactly what the general path stores, write the task row django-tasks-db
+writes, and change nothing when it stores nothing or fails. The turn (rooms/turns.py): its lock
+with the unanswered messages, and the reply with everything it changes.
+"""
 
 import pytest
 from django.db import DataError, connection
@@ -10,14 +14,17 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
+from chatbridge.locks import ROOM_TURN, advisory_key, lock_for_session
 from chatbridge.settings import _task_backends
+from rooms import turns
 from rooms.management.commands.turn_worker import _claim
 from rooms.models import Message, Room
-from rooms.services import turn_target
+from rooms.services import room_queue, turn_target
 from rooms.tasks import room_turn
 from rooms.warm_store import warm_store
 from tests.payloads import message, notification, text_from
 from users.selectors import CustomerRef
+from watson.models import WatsonSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,6 +176,69 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(post_webhook):
             now=timezone.now(),
         )
     assert not Message.objects.filter(wa_message_id="x").exists()
+
+
+def test_a_room_taken_while_watson_thinks_gets_no_bot_reply(post_webhook, whatsapp, monkeypatch):
+    room = _warm_room(post_webhook)
+    sent = len(whatsapp.sent)
+    answer = turns.watson_reply
+
+    def agents_take_it_meanwhile(**kwargs):
+        output = answer(**kwargs)
+        assert room_queue(room_id=room.pk, note="un asesor la tomó")
+        return output
+
+    monkeypatch.setattr(turns, "watson_reply", agents_take_it_meanwhile)
+    post_webhook(text_from(WA, "¿me ayudas?"))
+
+    assert len(whatsapp.sent) == sent  # the bot's answer is not sent over the agents
+    assert not Message.objects.filter(direction="out", text__startswith="Dijiste").exists()
+    assert Message.objects.get(text="¿me ayudas?").handled_at is not None
+    assert Room.objects.get().status == Room.Status.QUEUED
+
+
+def test_a_reply_of_several_messages_is_stored_in_its_order(post_webhook, whatsapp):
+    post_webhook(text_from(WA, "opciones"))  # a text, then the buttons
+
+    text, buttons = Message.objects.filter(direction="out").order_by("id")
+    assert text.text == "Estas son las opciones:"
+    assert buttons.type == "interactive"
+    assert [m["type"] for m in whatsapp.sent] == ["text", "interactive"]
+
+
+def test_each_answered_message_moves_the_session_expiry(post_webhook):
+    _warm_room(post_webhook)
+    session = WatsonSession.objects.get()
+    WatsonSession.objects.update(last_used_at=session.last_used_at.replace(year=2020))
+
+    post_webhook(text_from(WA, "sigo aquí"))
+
+    touched = WatsonSession.objects.get()
+    assert touched.last_used_at > session.last_used_at
+    assert touched.expires_at > session.expires_at
+
+
+def test_a_failed_read_after_the_turn_lock_lets_the_lock_go():
+    """A session lock outlives a failed statement after it: it must be released, or the room's
+    turns would wait forever on whichever pooled connection kept it."""
+    failing = ("SELECT 1 / %s", [0])
+    with pytest.raises(DataError), lock_for_session(ROOM_TURN, 42, then=failing):
+        pass
+    assert _advisory_locks_held() == []
+
+    with lock_for_session(ROOM_TURN, 42, then=("SELECT %s", [7])) as rows:
+        assert rows == [(7,)]
+        assert _advisory_locks_held() == [tuple(k % 2**32 for k in advisory_key(ROOM_TURN, 42))]
+    assert _advisory_locks_held() == []
+
+
+def _advisory_locks_held() -> list[tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT classid::bigint, objid::bigint FROM pg_locks"
+            " WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        return cursor.fetchall()
 
 
 def _worker() -> Worker:
