@@ -51,16 +51,17 @@ def insert_select(
     """`INSERT INTO <table> (<columns>) SELECT <values> FROM <source>` for an unsaved instance:
     one row per row of `source`. Its values are the ones the ORM would save, each cast to its
     column's type (a bare literal in a SELECT list would be text). `expressions` replaces a
-    column's placeholder with SQL that takes the value as its one parameter."""
+    column's placeholder with SQL: with one `%s`, the instance's value is its parameter; with
+    none, the value is not sent."""
     expressions = expressions or {}
     fields, columns, casts = _insert_shape(model)
-    values = [
-        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
-    ]
-    placeholders = [
-        expressions.get(field.column, f"%s::{cast}")
-        for field, cast in zip(fields, casts, strict=True)
-    ]
+    placeholders, values = [], []
+    for field, cast in zip(fields, casts, strict=True):
+        placeholder = expressions.get(field.column, f"%s::{cast}")
+        value = field.get_db_prep_save(field.pre_save(instance, True), connection)
+        placeholders.append(placeholder)
+        if "%s" in placeholder:
+            values.append(value)
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "  # noqa: S608 - model identifiers
         f"SELECT {', '.join(placeholders)} FROM {source}"

@@ -41,11 +41,16 @@ def room_event_record(
     event = RoomEvent.objects.create(
         room_id=room_id, seq=seq, kind=kind, data=data, actor_id=actor_id
     )
-    frame = {"type": "room.event", "event": event_frame(event)}
-    realtime.publish_on_commit(realtime.room_group_name(room_id), frame)
-    if notify_agent_id is not None:
-        realtime.publish_on_commit(realtime.agent_group_name(notify_agent_id), frame)
+    transaction.on_commit(lambda: room_event_publish(event, notify_agent_id=notify_agent_id))
     return event
+
+
+def room_event_publish(event: RoomEvent, *, notify_agent_id: int | None = None) -> None:
+    """Publish a committed event to its room's group (and to `notify_agent_id`'s consoles)."""
+    frame = {"type": "room.event", "event": event_frame(event)}
+    realtime.publish(realtime.room_group_name(event.room_id), frame)
+    if notify_agent_id is not None:
+        realtime.publish(realtime.agent_group_name(notify_agent_id), frame)
 
 
 def queue_changed_on_commit() -> None:

@@ -20,7 +20,6 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.db import transaction
 
 from chatbridge.metrics import LAYER_PUBLISH_FAILURES
 
@@ -40,11 +39,6 @@ def agent_group_name(user_id: int) -> str:
 
 def room_group_name(room_id: int) -> str:
     return f"room.{room_id}"
-
-
-def publish_on_commit(group: str, message: dict[str, Any]) -> None:
-    """Send `message` (with a `type` naming the consumer handler) to `group` once committed."""
-    transaction.on_commit(lambda: publish(group, message))
 
 
 def publish(group: str, message: dict[str, Any]) -> None:

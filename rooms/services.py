@@ -25,7 +25,12 @@ from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
 from chatbridge.logs import log_bind
 from chatbridge.metrics import WEBHOOK_STAGE
 from chatbridge.sql import one_round_trip_usable
-from rooms.events import message_data, queue_changed_on_commit, room_event_record
+from rooms.events import (
+    message_data,
+    queue_changed_on_commit,
+    room_event_publish,
+    room_event_record,
+)
 from rooms.models import ClosureReason, Message, Room
 from rooms.selectors import RoomRef, inbound_route_get, room_open_get
 from rooms.warm_store import warm_store
@@ -81,15 +86,16 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     fresh = timezone.now() - message.timestamp <= dt.timedelta(
         seconds=settings.WEBHOOK_MAX_AGE_SECONDS
     )
-    if (
-        cached_room is not None
-        and fresh
-        and _needs_turn(cached_room, message)
-        and one_round_trip_usable()
-    ):
-        stored = _receive_in_bot_room(
-            message=message, customer=customer, room=cached_room, started=started
-        )
+    if cached_room is not None and one_round_trip_usable():
+        stored = None
+        if fresh and _needs_turn(cached_room, message):
+            stored = _receive_in_bot_room(
+                message=message, customer=customer, room=cached_room, started=started
+            )
+        elif cached_room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+            stored = _receive_in_agents_room(
+                message=message, customer=customer, room=cached_room, started=started
+            )
         if stored is not None:
             return stored
         # The cached room no longer holds, or the message is a redelivery: the general path.
@@ -154,7 +160,7 @@ def _receive_in_bot_room(
         wa_timestamp=message.timestamp,
         handled_at=None,
     )
-    message_id = warm_store(
+    result = warm_store(
         customer_id=customer.id,
         room_id=room.id,
         room_status=room.status,
@@ -164,15 +170,50 @@ def _receive_in_bot_room(
         task=room_turn if database else None,
         task_kwargs={"room_id": room.id, "target": target},
     )
-    if message_id is None:
+    if result is None:
         return None
-    stored.pk = message_id
+    stored.pk = result.message_id
     stored._state.adding = False
     committed = time.perf_counter()
     if not database:
-        room_turn.enqueue(room_id=room.id, message_id=message_id, target=target)
+        room_turn.enqueue(room_id=room.id, message_id=stored.pk, target=target)
     WEBHOOK_STAGE.labels(stage="store").observe(committed - started)
     WEBHOOK_STAGE.labels(stage="enqueue").observe(time.perf_counter() - committed)
+    _log_stored(stored, customer=customer, room=room)
+    return stored
+
+
+def _receive_in_agents_room(
+    *, message: InboundMessage, customer: CustomerRef, room: RoomRef, started: float
+) -> Message | None:
+    """A message to the agents' room the cache names, with its room event, in one round trip
+    (rooms/warm_store.py); published once committed. None: the caller takes the general path."""
+    now = timezone.now()
+    stored = Message(
+        room_id=room.id,
+        direction=Message.Direction.INBOUND,
+        author=Message.Author.CUSTOMER,
+        type=message.type,
+        text=message.text,
+        payload=message.payload,
+        wa_message_id=message.wa_message_id,
+        wa_timestamp=message.timestamp,
+        handled_at=now,  # the agents answer it, not a turn
+    )
+    result = warm_store(
+        customer_id=customer.id,
+        room_id=room.id,
+        room_status=room.status,
+        message=stored,
+        now=now,
+        event_kind="message.new",
+    )
+    if result is None:
+        return None
+    stored.pk = result.message_id
+    stored._state.adding = False
+    room_event_publish(result.event)
+    WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started)
     _log_stored(stored, customer=customer, room=room)
     return stored
 

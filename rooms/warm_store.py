@@ -1,29 +1,38 @@
-"""The webhook's common case in one round trip: a returning customer writing to the bot room the
-cache names.
+"""The webhook's common case in one round trip: a returning customer writing to the room the
+cache names, the bot's or the agents'.
 
 `inbound_message_receive` (rooms/services.py) stores a message in one transaction: the customer's
 ordering lock, the UPDATE that checks the cached room still holds, the INSERT of the message and,
-in database task mode, the INSERT of its turn's task row. Through the ORM that is seven round
-trips and most of the webhook's CPU (docs/BENCHMARKS.md). This module sends the same statements
-as one query string (chatbridge/sql.py: one implicit transaction, committed before PostgreSQL
-answers; each statement's snapshot taken when it starts, so the room is read once the lock is
-held).
+in database task mode, the INSERT of its turn's task row (a bot room) or the room's event (the
+agents' room). Through the ORM that is seven or more round trips and most of the webhook's CPU
+(docs/BENCHMARKS.md). This module sends the same statements as one query string
+(chatbridge/sql.py: one implicit transaction, committed before PostgreSQL answers; each
+statement's snapshot taken when it starts, so the room is read once the lock is held).
 
-The message INSERT takes its row from the room UPDATE's RETURNING, and the task INSERT from the
-message's, so a stale room (closed, handed to the agents) or a redelivered message stores
-nothing and touches nothing; the caller then takes the general path, which decides either case
-as it always did. The task row is the one `Task.enqueue` writes with django-tasks-db (tests
-compare the two column by column), without its `task_enqueued` signal: nothing here listens to it.
+The message INSERT takes its row from the room UPDATE's RETURNING, and the task and event
+INSERTs from the message's, so a stale room (closed, handed over) or a redelivered message
+stores nothing and touches nothing; the caller then takes the general path, which decides either
+case as it always did. The task row is the one `Task.enqueue` writes with django-tasks-db, the
+event the one `room_event_record` writes (tests compare them column by column); no signal is
+sent for either (django-tasks' `task_enqueued`: nothing here listens to it).
 """
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult, get_date_max
 
 from chatbridge.locks import CUSTOMER_STORE, advisory_key
 from chatbridge.sql import insert_select, quote, run_statements
-from rooms.models import Message, Room
+from rooms.events import message_data
+from rooms.models import Message, Room, RoomEvent
+
+
+@dataclass(frozen=True)
+class Stored:
+    message_id: int
+    event: RoomEvent | None  # the room's event for the message, as stored
 
 
 def warm_store(
@@ -35,21 +44,25 @@ def warm_store(
     now: dt.datetime,
     task: Task | None = None,
     task_kwargs: dict | None = None,
-) -> int | None:
+    event_kind: str | None = None,
+) -> Stored | None:
     """Store `message` (unsaved, its room set) in the room if the room is still this customer's
-    and still `room_status`, and the message is new; with `task`, also its task row, whose
-    kwargs get the message's id as `message_id`. The message's id, or None if nothing was
-    stored (and nothing was changed). Call only where `one_round_trip_usable()`."""
+    and still `room_status`, and the message is new. With `task`, also its task row, whose
+    kwargs get the message's id as `message_id`; with `event_kind`, also the room's next event,
+    numbered and filled as rooms.events.room_event_record does (its data is the message's).
+    None if nothing was stored (and nothing was changed). Call only where
+    `one_round_trip_usable()`."""
     room_table = quote(Room._meta.db_table)
     message_table = quote(Message._meta.db_table)
+    next_event = ", event_seq = event_seq + 1" if event_kind is not None else ""
     message_insert, message_params = insert_select(Message, message, source="r")
     statements = [
         "SELECT pg_advisory_xact_lock(%s, %s)",
         f"""WITH r AS (
-            UPDATE {room_table} SET last_activity_at = %s, last_customer_at = %s
+            UPDATE {room_table} SET last_activity_at = %s, last_customer_at = %s{next_event}
             WHERE id = %s AND customer_id = %s AND status = %s
                 AND NOT EXISTS (SELECT 1 FROM {message_table} WHERE wa_message_id = %s)
-            RETURNING id
+            RETURNING id, event_seq
         ), m AS (
             {message_insert} ON CONFLICT (wa_message_id) DO NOTHING RETURNING id
         )""",  # noqa: S608 - identifiers of our own models; every value is a parameter
@@ -85,6 +98,26 @@ def warm_store(
         )
         statements[1] += f", t AS ({task_insert} RETURNING 1)"
         params += task_params
-    statements[1] += " SELECT (SELECT id FROM m)"
-    _, [(message_id,)] = run_statements(statements, params)
-    return message_id
+    event = None
+    if event_kind is not None:
+        # The message's values are set now (insert_select filled its timestamps): its id is
+        # the one thing the statement adds.
+        event = RoomEvent(room_id=room_id, kind=event_kind, data=message_data(message))
+        event_insert, event_params = insert_select(
+            RoomEvent,
+            event,
+            source="r, m",
+            expressions={
+                "seq": "r.event_seq",
+                "data": "jsonb_set(%s::jsonb, '{id}', to_jsonb(m.id))",
+            },
+        )
+        statements[1] += f", e AS ({event_insert} RETURNING 1)"
+        params += event_params
+    statements[1] += " SELECT (SELECT id FROM m), (SELECT event_seq FROM r)"
+    _, [(message_id, event_seq)] = run_statements(statements, params)
+    if message_id is None:
+        return None
+    if event is not None:
+        event.seq, event.data["id"] = event_seq, message_id
+    return Stored(message_id=message_id, event=event)

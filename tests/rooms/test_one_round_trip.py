@@ -17,8 +17,9 @@ from django_tasks_db.models import DBTaskResult
 from chatbridge.locks import ROOM_TURN, advisory_key, lock_for_session
 from chatbridge.settings import _task_backends
 from rooms import turns
+from rooms.events import event_frame
 from rooms.management.commands.turn_worker import _claim
-from rooms.models import Message, Room
+from rooms.models import Message, Room, RoomEvent
 from rooms.services import room_queue, turn_target
 from rooms.tasks import room_turn
 from rooms.warm_store import warm_store
@@ -176,6 +177,54 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(post_webhook):
             now=timezone.now(),
         )
     assert not Message.objects.filter(wa_message_id="x").exists()
+
+
+def _agents_room(post_webhook) -> Room:
+    """A queued room whose customer and room are cached: the hand-off flushed the room's entry,
+    the next message (general path) filled it again."""
+    _warm_room(post_webhook)
+    post_webhook(text_from(WA, "agente"))
+    post_webhook(text_from(WA, "¿hola?"))
+    room = Room.objects.get()
+    assert room.status == Room.Status.QUEUED
+    return room
+
+
+def test_a_message_to_the_agents_room_and_its_event_in_one_query(post_webhook, monkeypatch):
+    room = _agents_room(post_webhook)
+    published = []
+    monkeypatch.setattr("rooms.realtime.publish", lambda group, frame: published.append(frame))
+
+    with CaptureQueriesContext(connection) as queries:
+        post_webhook(text_from(WA, "¿me atienden?"))
+
+    assert len(queries.captured_queries) == 1
+    *_, general, warm = RoomEvent.objects.filter(kind="message.new").order_by("seq")
+    stored = Message.objects.get(text="¿me atienden?")
+    assert stored.handled_at is not None  # the agents' to answer, no bot turn
+    assert warm.seq == general.seq + 1 == Room.objects.get().event_seq
+    # The event as room_event_record writes it (the general path wrote `general`).
+    assert warm.data == {
+        **general.data,
+        "id": stored.pk,
+        "text": "¿me atienden?",
+        "at": stored.created_at.isoformat(),
+    }
+    assert (warm.actor_id, warm.room_id) == (general.actor_id, room.pk)
+    # Published after the commit, as the stored row says.
+    assert published == [{"type": "room.event", "event": event_frame(warm)}]
+
+
+def test_a_stale_agents_room_entry_routes_through_the_general_path(post_webhook):
+    room = _agents_room(post_webhook)
+    Room.objects.filter(pk=room.pk).update(status=Room.Status.CLOSED)  # no flush
+    seq = Room.objects.get().event_seq
+
+    post_webhook(text_from(WA, "vuelvo"))
+
+    stored = Message.objects.get(text="vuelvo")
+    assert stored.room_id != room.pk
+    assert Room.objects.get(pk=room.pk).event_seq == seq
 
 
 def test_a_room_taken_while_watson_thinks_gets_no_bot_reply(post_webhook, whatsapp, monkeypatch):
