@@ -814,7 +814,8 @@ def _cdf(samples: list[float]) -> list[tuple[float, float]]:
 WEBHOOK_GROUPS = [
     ("PostgreSQL round trips (psycopg waiting on the server)", ("wait (", "psycopg/connection.py")),
     ("cache lookups (django-redis)", ("django_redis/",)),
-    ("task row (django-tasks enqueue)", ("enqueue (", "django_tasks/base.py")),
+    ("the store's one round trip (rooms/warm_store.py)", ("warm_store (",)),
+    ("task row through django-tasks (cold paths only)", ("enqueue (", "django_tasks/base.py")),
     ("JSON log lines", ("JsonFormatter.format (",)),
     ("metrics", ("prometheus_client/",)),
     ("signature check", ("validate (", "rooms/whatsapp.py")),
