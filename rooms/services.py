@@ -86,19 +86,27 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     fresh = timezone.now() - message.timestamp <= dt.timedelta(
         seconds=settings.WEBHOOK_MAX_AGE_SECONDS
     )
-    if cached_room is not None and one_round_trip_usable():
+    if one_round_trip_usable():
+        # The cached room, or on a miss (Redis down, entry expired) the open room read without a
+        # lock: either is only a hint, which the one-round-trip store checks under the lock.
+        hint = cached_room or _open_room_hint(customer_id=customer.id)
         stored = None
-        if fresh and _needs_turn(cached_room, message):
+        if hint is None:
+            pass  # a new conversation: the general path opens its room
+        elif fresh and _needs_turn(hint, message):
             stored = _receive_in_bot_room(
-                message=message, customer=customer, room=cached_room, started=started
+                message=message, customer=customer, room=hint, started=started
             )
-        elif cached_room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+        elif hint.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
             stored = _receive_in_agents_room(
-                message=message, customer=customer, room=cached_room, started=started
+                message=message, customer=customer, room=hint, started=started
             )
         if stored is not None:
+            if cached_room is None:
+                key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
+                cache_set(key, hint.to_cache(), ttl=ACTIVE_ROOM_TTL)
             return stored
-        # The cached room no longer holds, or the message is a redelivery: the general path.
+        # No hint, a hint that no longer holds, or a redelivery: the general path.
     with transaction.atomic():
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
@@ -227,6 +235,16 @@ def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> Non
         room.id,
         room.status,
     )
+
+
+def _open_room_hint(*, customer_id: int) -> RoomRef | None:
+    row = (
+        Room.objects.filter(customer_id=customer_id)
+        .exclude(status=Room.Status.CLOSED)
+        .values_list("id", "status")
+        .first()
+    )
+    return RoomRef(id=row[0], status=row[1]) if row else None
 
 
 def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:

@@ -7,6 +7,7 @@ with the unanswered messages, and the reply with everything it changes.
 """
 
 import pytest
+from django.core.cache import cache
 from django.db import DataError, connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
+from chatbridge.cache import active_room_cache_key, cache_get
 from chatbridge.locks import ROOM_TURN, advisory_key, lock_for_session
 from chatbridge.settings import _task_backends
 from rooms import turns
@@ -68,6 +70,29 @@ def test_database_mode_stores_message_and_task_in_one_query(database_mode, post_
     room.refresh_from_db()
     assert room.last_activity_at > before
     assert room.last_customer_at == room.last_activity_at
+
+
+def test_on_a_cache_miss_the_open_room_is_read_then_checked_by_the_store(
+    database_mode, post_webhook
+):
+    """Redis down or the entry gone: the room is read without a lock and used as the hint the
+    cache would have given; the store checks it under the lock as it checks a cached one."""
+    room = _warm_room(post_webhook)
+    cache.clear()
+
+    with CaptureQueriesContext(connection) as queries:
+        post_webhook(text_from(WA, "¿sigues?"))
+
+    customer_read, room_read, store = (q["sql"] for q in queries.captured_queries)
+    assert 'FROM "users_customer"' in customer_read
+    assert 'FROM "rooms_room"' in room_read and "FOR UPDATE" not in room_read
+    assert store.startswith("SELECT pg_advisory_xact_lock")
+    assert Message.objects.get(text="¿sigues?").room_id == room.pk
+    # The entry is back: the next message reads no room.
+    assert cache_get(active_room_cache_key(provider="whatsapp", uid=WA)) == {
+        "id": room.pk,
+        "status": "bot",
+    }
 
 
 def test_task_row_is_the_one_django_tasks_db_writes(database_mode, post_webhook):
