@@ -1,6 +1,7 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Max, Q
 
 from chatbridge.cache import (
@@ -13,6 +14,7 @@ from chatbridge.cache import (
     room_metrics_cache_key,
 )
 from rooms.models import ClosureReason, Message, Room, RoomEvent
+from users.models import Customer
 from users.selectors import CustomerRef
 
 
@@ -42,6 +44,26 @@ def inbound_route_get(*, provider: str, uid: str) -> tuple[CustomerRef | None, R
     customer = CustomerRef.from_cache(values[customer_key]) if customer_key in values else None
     room = RoomRef.from_cache(values[room_key]) if room_key in values else None
     return customer, room
+
+
+def inbound_route_read(*, provider: str, uid: str) -> tuple[CustomerRef | None, RoomRef | None]:
+    """On a cache miss: the customer and their open room from PostgreSQL in one read, without a
+    lock (the store checks the room under its lock, as it checks a cached one)."""
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    rooms = connection.ops.quote_name(Room._meta.db_table)
+    columns = "c.id, c.provider, c.uid, c.wa_id, c.user_id, c.name, c.public_id, r.id, r.status"
+    sql = (
+        f"SELECT {columns} FROM {customers} c LEFT JOIN {rooms} r"  # noqa: S608 - our tables
+        " ON r.customer_id = c.id AND r.status <> %s"
+        " WHERE c.provider = %s AND c.uid = %s ORDER BY r.id LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Room.Status.CLOSED.value, provider, uid])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    customer = CustomerRef(*row[:6], public_id=str(row[6]))
+    return customer, RoomRef(id=row[7], status=row[8]) if row[7] is not None else None
 
 
 def room_open_get(*, customer_id: int, lock: bool = False) -> Room | None:

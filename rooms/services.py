@@ -20,7 +20,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
+from chatbridge.cache import (
+    ACTIVE_ROOM_TTL,
+    CUSTOMER_TTL,
+    active_room_cache_key,
+    cache_set,
+    customer_cache_key,
+)
 from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
 from chatbridge.logs import log_bind
 from chatbridge.metrics import WEBHOOK_STAGE
@@ -32,7 +38,7 @@ from rooms.events import (
     room_event_record,
 )
 from rooms.models import ClosureReason, Message, Room
-from rooms.selectors import RoomRef, inbound_route_get, room_open_get
+from rooms.selectors import RoomRef, inbound_route_get, inbound_route_read, room_open_get
 from rooms.warm_store import warm_store
 from rooms.whatsapp import TEXT_BODY_MAX, InboundMessage, Notification, StatusUpdate, text_body
 from users.models import Customer, mask_uid
@@ -75,21 +81,32 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     _enqueue_clock.seconds = 0.0
     provider = Customer.Provider.WHATSAPP
     cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
+    fast = one_round_trip_usable()
+    read_customer, read_room = None, None
+    if fast and cached_customer is None:
+        # A miss (Redis down, entry expired): customer and open room in one read.
+        read_customer, read_room = inbound_route_read(provider=provider, uid=message.uid)
     customer = customer_get_or_create(
         provider=provider,
         uid=message.uid,
         wa_id=message.wa_id,
         user_id=message.user_id,
         name=message.name,
-        cached=cached_customer,
+        cached=cached_customer or read_customer,
     )
+    if read_customer is not None and customer is read_customer:
+        key = customer_cache_key(provider=provider, uid=customer.uid)
+        cache_set(key, customer.to_cache(), ttl=CUSTOMER_TTL)
     fresh = timezone.now() - message.timestamp <= dt.timedelta(
         seconds=settings.WEBHOOK_MAX_AGE_SECONDS
     )
-    if one_round_trip_usable():
-        # The cached room, or on a miss (Redis down, entry expired) the open room read without a
-        # lock: either is only a hint, which the one-round-trip store checks under the lock.
-        hint = cached_room or _open_room_hint(customer_id=customer.id)
+    if fast:
+        # The cached room, or the open room read without a lock: either is only a hint, which
+        # the one-round-trip store checks under the lock.
+        if cached_room is not None or cached_customer is None:
+            hint = cached_room or read_room
+        else:
+            hint = _open_room_hint(customer_id=customer.id)
         stored = None
         if hint is None:
             pass  # a new conversation: the general path opens its room

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from chatbridge.cache import active_room_cache_key, cache_get
+from chatbridge.cache import active_room_cache_key, cache_get, customer_cache_key
 from chatbridge.locks import ROOM_TURN, advisory_key, lock_for_session
 from chatbridge.settings import _task_backends
 from rooms import turns
@@ -26,6 +26,7 @@ from rooms.services import room_queue, turn_target
 from rooms.tasks import room_turn
 from rooms.warm_store import warm_store
 from tests.payloads import message, notification, text_from
+from users.models import Customer
 from users.selectors import CustomerRef
 from watson.models import WatsonSession
 
@@ -72,27 +73,57 @@ def test_database_mode_stores_message_and_task_in_one_query(database_mode, post_
     assert room.last_customer_at == room.last_activity_at
 
 
-def test_on_a_cache_miss_the_open_room_is_read_then_checked_by_the_store(
+def test_on_a_cache_miss_customer_and_room_are_read_at_once_then_checked_by_the_store(
     database_mode, post_webhook
 ):
-    """Redis down or the entry gone: the room is read without a lock and used as the hint the
-    cache would have given; the store checks it under the lock as it checks a cached one."""
+    """Redis down or the entries gone: customer and open room are read in one query without a
+    lock and used as the cache would have been; the store checks the room under the lock."""
     room = _warm_room(post_webhook)
     cache.clear()
 
     with CaptureQueriesContext(connection) as queries:
         post_webhook(text_from(WA, "¿sigues?"))
 
-    customer_read, room_read, store = (q["sql"] for q in queries.captured_queries)
-    assert 'FROM "users_customer"' in customer_read
-    assert 'FROM "rooms_room"' in room_read and "FOR UPDATE" not in room_read
+    read, store = (q["sql"] for q in queries.captured_queries)
+    assert 'FROM "users_customer" c LEFT JOIN "rooms_room" r' in read
+    assert "FOR UPDATE" not in read
     assert store.startswith("SELECT pg_advisory_xact_lock")
     assert Message.objects.get(text="¿sigues?").room_id == room.pk
-    # The entry is back: the next message reads no room.
+    # Both entries are back: the next message reads neither row.
+    assert cache_get(customer_cache_key(provider="whatsapp", uid=WA))["id"] == room.customer_id
     assert cache_get(active_room_cache_key(provider="whatsapp", uid=WA)) == {
         "id": room.pk,
         "status": "bot",
     }
+    with CaptureQueriesContext(connection) as queries:
+        post_webhook(text_from(WA, "¿y ahora?"))
+    assert len(queries.captured_queries) == 1
+
+
+def test_with_only_the_room_entry_gone_the_room_is_read_then_checked(database_mode, post_webhook):
+    """The room's entry is flushed on every status change; the customer's stays."""
+    room = _warm_room(post_webhook)
+    cache.delete(active_room_cache_key(provider="whatsapp", uid=WA))
+
+    with CaptureQueriesContext(connection) as queries:
+        post_webhook(text_from(WA, "¿sigues?"))
+
+    room_read, store = (q["sql"] for q in queries.captured_queries)
+    assert 'FROM "rooms_room"' in room_read and 'FROM "users_customer"' not in room_read
+    assert store.startswith("SELECT pg_advisory_xact_lock")
+    assert Message.objects.get(text="¿sigues?").room_id == room.pk
+
+
+def test_a_customer_with_a_new_name_is_updated_on_a_cache_miss(post_webhook):
+    room = _warm_room(post_webhook)
+    cache.clear()
+    body = text_from(WA, "hola de nuevo")
+    body["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = "Ana Nueva"
+
+    post_webhook(body)
+
+    assert Customer.objects.get(pk=room.customer_id).name == "Ana Nueva"
+    assert cache_get(customer_cache_key(provider="whatsapp", uid=WA))["name"] == "Ana Nueva"
 
 
 def test_task_row_is_the_one_django_tasks_db_writes(database_mode, post_webhook):
