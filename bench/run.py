@@ -924,33 +924,45 @@ that publishes. Publishing from sync code goes through one publisher thread per 
 (rooms/realtime.py) instead of `async_to_sync(group_send)` per event, which built an event loop and
 a Redis connection each time.
 
+**The hot paths in one round trip.** The profiles of the previous runs put the webhook's time in
+PostgreSQL round trips and the worker's CPU in ORM query building. With the room in the cache (or,
+on a miss, read with the customer in one query), the webhook now sends the ordering lock, the room
+check, the message and its task row (or, in the agents' room, its room event) as one query string
+that PostgreSQL runs as one transaction (rooms/warm_store.py, chatbridge/sql.py); the turn reads
+its unanswered messages in its lock's round trip and stores a bot reply, the answered mark and the
+session's expiry as one more. Measured on 2026-11-28 in one process against the fakes, before
+and after: webhook CPU 2.8 → 1.4 ms per message, worker 7.1 → 4.6 ms per turn. The run before
+that change (commit 4b2e6f1's docs/BENCHMARKS.md) had, for the table's rows: sustained 80 msg/s
+ack p95 296 ms and reply p95 1,023 ms, CPU per message 13.8 ms (25×), turn overhead 8.1×, the
+300 ms-Watson reply + 78 ms, cache Redis down 1.08× (the cache-down path was as slow as the rest).
+
 **Where goals are missed, and why.**
 
-- *Webhook p95 ≤ 2.5× the bare view.* The bare view under gunicorn is a fraction of a
-  millisecond; the webhook acknowledges only after its message is committed to PostgreSQL (the
-  ordering lock, the room check, the message and its task row: six round trips and an fsync'd
-  commit, more than half the request time in the profile above). performance-floor.md's 2.5× was
-  met by an "ack fast" design that only pushes to Redis; chatbridge will not answer 200 for a
-  message that a Redis restart could lose. The same ratio on Daphne is lower only because Daphne's
-  bare view is slow. Fixing it means acknowledging before the commit, which this project refuses.
-- *Capacity at c=32 ≥ 0.5×.* Same cause, and on this 2-core machine the turn worker answers the
-  flood at the same time on the same cores.
-- *CPU per message ≤ 10×, turn overhead ≤ 3.5×, sustained at 80 msg/s.* The worker's profile:
-  Django ORM statements are over half its CPU (the claim is one statement; the turn and the task's
-  result are about 11 more round trips per message), the two HTTP clients (the ibm-watson SDK and
-  the WhatsApp client, both on requests) most of the rest. At 80 msg/s every message is
-  acknowledged, stored, answered and kept in order, but the two cores are nearly saturated, so
-  replies and, at the tail, acknowledgements queue (the sustained row's p95s). What would fix it:
-  fewer statements per turn (turn and result in one transaction, raw SQL on the hot path instead
-  of ORM query building), a leaner HTTP client for the two vendors, and, on a machine with cores
-  to spare, a second worker process (one Python process uses at most one core).
-- *Fan-out ≤ 6× and + 0.25 ms per console.* Most of the path is the webhook's own commit (the
-  event is published when the message commits): the "after the webhook's 200" part is the layer
-  and Daphne. Each extra console costs its consumer's handler and a websocket write in a Python
-  process; the pub/sub channel layer (performance-floor.md: 8× cheaper hop, flatter with 20
-  members) would cut the layer's share, at the price of losing events while a connection is down,
-  which the sequence replay already covers. Not switched in this issue: the core layer's
-  per-channel capacity bounds a slow console, and the switch needs its own fault tests.
+- *Webhook p95 ≤ 2.5× the bare view, capacity at c=32 ≥ 0.5×.* The webhook answers 200 only after
+  its message and task row are committed to PostgreSQL: one round trip now, with an fsync'd
+  commit, plus the cache lookup. And the turn worker answers every acknowledged message on the
+  same two cores at the same time (the bare view starts no turn), so at c=32 the figure is the
+  whole system's rate, webhook and turns together. performance-floor.md's 2.5× was met by an "ack
+  fast" design that only pushes to Redis; chatbridge will not answer 200 for a message that a Redis
+  restart could lose. Fixing it means acknowledging before the commit, which this project refuses.
+- *CPU per message ≤ 10×.* What is left per message: the webhook's request and one statement, and
+  in the worker the claim, two HTTP calls (the ibm-watson SDK and the WhatsApp client, both on
+  requests: about 40 % of the worker's CPU, see its profile), the reply's statements and
+  django-tasks-db's result bookkeeping. A leaner HTTP client than requests would save about a
+  tenth more, at the price of requests' proxy and CA-bundle handling, which a bank's network
+  needs; the SDK is the supported way to call Watson. Not reachable to 10× while each message
+  makes two vendor HTTPS calls whose client cost alone is about the bare view's.
+- *Reply with a 300 ms Watson ≤ + 25 ms.* The rest is the webhook, the worker's wake-up and claim,
+  the reply's statements and the WhatsApp send, on cores shared with 12 turns in flight; it fell
+  with the CPU above and falls further with it.
+- *Fan-out ≤ 6× and + 0.25 ms per console.* The part after the webhook's 200 (the layer, Daphne,
+  the websocket) is near 5× the raw publish; the rest is the webhook itself. Each console costs
+  the core channel layer four Redis round trips in its Daphne process (the receive loop's backup
+  script, BZPOPMIN, the backup ZADD and ZPOPMIN), one message after another: ten consoles on one
+  process are forty. The pub/sub layer delivers one message per process (performance-floor.md: 8×
+  cheaper hop) but drops what is published while its connection is down without closing the
+  socket, where the core layer fails loudly and the console's `sync` replays the gap
+  (docs/agent-protocol.md). Kept the core layer: a lost event weighs more than 0.05 ms per console.
 """
 
 
