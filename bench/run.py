@@ -956,13 +956,14 @@ ack p95 296 ms and reply p95 1,023 ms, CPU per message 13.8 ms (25×), turn over
   the reply's statements and the WhatsApp send, on cores shared with 12 turns in flight; it fell
   with the CPU above and falls further with it.
 - *Fan-out ≤ 6× and + 0.25 ms per console.* The part after the webhook's 200 (the layer, Daphne,
-  the websocket) is near 5× the raw publish; the rest is the webhook itself. Each console costs
-  the core channel layer four Redis round trips in its Daphne process (the receive loop's backup
-  script, BZPOPMIN, the backup ZADD and ZPOPMIN), one message after another: ten consoles on one
-  process are forty. The pub/sub layer delivers one message per process (performance-floor.md: 8×
-  cheaper hop) but drops what is published while its connection is down without closing the
-  socket, where the core layer fails loudly and the console's `sync` replays the gap
-  (docs/agent-protocol.md). Kept the core layer: a lost event weighs more than 0.05 ms per console.
+  the websocket) is near 5× the raw publish; the rest is the webhook itself, its request and its
+  commit, on cores it shares with the consoles' Daphne processes. The layer delivers an event once
+  per Daphne process (a group send carries the list of that process's consoles), so each further
+  console costs its consumer's own work in Python: the handler, the JSON and the websocket write,
+  one console after another on the process's event loop. The pub/sub layer would cheapen the hop
+  (performance-floor.md: 8×), not that per-console work, and it drops what is published while its
+  connection is down without closing the socket, where the core layer fails loudly and the
+  console's `sync` replays the gap (docs/agent-protocol.md). Kept the core layer.
 """
 
 
