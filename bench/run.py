@@ -942,7 +942,8 @@ ack p95 296 ms and reply p95 1,023 ms, CPU per message 13.8 ms (25×), turn over
   its message and task row are committed to PostgreSQL: one round trip now, with an fsync'd
   commit, plus the cache lookup. And the turn worker answers every acknowledged message on the
   same two cores at the same time (the bare view starts no turn), so at c=32 the figure is the
-  whole system's rate, webhook and turns together. performance-floor.md's 2.5× was met by an "ack
+  whole system's rate, webhook and turns together. The webhook's profile above is now the one
+  round trip to PostgreSQL and the one to Redis, waiting on servers that share the two cores. performance-floor.md's 2.5× was met by an "ack
   fast" design that only pushes to Redis; chatbridge will not answer 200 for a message that a Redis
   restart could lose. Fixing it means acknowledging before the commit, which this project refuses.
 - *CPU per message ≤ 10×.* What is left per message: the webhook's request and one statement, and
@@ -952,6 +953,11 @@ ack p95 296 ms and reply p95 1,023 ms, CPU per message 13.8 ms (25×), turn over
   tenth more, at the price of requests' proxy and CA-bundle handling, which a bank's network
   needs; the SDK is the supported way to call Watson. Not reachable to 10× while each message
   makes two vendor HTTPS calls whose client cost alone is about the bare view's.
+- *Turn overhead p95 ≤ 3.5× the floor sum.* Borderline: between 3.1× and 4.5× in the runs of
+  2026-11-28 after the change (8.1× before it), as the floor's own p95 and the turn's move by a
+  millisecond from run to run. Beyond the floor's pieces the turn makes two HTTP calls (to the fake
+  Watson and the fake WhatsApp, each a request through requests and a Python server), which the
+  floor sum does not contain.
 - *Reply with a 300 ms Watson ≤ + 25 ms.* The rest is the webhook, the worker's wake-up and claim,
   the reply's statements and the WhatsApp send, on cores shared with 12 turns in flight; it fell
   with the CPU above and falls further with it.
