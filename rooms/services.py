@@ -128,19 +128,8 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
         room = _room_for_message(customer=customer, cached=cached_room)
-        stored = _message_insert(
-            Message(
-                room_id=room.id,
-                direction=Message.Direction.INBOUND,
-                author=Message.Author.CUSTOMER,
-                type=message.type,
-                text=message.text,
-                payload=message.payload,
-                wa_message_id=message.wa_message_id,
-                wa_timestamp=message.timestamp,
-                handled_at=None if _needs_turn(room, message) and fresh else timezone.now(),
-            )
-        )
+        handled_at = None if _needs_turn(room, message) and fresh else timezone.now()
+        stored = _message_insert(_inbound_row(room.id, message, handled_at=handled_at))
         if stored is None:
             transaction.set_rollback(True)  # nothing of a redelivery is kept, not even a room
             logger.info("duplicate message %s ignored", message.wa_message_id)
@@ -174,17 +163,7 @@ def _receive_in_bot_room(
 
     database = settings.TASKS_BACKEND == "database"
     target = turn_target(customer)
-    stored = Message(
-        room_id=room.id,
-        direction=Message.Direction.INBOUND,
-        author=Message.Author.CUSTOMER,
-        type=message.type,
-        text=message.text,
-        payload=message.payload,
-        wa_message_id=message.wa_message_id,
-        wa_timestamp=message.timestamp,
-        handled_at=None,
-    )
+    stored = _inbound_row(room.id, message, handled_at=None)
     result = warm_store(
         customer_id=customer.id,
         room_id=room.id,
@@ -197,8 +176,6 @@ def _receive_in_bot_room(
     )
     if result is None:
         return None
-    stored.pk = result.message_id
-    stored._state.adding = False
     committed = time.perf_counter()
     if not database:
         room_turn.enqueue(room_id=room.id, message_id=stored.pk, target=target)
@@ -214,17 +191,7 @@ def _receive_in_agents_room(
     """A message to the agents' room the cache names, with its room event, in one round trip
     (rooms/warm_store.py); published once committed. None: the caller takes the general path."""
     now = timezone.now()
-    stored = Message(
-        room_id=room.id,
-        direction=Message.Direction.INBOUND,
-        author=Message.Author.CUSTOMER,
-        type=message.type,
-        text=message.text,
-        payload=message.payload,
-        wa_message_id=message.wa_message_id,
-        wa_timestamp=message.timestamp,
-        handled_at=now,  # the agents answer it, not a turn
-    )
+    stored = _inbound_row(room.id, message, handled_at=now)  # the agents answer it, no turn
     result = warm_store(
         customer_id=customer.id,
         room_id=room.id,
@@ -235,12 +202,27 @@ def _receive_in_agents_room(
     )
     if result is None:
         return None
-    stored.pk = result.message_id
-    stored._state.adding = False
     room_event_publish(result.event)
     WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started)
     _log_stored(stored, customer=customer, room=room)
     return stored
+
+
+def _inbound_row(
+    room_id: int, message: InboundMessage, *, handled_at: dt.datetime | None
+) -> Message:
+    """A customer's message as its row, unsaved."""
+    return Message(
+        room_id=room_id,
+        direction=Message.Direction.INBOUND,
+        author=Message.Author.CUSTOMER,
+        type=message.type,
+        text=message.text,
+        payload=message.payload,
+        wa_message_id=message.wa_message_id,
+        wa_timestamp=message.timestamp,
+        handled_at=handled_at,
+    )
 
 
 def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> None:

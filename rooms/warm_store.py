@@ -47,11 +47,11 @@ def warm_store(
     event_kind: str | None = None,
 ) -> Stored | None:
     """Store `message` (unsaved, its room set) in the room if the room is still this customer's
-    and still `room_status`, and the message is new. With `task`, also its task row, whose
-    kwargs get the message's id as `message_id`; with `event_kind`, also the room's next event,
-    numbered and filled as rooms.events.room_event_record does (its data is the message's).
-    None if nothing was stored (and nothing was changed). Call only where
-    `one_round_trip_usable()`."""
+    and still `room_status`, and the message is new; the instance is then saved (its `pk` set).
+    With `task`, also its task row, whose kwargs get the message's id as `message_id`; with
+    `event_kind`, also the room's next event, numbered and filled as
+    rooms.events.room_event_record does (its data is the message's). None if nothing was stored
+    (and nothing was changed). Call only where `one_round_trip_usable()`."""
     room_table = quote(Room._meta.db_table)
     message_table = quote(Message._meta.db_table)
     next_event = ", event_seq = event_seq + 1" if event_kind is not None else ""
@@ -118,6 +118,8 @@ def warm_store(
     _, [(message_id, event_seq)] = run_statements(statements, params)
     if message_id is None:
         return None
+    message.pk = message_id
+    message._state.adding = False
     if event is not None:
         event.seq, event.data["id"] = event_seq, message_id
     return Stored(message_id=message_id, event=event)
