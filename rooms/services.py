@@ -103,27 +103,19 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     if fast:
         # The cached room, or the open room read without a lock: either is only a hint, which
         # the one-round-trip store checks under the lock.
-        if cached_room is not None or cached_customer is None:
-            hint = cached_room or read_room
-        else:
-            hint = _open_room_hint(customer_id=customer.id)
-        stored = None
-        if hint is None:
-            pass  # a new conversation: the general path opens its room
-        elif fresh and _needs_turn(hint, message):
-            stored = _receive_in_bot_room(
-                message=message, customer=customer, room=hint, started=started
-            )
-        elif hint.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
-            stored = _receive_in_agents_room(
-                message=message, customer=customer, room=hint, started=started
-            )
+        if cached_room is None and cached_customer is not None:
+            opened = room_open_get(customer_id=customer.id)  # the entry went with a change
+            read_room = RoomRef(id=opened.pk, status=opened.status) if opened else None
+        hint = cached_room or read_room
+        stored = _receive_in_open_room(
+            message=message, customer=customer, room=hint, fresh=fresh, started=started
+        )
         if stored is not None:
             if cached_room is None:
                 key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
                 cache_set(key, hint.to_cache(), ttl=ACTIVE_ROOM_TTL)
             return stored
-        # No hint, a hint that no longer holds, or a redelivery: the general path.
+        # No open room, one that no longer holds, or a redelivery: the general path.
     with transaction.atomic():
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
@@ -152,6 +144,27 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         WEBHOOK_STAGE.labels(stage="enqueue").observe(enqueue_seconds)
     _log_stored(stored, customer=customer, room=room)
     return stored
+
+
+def _receive_in_open_room(
+    *,
+    message: InboundMessage,
+    customer: CustomerRef,
+    room: RoomRef | None,
+    fresh: bool,
+    started: float,
+) -> Message | None:
+    """The common cases in one round trip (rooms/warm_store.py): a message the bot answers in
+    its room, or a message to the agents' room. None: the caller takes the general path."""
+    if room is None:
+        return None  # a new conversation: the general path opens its room
+    if fresh and _needs_turn(room, message):
+        return _receive_in_bot_room(message=message, customer=customer, room=room, started=started)
+    if room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+        return _receive_in_agents_room(
+            message=message, customer=customer, room=room, started=started
+        )
+    return None
 
 
 def _receive_in_bot_room(
@@ -234,16 +247,6 @@ def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> Non
         room.id,
         room.status,
     )
-
-
-def _open_room_hint(*, customer_id: int) -> RoomRef | None:
-    row = (
-        Room.objects.filter(customer_id=customer_id)
-        .exclude(status=Room.Status.CLOSED)
-        .values_list("id", "status")
-        .first()
-    )
-    return RoomRef(id=row[0], status=row[1]) if row else None
 
 
 def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:
