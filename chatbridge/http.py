@@ -1,5 +1,6 @@
 """Outgoing HTTP: one pooled session per vendor, explicit timeouts, typed errors."""
 
+import os
 import urllib.request
 
 import requests
@@ -42,11 +43,17 @@ def vendor_session(*, pool_size: int = 20) -> requests.Session:
     return session
 
 
+# The variables requests reads per call besides the proxies: a CA bundle for a vendor behind a
+# private certificate authority (an on-premises Watson, a TLS-inspecting gateway).
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def skip_environment_lookups(session: requests.Session) -> None:
-    """Without proxy variables in the environment, stop requests from rescanning the environment
-    and ~/.netrc on every call (a few per cent of a turn's CPU, docs/BENCHMARKS.md). With any proxy
-    variable set, requests keeps its own handling of them, NO_PROXY included."""
-    if not urllib.request.getproxies():
+    """Without proxy or CA-bundle variables in the environment, stop requests from rescanning the
+    environment and ~/.netrc on every call (a few per cent of a turn's CPU, docs/BENCHMARKS.md).
+    With any of them set, requests keeps its own handling, NO_PROXY included. (~/.netrc is then
+    not consulted: every vendor call here carries its own credentials.)"""
+    if not urllib.request.getproxies() and not any(map(os.environ.get, _CA_BUNDLE_VARIABLES)):
         session.trust_env = False
 
 
