@@ -10,7 +10,7 @@ from django_tasks import task
 from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from rooms.management.commands.turn_worker import _claim
+from rooms.management.commands.turn_worker import _claim, _claim_many
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,3 +45,20 @@ def test_claims_by_priority_then_age_and_only_due_tasks(database_tasks):
     assert rows[str(later.id)].status == TaskResultStatus.READY
     assert rows[str(other_queue.id)].status == TaskResultStatus.READY
     assert str(_claim(["*"], "w-4").pk) == str(other_queue.id)  # every queue
+
+
+def test_one_claim_for_several_threads_takes_tasks_in_order_each_with_its_worker(database_tasks):
+    """The dispatcher claims for every free thread at once; fewer tasks than threads tells it
+    that nothing more is ready."""
+    low = noop.enqueue()
+    high = noop.using(priority=10).enqueue()
+    middle = noop.using(priority=5).enqueue()
+
+    first = _claim_many(["default"], ["w-1", "w-2"])
+    rest = _claim_many(["default"], ["w-3", "w-4", "w-5"])
+
+    assert [str(task.pk) for task in first] == [str(high.id), str(middle.id)]
+    assert [str(task.pk) for task in rest] == [str(low.id)]  # fewer than asked: drained
+    workers = {str(row.pk): row.worker_ids for row in DBTaskResult.objects.all()}
+    assert workers == {str(high.id): ["w-1"], str(middle.id): ["w-2"], str(low.id): ["w-3"]}
+    assert _claim_many(["default"], ["w-6"]) == []

@@ -4,10 +4,11 @@ threads of one process, woken by PostgreSQL the moment a task commits.
 `db_worker` runs one task at a time and polls: a turn spends nearly all its time waiting on
 Watson, so at 300 ms a turn one `db_worker` answers about 3 messages a second, and its poll
 interval is added to every reply. Here one dispatcher claims tasks (the same locked,
-skipped-if-locked claim as `db_worker`, so this mixes freely with other workers) whenever a
-thread is free, and sleeps on LISTEN `chatbridge_tasks` when there is nothing to claim: a trigger
-(rooms migration 0004) sends that NOTIFY when a task row commits. `--poll` is only the fallback
-for tasks that become due later; on SQLite (the embedded run) the worker polls at that interval.
+skipped-if-locked claim as `db_worker`, so this mixes freely with other workers) for every thread
+that is free, in one statement, and sleeps on LISTEN `chatbridge_tasks` once a claim comes back
+with fewer tasks than free threads: a trigger (rooms migration 0004) sends that NOTIFY when a
+task row commits. `--poll` is only the fallback for tasks that become due later; on SQLite (the
+embedded run) the worker polls at that interval.
 
 Two turns of one room never run side by side whatever the threads (the turn's own lock, see
 rooms/turns.py). SIGTERM or SIGINT: running tasks finish, nothing new is claimed, the process
@@ -89,15 +90,21 @@ class Command(BaseCommand):
         try:
             while not stopping.is_set():
                 try:
-                    worker = idle.get(timeout=0.5)  # a free thread
+                    free = [idle.get(timeout=0.5)]  # a free thread, and any other free now
                 except queue.Empty:
                     continue
-                task = _claim(queue_name.split(","), worker.worker_id)
-                if task is None:
+                while True:
+                    try:
+                        free.append(idle.get_nowait())
+                    except queue.Empty:
+                        break
+                tasks = _claim_many(queue_name.split(","), [w.worker_id for w in free])
+                for worker, task in zip(free, tasks, strict=False):
+                    executor.submit(_run, worker, task, idle)
+                for worker in free[len(tasks) :]:
                     idle.put(worker)
-                    wake.wait(stopping)
-                    continue
-                executor.submit(_run, worker, task, idle)
+                if len(tasks) < len(free):
+                    wake.wait(stopping)  # nothing more is ready: sleep until a task commits
         finally:
             executor.shutdown(wait=True)
             wake.close()
@@ -105,9 +112,27 @@ class Command(BaseCommand):
 
 
 def _claim(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
+    claimed = _claim_many(queue_names, [worker_id])
+    return claimed[0] if claimed else None
+
+
+def _claim_many(queue_names: list[str], worker_ids: list[str]) -> list[DBTaskResult]:
+    """Up to one ready task per worker id, first in db_worker's order, the n-th marked with the
+    n-th id. Fewer than asked means nothing more is ready: the dispatcher can sleep without
+    another (empty) claim."""
     close_old_connections()
     if connection.vendor == "postgresql":
-        return _claim_postgresql(queue_names, worker_id)
+        return _claim_postgresql(queue_names, worker_ids)
+    claimed = []
+    for worker_id in worker_ids:
+        task = _claim_sqlite(queue_names, worker_id)
+        if task is None:
+            break
+        claimed.append(task)
+    return claimed
+
+
+def _claim_sqlite(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
     tasks = DBTaskResult.objects.ready().filter(backend_name="default")
     if "*" not in queue_names:
         tasks = tasks.filter(queue_name__in=queue_names)
@@ -123,30 +148,35 @@ def _claim(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
         raise
 
 
-def _claim_postgresql(queue_names: list[str], worker_id: str) -> DBTaskResult | None:
-    """db_worker's claim (the first ready task in its order, locked and skipped if locked, marked
-    RUNNING with this worker's id) as one statement: one round trip instead of four, and no query
-    building (the claim was a fifth of the worker's CPU, docs/BENCHMARKS.md)."""
+def _claim_postgresql(queue_names: list[str], worker_ids: list[str]) -> list[DBTaskResult]:
+    """db_worker's claim (the first ready tasks in its order, locked and skipped if locked, marked
+    RUNNING with a worker's id) for several workers in one statement: one round trip instead of
+    four per task, and no query building (the claim was a fifth of the worker's CPU,
+    docs/BENCHMARKS.md)."""
     table = connection.ops.quote_name(DBTaskResult._meta.db_table)
     now = timezone.now()
     queues = "" if "*" in queue_names else "AND queue_name = ANY(%s)"
+    order = "priority DESC, run_after ASC, enqueued_at ASC"
     sql = f"""
-        UPDATE {table} SET status = %s, started_at = %s,
-            worker_ids = worker_ids || jsonb_build_array(%s::text)
-        WHERE id = (
-            SELECT id FROM {table}
+        WITH locked AS (
+            SELECT id, priority, run_after, enqueued_at FROM {table}
             WHERE status = %s AND backend_name = %s {queues}
                 AND (run_after = %s OR run_after <= %s)
-            ORDER BY priority DESC, run_after ASC, enqueued_at ASC
-            LIMIT 1 FOR UPDATE SKIP LOCKED
+            ORDER BY {order}
+            LIMIT %s FOR UPDATE SKIP LOCKED
+        ), numbered AS (
+            SELECT id, row_number() OVER (ORDER BY {order}) AS place FROM locked
         )
-        RETURNING *
+        UPDATE {table} AS task SET status = %s, started_at = %s,
+            worker_ids = task.worker_ids || jsonb_build_array((%s::text[])[numbered.place])
+        FROM numbered WHERE task.id = numbered.id
+        RETURNING task.*, numbered.place
     """  # noqa: S608 - the table name is the model's own
-    params: list = [TaskResultStatus.RUNNING, now, worker_id, TaskResultStatus.READY, "default"]
+    params: list = [TaskResultStatus.READY, "default"]
     if queues:
         params.append(queue_names)
-    params += [get_date_max(), now]
-    return next(iter(DBTaskResult.objects.raw(sql, params)), None)
+    params += [get_date_max(), now, len(worker_ids), TaskResultStatus.RUNNING, now, worker_ids]
+    return sorted(DBTaskResult.objects.raw(sql, params), key=lambda task: task.place)
 
 
 def _run(worker: Worker, task: DBTaskResult, idle: "queue.SimpleQueue[Worker]") -> None:
