@@ -823,7 +823,7 @@ WEBHOOK_GROUPS = [
     ("the webhook view, all of it", ("whatsapp_webhook (",)),
 ]
 WORKER_GROUPS = [
-    ("claiming tasks (the dispatcher's locked SELECT and UPDATE)", ("_claim (",)),
+    ("claiming tasks (the dispatcher's one-statement claim)", ("_claim_many (",)),
     ("the turn, all of it", ("room_turn (",)),
     ("Watson call (ibm-watson SDK, requests)", ("watson_reply (",)),
     ("WhatsApp send (requests)", ("outbound_deliver (",)),
