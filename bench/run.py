@@ -948,7 +948,7 @@ ack p95 296 ms and reply p95 1,023 ms, CPU per message 13.8 ms (25×), turn over
   restart could lose. Fixing it means acknowledging before the commit, which this project refuses.
 - *CPU per message ≤ 10×.* What is left per message: the webhook's request and one statement, and
   in the worker the claim, two HTTP calls (the ibm-watson SDK and the WhatsApp client, both on
-  requests: about 40 % of the worker's CPU, see its profile), the reply's statements and
+  requests: about half of the worker's CPU, see its profile), the reply's statements and
   django-tasks-db's result bookkeeping. A leaner HTTP client than requests would save about a
   tenth more, at the price of requests' proxy and CA-bundle handling, which a bank's network
   needs; the SDK is the supported way to call Watson. Not reachable to 10× while each message
