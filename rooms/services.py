@@ -20,13 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chatbridge.cache import (
-    ACTIVE_ROOM_TTL,
-    CUSTOMER_TTL,
-    active_room_cache_key,
-    cache_set,
-    customer_cache_key,
-)
+from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
 from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
 from chatbridge.logs import log_bind
 from chatbridge.metrics import WEBHOOK_STAGE
@@ -43,7 +37,7 @@ from rooms.warm_store import warm_store
 from rooms.whatsapp import TEXT_BODY_MAX, InboundMessage, Notification, StatusUpdate, text_body
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
-from users.services import customer_get_or_create
+from users.services import customer_cache_fill, customer_get_or_create
 
 logger = logging.getLogger("chatbridge.rooms")
 
@@ -95,8 +89,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         cached=cached_customer or read_customer,
     )
     if read_customer is not None and customer is read_customer:
-        key = customer_cache_key(provider=provider, uid=customer.uid)
-        cache_set(key, customer.to_cache(), ttl=CUSTOMER_TTL)
+        customer_cache_fill(customer)
     fresh = timezone.now() - message.timestamp <= dt.timedelta(
         seconds=settings.WEBHOOK_MAX_AGE_SECONDS
     )
@@ -112,8 +105,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
         )
         if stored is not None:
             if cached_room is None:
-                key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
-                cache_set(key, hint.to_cache(), ttl=ACTIVE_ROOM_TTL)
+                _room_cache_fill(customer, hint)
             return stored
         # No open room, one that no longer holds, or a redelivery: the general path.
     with transaction.atomic():
@@ -272,9 +264,13 @@ def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomR
     else:
         Room.objects.filter(pk=room.pk).update(last_activity_at=now, last_customer_at=now)
     ref = RoomRef(id=room.pk, status=room.status)
-    key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
-    transaction.on_commit(lambda: cache_set(key, ref.to_cache(), ttl=ACTIVE_ROOM_TTL))
+    transaction.on_commit(lambda: _room_cache_fill(customer, ref))
     return ref
+
+
+def _room_cache_fill(customer: CustomerRef, room: RoomRef) -> None:
+    key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
+    cache_set(key, room.to_cache(), ttl=ACTIVE_ROOM_TTL)
 
 
 def _message_insert(message: Message) -> Message | None:

@@ -139,14 +139,28 @@ def _reply(
     now = timezone.now()
     if note is None and one_round_trip_usable():
         outbound = _reply_store(room_id, inbound, reply, now=now, session_touch=session_touch)
-        if outbound is None:
-            logger.info("room %s left the bot during its turn; reply dropped", room_id)
-            return False
-        if not all([outbound_deliver(message, target) for message in outbound]):
-            return not _queue_after_failed_send(room_id)
-        return True
-    if session_touch:
-        watson_session_touch(room_id=room_id)
+    else:
+        if session_touch:
+            watson_session_touch(room_id=room_id)
+        outbound = _reply_store_orm(room_id, inbound, reply, now=now, note=note)
+    if outbound is None:
+        # Closed or taken over while Watson was thinking: the message stays with the room.
+        logger.info("room %s left the bot during its turn; reply dropped", room_id)
+        return False
+    delivered = all([outbound_deliver(message, target) for message in outbound])
+    if note is not None:
+        logger.info("room %s handed to agents: %s", room_id, note[:200])
+        return False
+    if not delivered:
+        return not _queue_after_failed_send(room_id)
+    return True
+
+
+def _reply_store_orm(
+    room_id: int, inbound: Inbound, reply: BotReply, *, now: dt.datetime, note: str | None
+) -> list[Message] | None:
+    """What `_reply` stores, through the ORM (a hand-off, or SQLite); with a `note` the room
+    goes to the agents' queue. The stored replies, or None if the room had left the bot."""
     with transaction.atomic():
         if note is None:
             still_bot = Room.objects.filter(pk=room_id, status=Room.Status.BOT).update(
@@ -164,22 +178,14 @@ def _reply(
                 room_queue_locked(room=room, note=note)
         Message.objects.filter(pk=inbound.pk).update(handled_at=now)
         if not still_bot:
-            # Closed or taken over while Watson was thinking: the message stays with the room.
-            logger.info("room %s left the bot during its turn; reply dropped", room_id)
-            return False
+            return None
         outbound = Message.objects.bulk_create(
             [_outbound(room_id, draft) for draft in reply.drafts]
         )
-        for message in outbound:
-            # The hand-off's own texts are the first thing the agent sees: their ticks count.
-            message.in_agents_room = note is not None
-    delivered = all([outbound_deliver(message, target) for message in outbound])
-    if note is not None:
-        logger.info("room %s handed to agents: %s", room_id, note[:200])
-        return False
-    if not delivered:
-        return not _queue_after_failed_send(room_id)
-    return True
+    for message in outbound:
+        # The hand-off's own texts are the first thing the agent sees: their ticks count.
+        message.in_agents_room = note is not None
+    return outbound
 
 
 def _reply_store(

@@ -31,7 +31,6 @@ from rooms.models import Message, Room, RoomEvent
 
 @dataclass(frozen=True)
 class Stored:
-    message_id: int
     event: RoomEvent | None  # the room's event for the message, as stored
 
 
@@ -122,4 +121,4 @@ def warm_store(
     message._state.adding = False
     if event is not None:
         event.seq, event.data["id"] = event_seq, message_id
-    return Stored(message_id=message_id, event=event)
+    return Stored(event=event)

@@ -40,6 +40,10 @@ def customer_get_or_create(
                 setattr(customer, field, value)
             customer.save(update_fields=[*changed, "updated_at"])  # flushes its cache entry
     ref = CustomerRef.of(customer)
-    key = customer_cache_key(provider=provider, uid=uid)
-    transaction.on_commit(lambda: cache_set(key, ref.to_cache(), ttl=CUSTOMER_TTL))
+    transaction.on_commit(lambda: customer_cache_fill(ref))
     return ref
+
+
+def customer_cache_fill(ref: CustomerRef) -> None:
+    key = customer_cache_key(provider=ref.provider, uid=ref.uid)
+    cache_set(key, ref.to_cache(), ttl=CUSTOMER_TTL)

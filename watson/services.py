@@ -81,10 +81,8 @@ def watson_session_replace(*, room_id: int) -> str:
 def watson_session_touch(*, room_id: int) -> None:
     """Watson's timeout counts from the last message: move the row's expiry along. The cached
     copy keeps its older expiry; when that runs out the next turn re-reads the row."""
-    now = timezone.now()
-    WatsonSession.objects.filter(room_id=room_id).update(
-        last_used_at=now, expires_at=now + dt.timedelta(seconds=settings.WATSON_SESSION_TIMEOUT)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(*watson_session_touch_sql(room_id=room_id, now=timezone.now()))
 
 
 def watson_session_touch_sql(*, room_id: int, now: dt.datetime) -> tuple[str, list]:

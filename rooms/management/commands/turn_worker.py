@@ -58,13 +58,14 @@ class Command(BaseCommand):
             sys.exit("turn_worker: --threads must be at least 1")
         if poll <= 0:
             sys.exit("turn_worker: --poll must be positive")
+        queue_names = queue_name.split(",")
         prefix = uuid.uuid4().hex[:8]
         # One django-tasks-db Worker per thread, for its run_task (results, signals, failures).
         idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
         for index in range(threads):
             idle.put(
                 Worker(
-                    queue_names=queue_name.split(","),
+                    queue_names=queue_names,
                     interval=poll,
                     batch=False,
                     backend_name="default",
@@ -98,7 +99,7 @@ class Command(BaseCommand):
                         free.append(idle.get_nowait())
                     except queue.Empty:
                         break
-                tasks = _claim_many(queue_name.split(","), [w.worker_id for w in free])
+                tasks = _claim_many(queue_names, [w.worker_id for w in free])
                 for worker, task in zip(free, tasks, strict=False):
                     executor.submit(_run, worker, task, idle)
                 for worker in free[len(tasks) :]:
