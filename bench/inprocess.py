@@ -33,8 +33,8 @@ from chatbridge.cache import (  # noqa: E402
     customer_cache_key,
     watson_session_cache_key,
 )
+from rooms.inbound.selectors import room_open_get  # noqa: E402
 from rooms.models import Room  # noqa: E402
-from rooms.selectors import room_open_get  # noqa: E402
 from users.models import Customer  # noqa: E402
 from watson.models import WatsonSession  # noqa: E402
 
@@ -62,7 +62,7 @@ def queries_per_message() -> None:
     post(client)  # fills anything the warm-up left cold
     with CaptureQueriesContext(connection) as captured:
         post(client)
-    # A round trip may carry several statements (chatbridge/sql.py), and a WITH several writes.
+    # A round trip may carry several statements (chatbridge/statements.py), and a WITH several writes.
     statements = [s for q in captured for s in q["sql"].split(";\n")]
     kinds: Counter[str] = Counter()
     for statement in statements:

@@ -3,7 +3,7 @@
 Values are small dicts of ids and strings, never model instances. PostgreSQL is the truth; a
 cached value is a copy that every write flushes (see the `post_save` receivers in each app's
 `signals.py`). Where a stale copy would route a message wrongly, the write that uses it checks
-it against the row (see `rooms.services`), so a flush lost to an outage cannot misroute.
+it against the row (see `rooms.inbound.services`), so a flush lost to an outage cannot misroute.
 """
 
 import contextlib
@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django_redis import get_redis_connection
 
 from chatbridge.cache_client import breaker_for, last_call_failed
 from chatbridge.metrics import CACHE_LOOKUPS
@@ -223,8 +224,6 @@ class CacheStats:
 
 
 def _raw_redis() -> Any:
-    from django_redis import get_redis_connection
-
     return get_redis_connection("default")
 
 

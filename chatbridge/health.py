@@ -17,6 +17,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_redis import get_redis_connection
 
 from chatbridge.cache_client import breaker_for
 
@@ -62,8 +63,6 @@ def _cache() -> str:
     if breaker.is_open:
         return "degraded"
     try:
-        from django_redis import get_redis_connection
-
         get_redis_connection("default").ping()
         return "ok"
     except Exception as error:  # noqa: BLE001 - any failure: degraded, never not-ready

@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 
 from django.db import DatabaseError, connection
 
-from chatbridge.sql import run_statements
+from chatbridge.statements import run_statements
 
 # Lock namespaces (the first key of the two-key form).
 CUSTOMER_STORE = 0x6362_0001

@@ -247,15 +247,15 @@ else:
 # --- Background work ----------------------------------------------------------------------------
 
 TASKS_BACKEND = _env("TASKS_BACKEND", "immediate")
-_task_backends = {
+TASK_BACKENDS = {
     # The turn runs inside the webhook request, right after the message is committed.
     "immediate": "django_tasks.backends.immediate.ImmediateBackend",
     # The turn's task row commits with the message; `manage.py db_worker` processes run it.
     "database": "django_tasks_db.DatabaseBackend",
 }
-if TASKS_BACKEND not in _task_backends:
+if TASKS_BACKEND not in TASK_BACKENDS:
     sys.exit(f"chatbridge: TASKS_BACKEND must be 'immediate' or 'database', got {TASKS_BACKEND!r}")
-TASKS = {"default": {"BACKEND": _task_backends[TASKS_BACKEND]}}
+TASKS = {"default": {"BACKEND": TASK_BACKENDS[TASKS_BACKEND]}}
 
 # A stored message whose turn has not finished after this long is taken up again by
 # `manage.py turns_resume` (its process died, or its task was lost). Longer than the slowest

@@ -5,9 +5,8 @@ from django.views.generic import RedirectView
 
 from chatbridge.health import healthz, readyz
 from chatbridge.metrics import metrics_view
-from chatbridge.operations import operations_view
 from chatbridge.views import cache_stats
-from rooms.views import agent_console, whatsapp_webhook
+from rooms.views import agent_console, operations_view, whatsapp_webhook
 
 urlpatterns = [
     path("whatsapp/external", whatsapp_webhook, name="whatsapp-webhook"),

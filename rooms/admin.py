@@ -3,9 +3,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from rooms.conversation.services import room_close
+from rooms.desk.selectors import room_metrics_get
 from rooms.models import ClosureReason, Message, Room, RoomEvent
-from rooms.selectors import room_metrics_get
-from rooms.services import room_close
 
 
 class MessageInline(admin.TabularInline):

@@ -6,4 +6,10 @@ class RoomsConfig(AppConfig):
     verbose_name = "Rooms"
 
     def ready(self) -> None:
+        # Django forces these imports here: models (which both import) load only once every
+        # app is registered, after this module.
+        from chatbridge.metrics import scrape_collector_add
         from rooms import signals  # noqa: F401
+        from rooms.desk.selectors import QueueCollector
+
+        scrape_collector_add(QueueCollector())

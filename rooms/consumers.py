@@ -17,22 +17,23 @@ from django.conf import settings
 from django.db import connections
 
 from chatbridge.metrics import AGENTS_CONNECTED
-from rooms import realtime, selectors
-from rooms.assignment import (
-    ActionError,
+from rooms import realtime
+from rooms.conversation.services import room_close
+from rooms.desk import selectors
+from rooms.desk.assignment import (
     agent_available_set,
     agent_gone,
-    agent_profile,
     agent_seen,
     assignment_run,
-    is_agent,
     room_release,
     room_return_to_bot,
     room_take,
     room_transfer,
 )
+from rooms.desk.selectors import agent_profile, closure_reason_get, is_agent
+from rooms.desk.services import agent_message_send
+from rooms.errors import ActionError
 from rooms.models import ClosureReason
-from rooms.services import agent_message_send, room_close
 
 logger = logging.getLogger("chatbridge.consumers")
 
@@ -300,7 +301,7 @@ def _room_id(content: dict) -> int:
 def _closure_reason(value: Any) -> ClosureReason:
     if not isinstance(value, int) or isinstance(value, bool):
         raise FrameError("invalid", "reason must be the id of a closure reason")
-    reason = ClosureReason.objects.filter(pk=value, active=True).first()
+    reason = closure_reason_get(reason_id=value)
     if reason is None:
         raise ActionError("unknown_reason", "no such closure reason")
     return reason

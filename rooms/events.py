@@ -9,11 +9,12 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from rooms import realtime
 from rooms.models import Message, Room, RoomEvent
+from rooms.statements import event_seq_next
 from users.models import mask_uid
 
 # How long a customer may be written to after their last message (WhatsApp's service window).
@@ -31,13 +32,7 @@ def room_event_record(
 ) -> RoomEvent:
     """Record an event of the room (inside the caller's transaction) and publish it on commit
     to the room's group, and to `notify_agent_id`'s consoles (a room assigned to them)."""
-    table = connection.ops.quote_name(Room._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq",  # noqa: S608
-            [room_id],
-        )
-        (seq,) = cursor.fetchone()
+    seq = event_seq_next(room_id=room_id)
     event = RoomEvent.objects.create(
         room_id=room_id, seq=seq, kind=kind, data=data, actor_id=actor_id
     )

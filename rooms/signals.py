@@ -7,7 +7,7 @@ from django.dispatch import receiver
 
 from chatbridge.cache import flush_active_room, flush_room_metrics
 from rooms.models import Room
-from rooms.whatsapp import whatsapp_client
+from rooms.whatsapp.client import whatsapp_client
 from users.models import Customer
 
 

@@ -2,6 +2,8 @@ import hmac
 import logging
 
 from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -11,9 +13,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from chatbridge.metrics import WEBHOOK_STAGE, timed
-from rooms.assignment import is_agent
-from rooms.services import notification_handle
-from rooms.whatsapp import InboundWebhook, WebhookError
+from rooms.desk.selectors import is_agent, operations_summary
+from rooms.inbound.services import notification_handle
+from rooms.whatsapp.webhook import InboundWebhook, WebhookError
 
 logger = logging.getLogger("chatbridge.webhook")
 
@@ -78,3 +80,10 @@ def agent_console(request: HttpRequest) -> HttpResponse:
     if not is_agent(request.user):
         raise PermissionDenied("only agents use the console")
     return render(request, "rooms/agent_console.html")
+
+
+@staff_member_required
+def operations_view(request: HttpRequest) -> HttpResponse:
+    """The operators' page in the admin: what chatbridge is doing now."""
+    context = {**admin.site.each_context(request), "title": "Operations", **operations_summary()}
+    return render(request, "admin/operations.html", context)

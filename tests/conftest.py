@@ -14,7 +14,7 @@ from django.core.cache import cache
 
 from chatbridge.cache import stats
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
-from rooms.whatsapp import whatsapp_client
+from rooms.whatsapp.client import whatsapp_client
 from tests.payloads import signed_post
 from watson.client import watson_client
 

@@ -11,22 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 import websocket
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from rooms.models import Room
+from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, RedisServer, post_signed, start_all, wait_until
-from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def make_agent(username: str, capacity: int = 5) -> User:
-    user = User.objects.create_user(username, password="secret")
-    user.groups.add(Group.objects.get_or_create(name="agents")[0])
-    AgentProfile.objects.create(user=user, capacity=capacity)
-    return user
 
 
 class AgentSocket:
@@ -78,7 +71,7 @@ def test_webhook_on_one_process_reaches_the_agent_on_the_other(two_servers):
     web, console = two_servers
     assert post_signed(web.url, text_from("573001010101", "agente")).status_code == 200
     room = Room.objects.get()
-    agent = make_agent("ana")
+    agent = AgentFactory(username="ana")
     socket = AgentSocket(console, agent)
     socket.wait_for(lambda f: f["type"] == "snapshot")
     socket.send({"type": "take", "room": room.pk})
@@ -95,7 +88,10 @@ def test_webhook_on_one_process_reaches_the_agent_on_the_other(two_servers):
 
 
 def test_two_agents_on_two_processes_race_for_rooms_one_wins_each_time(two_servers, record_fault):
-    ana, beto = make_agent("ana", capacity=50), make_agent("beto", capacity=50)
+    ana, beto = (
+        AgentFactory(username="ana", capacity=50),
+        AgentFactory(username="beto", capacity=50),
+    )
     sockets = [AgentSocket(two_servers[0], ana), AgentSocket(two_servers[1], beto)]
     for socket in sockets:
         socket.wait_for(lambda f: f["type"] == "snapshot")
@@ -154,7 +150,7 @@ def test_channel_layer_redis_down_then_back_nothing_missed(
     try:
         post_signed(server.url, text_from("573003030303", "agente"))
         room = Room.objects.get()
-        agent = make_agent("ana")
+        agent = AgentFactory(username="ana")
         socket = AgentSocket(server, agent)
         socket.wait_for(lambda f: f["type"] == "snapshot")
         socket.send({"type": "take", "room": room.pk})

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import Group, User
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatbridge.asgi import application
 from rooms.models import Message, Room
+from tests.factories import AgentFactory
 from tests.payloads import message, notification, signed_post, status, text_from
-from users.models import AgentProfile, Customer
+from users.models import Customer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -197,9 +197,7 @@ frames = st.one_of(
 
 @pytest.fixture
 def agent_cookie(fake_vendors) -> str:
-    user = User.objects.create_user("fuzz-agent", password="x")
-    user.groups.add(Group.objects.get_or_create(name="agents")[0])
-    AgentProfile.objects.create(user=user)
+    user = AgentFactory(username="fuzz-agent")
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value

@@ -25,8 +25,8 @@ from chatbridge.cache import (
     watson_session_ttl,
 )
 from chatbridge.cache_client import breaker_for
+from rooms.conversation.services import room_close
 from rooms.models import Message, Room
-from rooms.services import room_close
 from tests.payloads import text_from
 from tests.servers import RedisServer
 from users.models import Customer
@@ -59,7 +59,7 @@ def test_warm_cache_reads_no_customer_room_or_session_row(post_webhook, whatsapp
         assert _reads_of(queries.captured_queries, table) == [], table
     webhook, *turn = (q["sql"] for q in queries.captured_queries)
     # The webhook: one query string, which PostgreSQL runs as one transaction: the ordering
-    # lock, the room check, the message's INSERT (rooms/warm_store.py).
+    # lock, the room check, the message's INSERT (rooms/inbound/statements.py).
     assert webhook.startswith("SELECT pg_advisory_xact_lock")
     assert 'UPDATE "rooms_room"' in webhook
     assert webhook.count("INSERT INTO") == 1

@@ -5,13 +5,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 from playwright.sync_api import Page, expect, sync_playwright
 
 from rooms.models import Message, Room
+from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, post_signed
-from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,15 +48,8 @@ def page(monkeypatch) -> Iterator[Page]:
         browser.close()
 
 
-def make_agent() -> User:
-    user = User.objects.create_user("ana", password="clave-segura", first_name="Ana")
-    user.groups.add(Group.objects.get_or_create(name="agents")[0])
-    AgentProfile.objects.create(user=user)
-    return user
-
-
 def test_agent_takes_a_room_and_replies_from_the_console(server, page, whatsapp):
-    make_agent()
+    AgentFactory(username="ana", first_name="Ana", password="clave-segura")
     problems: list[str] = []
     page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
     page.on("pageerror", lambda error: problems.append(str(error)))
@@ -98,7 +90,7 @@ def test_agent_takes_a_room_and_replies_from_the_console(server, page, whatsapp)
 
 
 def test_console_reconnects_and_catches_up(server, page, fake_vendors):
-    make_agent()
+    AgentFactory(username="ana", first_name="Ana", password="clave-segura")
     post_signed(server.url, text_from(WA, "agente"))
     page.goto(f"{server.url}/agent/")
     page.fill("input[name=username]", "ana")

@@ -110,7 +110,7 @@ def test_whatsapp_transient_errors_are_retried_with_backoff(
 
 def test_whatsapp_unreachable_is_retried_then_handed_to_agents(post_webhook, settings):
     settings.WHATSAPP_API_URL = "http://127.0.0.1:9/v23.0"  # nothing listens: refused
-    from rooms.whatsapp import whatsapp_client
+    from rooms.whatsapp.client import whatsapp_client
 
     whatsapp_client.cache_clear()
     post_webhook(text_from(WA, "hola"))

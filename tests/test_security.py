@@ -5,21 +5,14 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
+from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import ROOT
-from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def make_agent(username: str = "ana", password: str = "clave-correcta") -> User:
-    user = User.objects.create_user(username, password=password)
-    user.groups.add(Group.objects.get_or_create(name="agents")[0])
-    AgentProfile.objects.create(user=user)
-    return user
 
 
 def login(
@@ -33,7 +26,7 @@ def login(
 
 
 def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
-    make_agent()
+    AgentFactory(username="ana", password="clave-correcta")
     client = Client()
     for _ in range(5):
         assert login(client, "ana", "wrong").status_code == 200  # the form again, with an error
@@ -57,7 +50,7 @@ def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
 def test_behind_the_proxy_the_address_comes_from_x_forwarded_for(settings):
     """gunicorn sees the proxy's address; the proxy overwrites X-Forwarded-For with the client's."""
     settings.TRUST_X_FORWARDED_FOR = True
-    make_agent()
+    AgentFactory(username="ana", password="clave-correcta")
     proxy = "10.0.0.2"
 
     def via_proxy(client: Client, password: str, client_address: str):
@@ -80,7 +73,7 @@ def test_behind_the_proxy_the_address_comes_from_x_forwarded_for(settings):
 
 
 def test_without_the_proxy_x_forwarded_for_is_ignored():
-    make_agent()
+    AgentFactory(username="ana", password="clave-correcta")
     client = Client()
     for index in range(5):  # a new made-up address each time does not escape the limit
         client.post(
@@ -93,7 +86,7 @@ def test_without_the_proxy_x_forwarded_for_is_ignored():
 
 
 def test_forms_need_a_csrf_token_but_the_signed_webhook_does_not():
-    make_agent()
+    AgentFactory(username="ana", password="clave-correcta")
     strict = Client(enforce_csrf_checks=True)
     assert login(strict, "ana", "clave-correcta").status_code == 403
     assert strict.get("/whatsapp/external").status_code == 403  # bad handshake, not CSRF
@@ -103,7 +96,7 @@ def test_forms_need_a_csrf_token_but_the_signed_webhook_does_not():
 
 
 def test_the_admin_is_for_staff_only():
-    agent = make_agent()
+    agent = AgentFactory(username="ana", password="clave-correcta")
     client = Client()
     client.force_login(agent)
     response = client.get("/admin/")
@@ -120,7 +113,7 @@ def test_the_console_is_for_agents_only():
 
 
 def test_pages_carry_a_content_security_policy(client):
-    make_agent()
+    AgentFactory(username="ana", password="clave-correcta")
     client.force_login(User.objects.get(username="ana"))
     for path in ["/agent/", "/accounts/login/", "/admin/login/"]:
         policy = client.get(path).headers["Content-Security-Policy"]

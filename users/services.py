@@ -1,7 +1,10 @@
+import datetime as dt
+
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from chatbridge.cache import CUSTOMER_TTL, cache_set, customer_cache_key
-from users.models import Customer
+from users.models import Customer, LoginAttempt
 from users.selectors import CustomerRef
 
 
@@ -47,3 +50,8 @@ def customer_get_or_create(
 def customer_cache_fill(ref: CustomerRef) -> None:
     key = customer_cache_key(provider=ref.provider, uid=ref.uid)
     cache_set(key, ref.to_cache(), ttl=CUSTOMER_TTL)
+
+
+def login_attempts_prune() -> None:
+    """Failed logins matter for LOGIN_ATTEMPTS_WINDOW_MINUTES; a day keeps them for audit."""
+    LoginAttempt.objects.filter(at__lt=timezone.now() - dt.timedelta(days=1)).delete()

@@ -1,12 +1,12 @@
 from django.db import models
 
-from rooms.models import Room
-
 
 class WatsonSession(models.Model):
     """The assistant session of a room: one per room, replaced in place when Watson forgets it."""
 
-    room = models.OneToOneField(Room, on_delete=models.CASCADE, related_name="watson_session")
+    room = models.OneToOneField(
+        "rooms.Room", on_delete=models.CASCADE, related_name="watson_session"
+    )
     session_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField()

@@ -9,7 +9,6 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from chatbridge.cache import cache_get, cache_set, watson_session_cache_key, watson_session_ttl
@@ -27,7 +26,7 @@ EXPIRY_MARGIN = dt.timedelta(seconds=30)
 def watson_reply(*, room_id: int, text: str, user_id: str, touch: bool = True) -> dict[str, Any]:
     """The assistant's `output` for one customer message. An expired session is replaced and the
     message sent once more; any other failure raises (a VendorError). `touch=False`: the caller
-    moves the session's expiry itself (`watson_session_touch_sql`, with its own statements)."""
+    moves the session's expiry itself (with its own statements)."""
     client = watson_client()
     with timed(TURN_STAGE, "cache"):
         session_id = watson_session_get_or_create(room_id=room_id)
@@ -80,16 +79,12 @@ def watson_session_replace(*, room_id: int) -> str:
 
 def watson_session_touch(*, room_id: int) -> None:
     """Watson's timeout counts from the last message: move the row's expiry along. The cached
-    copy keeps its older expiry; when that runs out the next turn re-reads the row."""
-    with connection.cursor() as cursor:
-        cursor.execute(*watson_session_touch_sql(room_id=room_id, now=timezone.now()))
-
-
-def watson_session_touch_sql(*, room_id: int, now: dt.datetime) -> tuple[str, list]:
-    """`watson_session_touch` as one statement, for a caller that sends it with others."""
-    table = connection.ops.quote_name(WatsonSession._meta.db_table)
-    sql = f"UPDATE {table} SET last_used_at = %s, expires_at = %s WHERE room_id = %s"  # noqa: S608
-    return sql, [now, now + dt.timedelta(seconds=settings.WATSON_SESSION_TIMEOUT), room_id]
+    copy keeps its older expiry; when that runs out the next turn re-reads the row. (The bot's
+    one-round-trip reply sends the same UPDATE with its own: rooms/bot/statements.py.)"""
+    now = timezone.now()
+    WatsonSession.objects.filter(room_id=room_id).update(
+        last_used_at=now, expires_at=now + dt.timedelta(seconds=settings.WATSON_SESSION_TIMEOUT)
+    )
 
 
 def _cache(session: WatsonSession) -> None:

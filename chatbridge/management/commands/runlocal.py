@@ -9,8 +9,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
 
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from rooms.periodic import periodic_run
 
 
 class Command(BaseCommand):
@@ -77,10 +79,6 @@ class Command(BaseCommand):
             users.create_superuser("admin", "admin@example.com", "admin")
 
     def _periodic_loop(self, stop: threading.Event) -> None:
-        from django.db import close_old_connections
-
-        from rooms.lifecycle import periodic_run
-
         while not stop.wait(30):
             periodic_run()
             close_old_connections()

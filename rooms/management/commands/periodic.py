@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from rooms.lifecycle import periodic_run
+from rooms.periodic import periodic_run
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from rooms.recovery import turns_resume
+from rooms.bot.recovery import turns_resume
 
 
 class Command(BaseCommand):

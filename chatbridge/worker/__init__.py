@@ -1,0 +1,1 @@
+"""The task worker: django-tasks-db's tasks in a thread pool, woken by PostgreSQL NOTIFY."""

@@ -1,0 +1,194 @@
+"""The bot's turn: a customer message in a bot room goes to Watson and the reply to WhatsApp.
+
+A turn holds the room's turn lock (a PostgreSQL session advisory lock, so no transaction stays
+open across the vendor calls) and answers every unanswered message of the room up to its own,
+oldest first. Whichever worker gets the lock answers them in order, so a burst spread over
+several processes is still answered in the order it arrived, and the room gets one session.
+
+Nothing here leaves a customer unanswered: Watson failing ends in the apology and the queue,
+and a reply WhatsApp refuses hands the room to the agents.
+"""
+
+import datetime as dt
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chatbridge.http import VendorError
+from chatbridge.locks import ROOM_TURN, lock_for_session
+from chatbridge.statements import one_round_trip_usable
+from rooms.bot.replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
+from rooms.bot.statements import reply_store, unanswered_read
+from rooms.conversation.services import room_queue, room_queue_locked
+from rooms.delivery.services import TurnTarget, outbound_deliver
+from rooms.desk.selectors import free_agent_exists
+from rooms.models import Message, Room
+from watson.services import watson_reply, watson_session_touch
+
+logger = logging.getLogger("chatbridge.turns")
+
+_TEXT_TYPES = {Message.Type.TEXT, Message.Type.INTERACTIVE}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What a turn needs of a customer's message."""
+
+    pk: int
+    type: str
+    text: str
+
+
+def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
+    # The room's unanswered messages are read in the lock's own round trip, once it is held.
+    with lock_for_session(
+        ROOM_TURN, room_id, then=unanswered_read(room_id=room_id, up_to=message_id)
+    ) as rows:
+        with_bot = True
+        for message in (Inbound(*row) for row in rows):
+            if with_bot:
+                with_bot = _answer(room_id=room_id, message=message, target=target)
+            else:
+                # An earlier message of this run handed the room to the agents: it is theirs.
+                _mark_handled(message)
+
+
+def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
+    """Answer one message; False once the room has left the bot."""
+    if message.type not in _TEXT_TYPES or not message.text.strip():
+        return _reply(
+            room_id, message, target, BotReply([text_draft(settings.BOT_TEXT_ONLY_MESSAGE)])
+        )
+    if is_handoff_request(message.text):
+        note = "El cliente pidió hablar con un asesor."
+        return _reply(
+            room_id, message, target, BotReply([text_draft(settings.HANDOFF_MESSAGE)]), note=note
+        )
+    try:
+        # The session's expiry moves on with the reply's own statements (`session_touch`).
+        output = watson_reply(
+            room_id=room_id, text=message.text, user_id=target.watson_user_id, touch=False
+        )
+    except VendorError as error:
+        logger.warning("watson failed for room %s: %s", room_id, error)
+        apology = BotReply([text_draft(settings.BOT_APOLOGY_MESSAGE)])
+        return _reply(room_id, message, target, apology, note=f"El asistente falló: {error}")
+    reply = replies_from_watson(output)
+    if reply.handoff is not None:
+        reply.drafts.append(text_draft(_handoff_text(reply.handoff)))
+        note = reply.handoff.note or "El asistente transfirió la conversación."
+        return _reply(room_id, message, target, reply, note=note, session_touch=True)
+    if not reply.drafts:
+        watson_session_touch(room_id=room_id)
+        return _mark_handled(message)
+    return _reply(room_id, message, target, reply, session_touch=True)
+
+
+def _handoff_text(handoff: Handoff) -> str:
+    if free_agent_exists():
+        return handoff.available_text or settings.HANDOFF_MESSAGE
+    return handoff.unavailable_text or handoff.available_text or settings.HANDOFF_MESSAGE
+
+
+def is_handoff_request(text: str) -> bool:
+    """A short message naming a human ("agente", "quiero un asesor"): the customer's right to a
+    person does not depend on the bot's design."""
+    plain = unicodedata.normalize("NFKD", text.lower())
+    words = re.findall(r"[a-z]+", "".join(c for c in plain if not unicodedata.combining(c)))
+    return 0 < len(words) <= 4 and any(word in settings.HANDOFF_KEYWORDS for word in words)
+
+
+def _reply(
+    room_id: int,
+    inbound: Inbound,
+    target: TurnTarget,
+    reply: BotReply,
+    *,
+    note: str | None = None,
+    session_touch: bool = False,
+) -> bool:
+    """Store the reply and mark the message answered in one transaction, then send. With a
+    `note` the room also goes to the agents' queue; with `session_touch` the room's Watson
+    session expires later. False if the room is no longer the bot's."""
+    now = timezone.now()
+    if note is None and one_round_trip_usable():
+        outbound = reply_store(
+            room_id=room_id,
+            inbound_id=inbound.pk,
+            outbound=[_outbound(room_id, draft) for draft in reply.drafts],
+            now=now,
+            touch_session=session_touch,
+        )
+    else:
+        if session_touch:
+            watson_session_touch(room_id=room_id)
+        outbound = _reply_store_orm(room_id, inbound, reply, now=now, note=note)
+    if outbound is None:
+        # Closed or taken over while Watson was thinking: the message stays with the room.
+        logger.info("room %s left the bot during its turn; reply dropped", room_id)
+        return False
+    delivered = all([outbound_deliver(message, target) for message in outbound])
+    if note is not None:
+        logger.info("room %s handed to agents: %s", room_id, note[:200])
+        return False
+    if not delivered:
+        return not _queue_after_failed_send(room_id)
+    return True
+
+
+def _reply_store_orm(
+    room_id: int, inbound: Inbound, reply: BotReply, *, now: dt.datetime, note: str | None
+) -> list[Message] | None:
+    """What `_reply` stores, through the ORM (a hand-off, or SQLite); with a `note` the room
+    goes to the agents' queue. The stored replies, or None if the room had left the bot."""
+    with transaction.atomic():
+        if note is None:
+            still_bot = Room.objects.filter(pk=room_id, status=Room.Status.BOT).update(
+                last_activity_at=now
+            )
+        else:
+            room = (
+                Room.objects.select_for_update(of=("self",))
+                .select_related("customer")
+                .get(pk=room_id)
+            )
+            still_bot = room.status == Room.Status.BOT
+            if still_bot:
+                Room.objects.filter(pk=room_id).update(last_activity_at=now)
+                room_queue_locked(room=room, note=note)
+        Message.objects.filter(pk=inbound.pk).update(handled_at=now)
+        if not still_bot:
+            return None
+        outbound = Message.objects.bulk_create(
+            [_outbound(room_id, draft) for draft in reply.drafts]
+        )
+    for message in outbound:
+        # The hand-off's own texts are the first thing the agent sees: their ticks count.
+        message.in_agents_room = note is not None
+    return outbound
+
+
+def _outbound(room_id: int, draft: Draft) -> Message:
+    return Message(
+        room_id=room_id,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.BOT,
+        type=draft.type,
+        text=draft.text,
+        payload=draft.body,
+        status=Message.Status.PENDING,
+    )
+
+
+def _queue_after_failed_send(room_id: int) -> bool:
+    return room_queue(room_id=room_id, note="La respuesta del asistente no se pudo entregar.")
+
+
+def _mark_handled(message: Inbound) -> bool:
+    Message.objects.filter(pk=message.pk).update(handled_at=timezone.now())
+    return True

@@ -1,0 +1,113 @@
+"""A room's lifecycle: handed to the agents' queue, closed. Each service owns its transaction."""
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from rooms.delivery.tasks import message_deliver_on_commit
+from rooms.desk.assignment import assignment_run
+from rooms.errors import ActionError
+from rooms.events import queue_changed_on_commit, room_event_record
+from rooms.models import ClosureReason, Message, Room
+from rooms.whatsapp.client import text_body
+
+logger = logging.getLogger("chatbridge.rooms")
+
+
+def room_queue(*, room_id: int, note: str, from_status: str = Room.Status.BOT) -> bool:
+    """Hand a room to the agents' queue; False if it was no longer in `from_status`."""
+    with transaction.atomic():
+        room = (
+            Room.objects.select_for_update(of=("self",)).select_related("customer").get(pk=room_id)
+        )
+        if room.status != from_status:
+            return False
+        room_queue_locked(room=room, note=note)
+    return True
+
+
+def room_queue_locked(*, room: Room, note: str) -> None:
+    """The hand-off itself, on a room the caller locked inside its transaction."""
+    room.status = Room.Status.QUEUED
+    room.queued_at = timezone.now()
+    room.handoff_note = note[:2000]
+    room.save(update_fields=["status", "queued_at", "handoff_note"])
+    room_event_record(room_id=room.pk, kind="room.queued", data={"note": room.handoff_note})
+    queue_changed_on_commit()
+    transaction.on_commit(assignment_run)
+    logger.info("room %s queued: %s", room.pk, note[:200])
+
+
+def room_close(
+    *,
+    room: Room | None = None,
+    room_id: int | None = None,
+    by: AbstractBaseUser | None = None,
+    reason: str = "",
+    closure_reason: ClosureReason | None = None,
+    agent_only: bool = False,
+    only_if: Callable[[Room], bool] | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Close an open room: its cache entries go, its agent's capacity frees up, the queue is
+    served, and the customer gets the closing text. False if it was closed already (or
+    `only_if`, checked on the locked row, says no). With `agent_only`, `by` must be the agent the
+    room is assigned to (ActionError otherwise)."""
+    room_id = room.pk if room is not None else room_id
+    reason = reason or (closure_reason.title if closure_reason else "")
+    with transaction.atomic():
+        locked = (
+            Room.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(pk=room_id)
+            .first()
+        )
+        if locked is None:
+            raise ActionError("not_found", "no such room")
+        if agent_only and (
+            by is None or locked.status != Room.Status.ASSIGNED or locked.agent_id != by.pk
+        ):
+            raise ActionError("not_your_room", "this room is not assigned to you")
+        if locked.status == Room.Status.CLOSED or (only_if is not None and not only_if(locked)):
+            return False
+        was_queued = locked.status == Room.Status.QUEUED
+        locked.status = Room.Status.CLOSED
+        locked.closed_at = now or timezone.now()
+        locked.closed_by = by
+        locked.closed_reason = reason[:200]
+        locked.closure_reason = closure_reason
+        locked.save(
+            update_fields=["status", "closed_at", "closed_by", "closed_reason", "closure_reason"]
+        )
+        room_event_record(
+            room_id=locked.pk,
+            kind="room.closed",
+            data={"reason": locked.closed_reason, "by": by.pk if by else None},
+            actor_id=by.pk if by else None,
+        )
+        if settings.ROOM_CLOSED_MESSAGE:
+            _system_message_send(room=locked, text=settings.ROOM_CLOSED_MESSAGE)
+        if was_queued:
+            queue_changed_on_commit()
+        transaction.on_commit(assignment_run)
+    logger.info("room %s closed (%s)", room_id, reason or "no reason given")
+    return True
+
+
+def _system_message_send(*, room: Room, text: str) -> Message:
+    message = Message.objects.create(
+        room=room,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.SYSTEM,
+        type=Message.Type.TEXT,
+        text=text,
+        payload=text_body(text),
+        status=Message.Status.PENDING,
+    )
+    message_deliver_on_commit(message, room.customer)
+    return message

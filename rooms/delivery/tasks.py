@@ -1,0 +1,34 @@
+"""Delivery's background work: sending an agent's or the system's stored message."""
+
+import logging
+from functools import partial
+
+from django_tasks import task
+
+from chatbridge.logs import log_bind
+from chatbridge.tasks import enqueue_with_transaction
+from rooms.delivery.services import TurnTarget, outbound_deliver, turn_target
+from rooms.models import Message
+from users.models import Customer
+from users.selectors import CustomerRef
+
+logger = logging.getLogger("chatbridge.delivery")
+
+
+@task()
+def message_deliver(*, message_id: int, target: dict[str, str]) -> None:
+    """Send an agent's or the system's message (stored as pending) through WhatsApp."""
+    log_bind(task_id=f"send-{message_id}")
+    message = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).first()
+    if message is not None:
+        outbound_deliver(message, TurnTarget(**target))
+
+
+def message_deliver_on_commit(message: Message, customer: Customer) -> None:
+    """Send `message` once the caller's transaction commits (its task row commits with it)."""
+    enqueue = partial(
+        message_deliver.enqueue,
+        message_id=message.pk,
+        target=turn_target(CustomerRef.of(customer)),
+    )
+    enqueue_with_transaction(enqueue)

@@ -1,0 +1,189 @@
+"""Agents and the queue: taking, releasing, transferring, returning to the bot, auto-assignment.
+
+Race-free by construction, where the original system checked then wrote:
+- a room is claimed by locking its row and checking it is still queued: of two agents (or an
+  agent and auto-assignment) taking it at once, exactly one wins, on any number of processes;
+- an agent's load is counted from their assigned rooms while their profile row is locked, so two
+  claims for one agent are serialised and the load never passes the capacity;
+- locks are always taken agent profile first, then room, so claims cannot deadlock.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from chatbridge.locks import ASSIGNMENT, lock_for_transaction
+from rooms.desk.selectors import agent_load, free_agents, is_agent
+from rooms.errors import ActionError
+from rooms.events import queue_changed_on_commit, room_event_record
+from rooms.models import Room
+from users.models import AgentProfile
+
+logger = logging.getLogger("chatbridge.assignment")
+
+
+def _claim_capacity(agent_id: int) -> AgentProfile:
+    """Lock the agent's profile and check they can take one more room."""
+    profile = AgentProfile.objects.select_for_update().filter(user_id=agent_id).first()
+    if profile is None:
+        raise ActionError("not_an_agent", "that user is not an agent")
+    if agent_load(agent_id) >= profile.capacity:
+        raise ActionError("at_capacity", f"at capacity ({profile.capacity} rooms)")
+    return profile
+
+
+def _locked_room(room_id: int) -> Room:
+    room = (
+        Room.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(pk=room_id)
+        .first()
+    )
+    if room is None:
+        raise ActionError("not_found", "no such room")
+    return room
+
+
+def _assign(room: Room, profile: AgentProfile, *, by: int | None, kind: str, extra: dict) -> None:
+    now = timezone.now()
+    previous = room.agent_id
+    room.status, room.agent_id, room.assigned_at = Room.Status.ASSIGNED, profile.user_id, now
+    room.save(update_fields=["status", "agent", "assigned_at"])
+    profile.last_assigned_at = now
+    profile.save(update_fields=["last_assigned_at"])
+    data = {"agent": profile.user_id, "previous_agent": previous, "how": kind, **extra}
+    room_event_record(
+        room_id=room.pk,
+        kind="room.assigned",
+        data=data,
+        actor_id=by,
+        notify_agent_id=profile.user_id,
+    )
+
+
+def room_take(*, room_id: int, agent: AbstractBaseUser) -> Room:
+    with transaction.atomic():
+        profile = _claim_capacity(agent.pk)
+        room = _locked_room(room_id)
+        if room.status != Room.Status.QUEUED:
+            raise ActionError("not_queued", f"the room is {room.get_status_display().lower()}")
+        _assign(room, profile, by=agent.pk, kind="taken", extra={})
+        queue_changed_on_commit()
+    logger.info("room %s taken by agent %s", room_id, agent.pk)
+    return room
+
+
+def _own_room(room_id: int, agent: AbstractBaseUser) -> Room:
+    room = _locked_room(room_id)
+    if room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
+        raise ActionError("not_your_room", "this room is not assigned to you")
+    return room
+
+
+def room_release(*, room_id: int, agent: AbstractBaseUser) -> Room:
+    """Back to the queue, at its original place: it has waited longest."""
+    with transaction.atomic():
+        room = _own_room(room_id, agent)
+        room.status, room.agent_id = Room.Status.QUEUED, None
+        room.save(update_fields=["status", "agent"])
+        room_event_record(
+            room_id=room.pk, kind="room.released", data={"agent": agent.pk}, actor_id=agent.pk
+        )
+        queue_changed_on_commit()
+        transaction.on_commit(lambda: assignment_run(exclude=(room.pk, agent.pk)))
+    logger.info("room %s released by agent %s", room_id, agent.pk)
+    return room
+
+
+def room_transfer(*, room_id: int, agent: AbstractBaseUser, to_agent_id: int) -> Room:
+    if not Room.objects.filter(pk=room_id, agent_id=agent.pk, status=Room.Status.ASSIGNED).exists():
+        raise ActionError("not_your_room", "this room is not assigned to you")
+    if to_agent_id == agent.pk:
+        raise ActionError("invalid", "the room is already yours")
+    target = get_user_model().objects.filter(pk=to_agent_id).first()
+    if target is None or not is_agent(target):
+        raise ActionError("not_an_agent", "that user is not an agent")
+    with transaction.atomic():
+        profile = _claim_capacity(to_agent_id)
+        room = _own_room(room_id, agent)
+        _assign(room, profile, by=agent.pk, kind="transferred", extra={})
+        # The sender has a free slot now: the queue may have a room for them.
+        transaction.on_commit(assignment_run)
+    logger.info("room %s transferred from agent %s to %s", room_id, agent.pk, to_agent_id)
+    return room
+
+
+def room_return_to_bot(*, room_id: int, agent: AbstractBaseUser) -> Room:
+    """The bot answers again; its Watson session continues if still alive, else a new one."""
+    with transaction.atomic():
+        room = _own_room(room_id, agent)
+        room.status, room.agent_id = Room.Status.BOT, None
+        room.save(update_fields=["status", "agent"])
+        room_event_record(
+            room_id=room.pk,
+            kind="room.returned_to_bot",
+            data={"agent": agent.pk},
+            actor_id=agent.pk,
+        )
+        transaction.on_commit(assignment_run)
+    logger.info("room %s returned to the bot by agent %s", room_id, agent.pk)
+    return room
+
+
+def assignment_run(exclude: tuple[int, int] | None = None) -> int:
+    """Give queued rooms, oldest first, to the least-loaded online agents with free capacity.
+    Returns how many rooms were assigned. `exclude` is (room, agent): a released room does not
+    go straight back to the agent who released it."""
+    if not settings.AUTO_ASSIGN:
+        return 0
+    assigned = 0
+    while _assign_next(exclude):
+        assigned += 1
+    return assigned
+
+
+def _assign_next(exclude: tuple[int, int] | None) -> bool:
+    with transaction.atomic():
+        # One auto-assignment at a time across processes; manual takes still go on beside it.
+        lock_for_transaction(ASSIGNMENT, 0)
+        room_ids = list(
+            Room.objects.filter(status=Room.Status.QUEUED)
+            .order_by("queued_at", "id")
+            .values_list("id", flat=True)[:50]
+        )
+        if not room_ids:
+            return False
+        for profile in free_agents():
+            for room_id in room_ids:
+                if exclude == (room_id, profile.user_id):
+                    continue
+                try:
+                    claimed = _claim_capacity(profile.user_id)
+                except ActionError:
+                    break  # filled up meanwhile by a manual take: next agent
+                room = _locked_room(room_id)
+                if room.status != Room.Status.QUEUED:
+                    continue
+                _assign(room, claimed, by=None, kind="auto", extra={})
+                queue_changed_on_commit()
+                logger.info("room %s auto-assigned to agent %s", room_id, profile.user_id)
+                return True
+        return False
+
+
+def agent_seen(*, user_id: int) -> None:
+    AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=timezone.now())
+
+
+def agent_gone(*, user_id: int) -> None:
+    AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=None)
+
+
+def agent_available_set(*, user_id: int, available: bool) -> None:
+    AgentProfile.objects.filter(user_id=user_id).update(available=available)
+    if available:
+        transaction.on_commit(assignment_run)

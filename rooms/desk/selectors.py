@@ -1,0 +1,233 @@
+"""What the desk reads: agents and their live load, a console's snapshot and replays, the
+operators' figures. Loads are counted from assignments, never from a stored counter."""
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, Max, Min, Q
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from chatbridge.cache import (
+    ROOM_METRICS_TTL,
+    cache_get,
+    cache_set,
+    room_metrics_cache_key,
+    stats,
+)
+from rooms.events import event_frame, queue_data, room_detail
+from rooms.models import ClosureReason, Message, Room, RoomEvent
+from users.models import AgentProfile
+from users.selectors import AGENTS_GROUP
+
+# The operations page's message rate is counted over this window.
+RATE_WINDOW = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    id: int
+    name: str
+    capacity: int
+    load: int
+    online: bool
+    available: bool
+
+
+def is_agent(user: AbstractBaseUser) -> bool:
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.is_staff or user.groups.filter(name=AGENTS_GROUP).exists())
+    )
+
+
+def agent_profile(user: AbstractBaseUser) -> AgentProfile:
+    """The agent's profile, made with the defaults on first use."""
+    profile, _ = AgentProfile.objects.get_or_create(user=user)
+    return profile
+
+
+def online_since() -> dt.datetime:
+    return timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+
+
+def _with_load(profiles: Any) -> Any:
+    return profiles.filter(Q(user__groups__name=AGENTS_GROUP) | Q(user__is_staff=True)).annotate(
+        load=Count("user__rooms", filter=Q(user__rooms__status=Room.Status.ASSIGNED), distinct=True)
+    )
+
+
+def agents_list() -> list[AgentLoad]:
+    """Every agent with their live load."""
+    profiles = (
+        _with_load(AgentProfile.objects.filter(user__is_active=True))
+        .select_related("user")
+        .distinct()
+        .order_by("user__username")
+    )
+    since = online_since()
+    return [
+        AgentLoad(
+            id=profile.user_id,
+            name=profile.user.get_full_name() or profile.user.get_username(),
+            capacity=profile.capacity,
+            load=profile.load,
+            online=bool(profile.last_seen_at and profile.last_seen_at >= since),
+            available=profile.available,
+        )
+        for profile in profiles
+    ]
+
+
+def agent_load(user_id: int) -> int:
+    return Room.objects.filter(agent_id=user_id, status=Room.Status.ASSIGNED).count()
+
+
+def free_agents() -> list[AgentProfile]:
+    """Online, available agents with room to spare: least loaded first, then whoever waited
+    longest for a room."""
+    profiles = AgentProfile.objects.filter(
+        available=True, last_seen_at__gte=online_since(), user__is_active=True
+    )
+    return list(
+        _with_load(profiles)
+        .filter(load__lt=F("capacity"))
+        .distinct()
+        .order_by("load", F("last_assigned_at").asc(nulls_first=True), "user_id")
+    )
+
+
+def free_agent_exists() -> bool:
+    """Whether a hand-off now would find an online agent with room to spare."""
+    return bool(free_agents())
+
+
+def agent_snapshot(*, user: Any) -> dict[str, Any]:
+    """What a console needs on (re)connect: the agent, the queue, their rooms, the other agents
+    (transfer targets) and the closure reasons."""
+    profile = agent_profile(user)
+    rooms = (
+        Room.objects.filter(agent_id=user.pk, status=Room.Status.ASSIGNED)
+        .select_related("customer")
+        .order_by("assigned_at", "id")
+    )
+    return {
+        "agent": {
+            "id": user.pk,
+            "name": user.get_full_name() or user.get_username(),
+            "capacity": profile.capacity,
+            "load": agent_load(user.pk),
+            "available": profile.available,
+        },
+        "queue": queue_data(),
+        "rooms": [room_detail(room) for room in rooms],
+        "agents": [vars(agent) for agent in agents_list()],
+        "closure_reasons": list(ClosureReason.objects.filter(active=True).values("id", "title")),
+    }
+
+
+def room_detail_for_agent(*, room_id: int, agent_id: int) -> dict[str, Any] | None:
+    room = (
+        Room.objects.filter(pk=room_id, agent_id=agent_id, status=Room.Status.ASSIGNED)
+        .select_related("customer")
+        .first()
+    )
+    return room_detail(room) if room else None
+
+
+def room_events_after(*, room_id: int, after: int, until: int | None = None) -> list[dict]:
+    events = RoomEvent.objects.filter(room_id=room_id, seq__gt=after).order_by("seq")
+    if until is not None:
+        events = events.filter(seq__lte=until)
+    return [event_frame(event) for event in events[:1000]]
+
+
+def room_seqs(*, room_ids: list[int]) -> dict[str, int]:
+    return {
+        str(room_id): seq
+        for room_id, seq in Room.objects.filter(pk__in=room_ids).values_list("id", "event_seq")
+    }
+
+
+def closure_reason_get(*, reason_id: int) -> ClosureReason | None:
+    return ClosureReason.objects.filter(pk=reason_id, active=True).first()
+
+
+# --- operators ----------------------------------------------------------------------------------
+
+
+def room_metrics_get(*, room_id: int) -> dict[str, Any]:
+    """Message counts for operators, cached briefly."""
+    key = room_metrics_cache_key(room_id=room_id)
+    cached = cache_get(key)
+    if cached is not None:
+        return cached
+    metrics = Message.objects.filter(room_id=room_id).aggregate(
+        messages=Count("id"),
+        from_customer=Count("id", filter=Q(author=Message.Author.CUSTOMER)),
+        from_bot=Count("id", filter=Q(author=Message.Author.BOT)),
+        from_agents=Count("id", filter=Q(author=Message.Author.AGENT)),
+        failed_sends=Count("id", filter=Q(status=Message.Status.FAILED)),
+        last_message_at=Max("created_at"),
+    )
+    cache_set(key, metrics, ttl=ROOM_METRICS_TTL)
+    return metrics
+
+
+def operations_summary() -> dict[str, Any]:
+    """The admin's Operations page: what chatbridge is doing now."""
+    now = timezone.now()
+    queue = Room.objects.filter(status=Room.Status.QUEUED).aggregate(
+        length=Count("id"), oldest=Min("queued_at")
+    )
+    recent = Message.objects.filter(created_at__gte=now - RATE_WINDOW).aggregate(
+        inbound=Count("id", filter=Q(direction=Message.Direction.INBOUND)),
+        outbound=Count("id", filter=Q(direction=Message.Direction.OUTBOUND)),
+    )
+    minutes = RATE_WINDOW.total_seconds() / 60
+    failed = (
+        Message.objects.filter(
+            status=Message.Status.FAILED, updated_at__gte=now - dt.timedelta(days=1)
+        )
+        .select_related("room__customer")
+        .order_by("-updated_at")
+    )
+    agents = agents_list()
+    return {
+        "cache": stats.totals(),
+        "queue_length": queue["length"],
+        "queue_oldest": (now - queue["oldest"]) if queue["oldest"] else None,
+        "rooms_by_status": dict(
+            Room.objects.values_list("status").annotate(n=Count("id")).order_by()
+        ),
+        "agents": agents,
+        "agents_online": sum(1 for agent in agents if agent.online),
+        "inbound_per_minute": recent["inbound"] / minutes,
+        "outbound_per_minute": recent["outbound"] / minutes,
+        "failed_count": failed.count(),
+        "failed": failed[:20],
+    }
+
+
+class QueueCollector:
+    """Queue figures read from PostgreSQL at scrape time (one query), not kept in a gauge that
+    every process would have to agree on. Registered by rooms' AppConfig.ready."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        queue = Room.objects.filter(status=Room.Status.QUEUED).aggregate(
+            length=Count("id"), oldest=Min("queued_at")
+        )
+        age = (timezone.now() - queue["oldest"]).total_seconds() if queue["oldest"] else 0.0
+        yield GaugeMetricFamily(
+            "chatbridge_queue_length", "Rooms waiting for an agent.", value=queue["length"]
+        )
+        yield GaugeMetricFamily(
+            "chatbridge_queue_oldest_seconds",
+            "How long the oldest queued room has waited.",
+            value=age,
+        )

@@ -1,0 +1,54 @@
+"""What the webhook reads to route a message: the customer and their open room."""
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chatbridge.cache import active_room_cache_key, cache_get_many, customer_cache_key
+from rooms.inbound.statements import open_route_read
+from rooms.models import Room
+from users.selectors import CustomerRef
+
+
+@dataclass(frozen=True)
+class RoomRef:
+    """A customer's open room as the cache holds it. The message write re-checks it."""
+
+    id: int
+    status: str
+
+    @classmethod
+    def from_cache(cls, value: Any) -> "RoomRef | None":
+        try:
+            return cls(**value)
+        except TypeError:
+            return None
+
+    def to_cache(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def inbound_route_get(*, provider: str, uid: str) -> tuple[CustomerRef | None, RoomRef | None]:
+    """The customer and their open room from the cache, in one round trip; None for a miss."""
+    customer_key = customer_cache_key(provider=provider, uid=uid)
+    room_key = active_room_cache_key(provider=provider, uid=uid)
+    values = cache_get_many([customer_key, room_key])
+    customer = CustomerRef.from_cache(values[customer_key]) if customer_key in values else None
+    room = RoomRef.from_cache(values[room_key]) if room_key in values else None
+    return customer, room
+
+
+def inbound_route_read(*, provider: str, uid: str) -> tuple[CustomerRef | None, RoomRef | None]:
+    """On a cache miss: the customer and their open room from PostgreSQL in one read, without a
+    lock (the store checks the room under its lock, as it checks a cached one)."""
+    row = open_route_read(provider=provider, uid=uid)
+    if row is None:
+        return None, None
+    customer = CustomerRef(*row[:6], public_id=str(row[6]))
+    return customer, RoomRef(id=row[7], status=row[8]) if row[7] is not None else None
+
+
+def room_open_get(*, customer_id: int, lock: bool = False) -> Room | None:
+    rooms = Room.objects.filter(customer_id=customer_id).exclude(status=Room.Status.CLOSED)
+    if lock:
+        rooms = rooms.select_for_update()
+    return rooms.first()

@@ -1,0 +1,278 @@
+"""Inbound: what Meta sends, stored. Each service owns its transaction; the turn runs after it.
+
+The webhook's path for a message (`inbound_message_receive`) is built around three guarantees:
+- one open room per customer, decided by a database constraint and a per-customer lock;
+- each message stored once, decided by the unique WhatsApp message id;
+- a cached room is only a hint: the write that stores the message checks it still holds.
+"""
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chatbridge.cache import ACTIVE_ROOM_TTL, active_room_cache_key, cache_set
+from chatbridge.locks import CUSTOMER_STORE, lock_for_transaction
+from chatbridge.logs import log_bind
+from chatbridge.metrics import WEBHOOK_STAGE
+from chatbridge.statements import one_round_trip_usable
+from chatbridge.tasks import enqueue_with_transaction
+from rooms.bot.tasks import room_turn
+from rooms.conversation.services import room_queue_locked
+from rooms.delivery.services import status_update_apply, turn_target
+from rooms.events import message_data, room_event_publish, room_event_record
+from rooms.inbound.selectors import RoomRef, inbound_route_get, inbound_route_read, room_open_get
+from rooms.inbound.statements import message_insert, warm_store
+from rooms.models import Message, Room
+from rooms.whatsapp.webhook import InboundMessage, Notification
+from users.models import Customer, mask_uid
+from users.selectors import CustomerRef
+from users.services import customer_cache_fill, customer_get_or_create
+
+logger = logging.getLogger("chatbridge.rooms")
+
+# How long this thread spent enqueueing turns (the webhook's "enqueue" stage).
+_enqueue_clock = threading.local()
+
+# Inbound messages the bot has nothing to say to: stored, and done.
+_NO_TURN_TYPES = {Message.Type.REACTION}
+
+
+@dataclass(frozen=True)
+class NotificationResult:
+    stored: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+
+
+def notification_handle(*, notification: Notification) -> NotificationResult:
+    """Everything in one webhook POST; each message and status in its own transaction."""
+    stored = duplicates = statuses = 0
+    for message in notification.messages:
+        if inbound_message_receive(message=message) is None:
+            duplicates += 1
+        else:
+            stored += 1
+    for update in notification.statuses:
+        statuses += status_update_apply(update=update)
+    return NotificationResult(stored=stored, duplicates=duplicates, statuses=statuses)
+
+
+def inbound_message_receive(*, message: InboundMessage) -> Message | None:
+    """Store a customer's message in their open room (opening one if needed) and start its
+    turn. Returns None when the message was stored before (a redelivery)."""
+    started = time.perf_counter()
+    _enqueue_clock.seconds = 0.0
+    provider = Customer.Provider.WHATSAPP
+    cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
+    fast = one_round_trip_usable()
+    read_customer, read_room = None, None
+    if fast and cached_customer is None:
+        # A miss (Redis down, entry expired): customer and open room in one read.
+        read_customer, read_room = inbound_route_read(provider=provider, uid=message.uid)
+    customer = customer_get_or_create(
+        provider=provider,
+        uid=message.uid,
+        wa_id=message.wa_id,
+        user_id=message.user_id,
+        name=message.name,
+        cached=cached_customer or read_customer,
+    )
+    if read_customer is not None and customer is read_customer:
+        customer_cache_fill(customer)
+    fresh = timezone.now() - message.timestamp <= dt.timedelta(
+        seconds=settings.WEBHOOK_MAX_AGE_SECONDS
+    )
+    if fast:
+        # The cached room, or the open room read without a lock: either is only a hint, which
+        # the one-round-trip store checks under the lock.
+        if cached_room is None and cached_customer is not None:
+            opened = room_open_get(customer_id=customer.id)  # the entry went with a change
+            read_room = RoomRef(id=opened.pk, status=opened.status) if opened else None
+        hint = cached_room or read_room
+        stored = _receive_in_open_room(
+            message=message, customer=customer, room=hint, fresh=fresh, started=started
+        )
+        if stored is not None:
+            if cached_room is None:
+                _room_cache_fill(customer, hint)
+            return stored
+        # No open room, one that no longer holds, or a redelivery: the general path.
+    with transaction.atomic():
+        # Orders this customer's messages across processes and makes room creation race-free.
+        lock_for_transaction(CUSTOMER_STORE, customer.id)
+        room = _room_for_message(customer=customer, cached=cached_room)
+        handled_at = None if _needs_turn(room, message) and fresh else timezone.now()
+        stored = message_insert(_inbound_row(room.id, message, handled_at=handled_at))
+        if stored is None:
+            transaction.set_rollback(True)  # nothing of a redelivery is kept, not even a room
+            logger.info("duplicate message %s ignored", message.wa_message_id)
+            return None
+        if stored.handled_at is None:
+            _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer)
+        elif _needs_turn(room, message):
+            # Too old for the bot to answer as if it were now: a person follows it up.
+            late = int((timezone.now() - message.timestamp).total_seconds() // 60)
+            locked = Room.objects.select_for_update(of=("self",)).select_related("customer")
+            room_queue_locked(
+                room=locked.get(pk=room.id), note=f"Mensaje recibido con {late} min de retraso."
+            )
+        elif room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+            # The agents' room: the assigned agent sees it within the second.
+            room_event_record(room_id=room.id, kind="message.new", data=message_data(stored))
+    enqueue_seconds = _enqueue_clock.seconds
+    WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started - enqueue_seconds)
+    if stored.handled_at is None:
+        WEBHOOK_STAGE.labels(stage="enqueue").observe(enqueue_seconds)
+    _log_stored(stored, customer=customer, room=room)
+    return stored
+
+
+def _receive_in_open_room(
+    *,
+    message: InboundMessage,
+    customer: CustomerRef,
+    room: RoomRef | None,
+    fresh: bool,
+    started: float,
+) -> Message | None:
+    """The common cases in one round trip (rooms/inbound/statements.py): a message the bot
+    answers in its room, or a message to the agents' room. None: take the general path."""
+    if room is None:
+        return None  # a new conversation: the general path opens its room
+    if fresh and _needs_turn(room, message):
+        return _receive_in_bot_room(message=message, customer=customer, room=room, started=started)
+    if room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+        return _receive_in_agents_room(
+            message=message, customer=customer, room=room, started=started
+        )
+    return None
+
+
+def _receive_in_bot_room(
+    *, message: InboundMessage, customer: CustomerRef, room: RoomRef, started: float
+) -> Message | None:
+    """The common case (a returning customer, the bot's room in the cache) in one round trip:
+    rooms/inbound/statements.py. None if nothing was stored: the caller takes the general path."""
+    database = settings.TASKS_BACKEND == "database"
+    target = turn_target(customer)
+    stored = _inbound_row(room.id, message, handled_at=None)
+    result = warm_store(
+        customer_id=customer.id,
+        room_id=room.id,
+        room_status=room.status,
+        message=stored,
+        now=timezone.now(),
+        # Database mode: the turn's task row is written by the same statement.
+        task=room_turn if database else None,
+        task_kwargs={"room_id": room.id, "target": target},
+    )
+    if result is None:
+        return None
+    committed = time.perf_counter()
+    if not database:
+        room_turn.enqueue(room_id=room.id, message_id=stored.pk, target=target)
+    WEBHOOK_STAGE.labels(stage="store").observe(committed - started)
+    WEBHOOK_STAGE.labels(stage="enqueue").observe(time.perf_counter() - committed)
+    _log_stored(stored, customer=customer, room=room)
+    return stored
+
+
+def _receive_in_agents_room(
+    *, message: InboundMessage, customer: CustomerRef, room: RoomRef, started: float
+) -> Message | None:
+    """A message to the agents' room the cache names, with its room event, in one round trip
+    (rooms/inbound/statements.py); published once committed. None: take the general path."""
+    now = timezone.now()
+    stored = _inbound_row(room.id, message, handled_at=now)  # the agents answer it, no turn
+    result = warm_store(
+        customer_id=customer.id,
+        room_id=room.id,
+        room_status=room.status,
+        message=stored,
+        now=now,
+        event_kind="message.new",
+    )
+    if result is None:
+        return None
+    room_event_publish(result.event)
+    WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started)
+    _log_stored(stored, customer=customer, room=room)
+    return stored
+
+
+def _inbound_row(
+    room_id: int, message: InboundMessage, *, handled_at: dt.datetime | None
+) -> Message:
+    """A customer's message as its row, unsaved."""
+    return Message(
+        room_id=room_id,
+        direction=Message.Direction.INBOUND,
+        author=Message.Author.CUSTOMER,
+        type=message.type,
+        text=message.text,
+        payload=message.payload,
+        wa_message_id=message.wa_message_id,
+        wa_timestamp=message.timestamp,
+        handled_at=handled_at,
+    )
+
+
+def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> None:
+    log_bind(room_id=room.id)
+    logger.info(
+        "stored message %s from %s in room %s (%s)",
+        stored.pk,
+        mask_uid(customer.uid),
+        room.id,
+        room.status,
+    )
+
+
+def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:
+    return room.status == Room.Status.BOT and message.type not in _NO_TURN_TYPES
+
+
+def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomRef:
+    now = timezone.now()
+    if cached is not None:
+        # The cached room is trusted only if the row still says so: this UPDATE is the check,
+        # and its row lock keeps the room from closing until the message is committed.
+        touched = Room.objects.filter(
+            pk=cached.id, customer_id=customer.id, status=cached.status
+        ).update(last_activity_at=now, last_customer_at=now)
+        if touched:
+            return cached
+        logger.info("cached room %s of %s was stale", cached.id, mask_uid(customer.uid))
+    room = room_open_get(customer_id=customer.id, lock=True)
+    if room is None:
+        room = Room.objects.create(
+            customer_id=customer.id, last_activity_at=now, last_customer_at=now
+        )
+    else:
+        Room.objects.filter(pk=room.pk).update(last_activity_at=now, last_customer_at=now)
+    ref = RoomRef(id=room.pk, status=room.status)
+    transaction.on_commit(lambda: _room_cache_fill(customer, ref))
+    return ref
+
+
+def _room_cache_fill(customer: CustomerRef, room: RoomRef) -> None:
+    key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
+    cache_set(key, room.to_cache(), ttl=ACTIVE_ROOM_TTL)
+
+
+def _turn_enqueue(*, room_id: int, message_id: int, customer: CustomerRef) -> None:
+    def enqueue() -> None:
+        started = time.perf_counter()
+        try:
+            room_turn.enqueue(room_id=room_id, message_id=message_id, target=turn_target(customer))
+        finally:
+            # In immediate mode this is the whole turn, run after the commit.
+            _enqueue_clock.seconds += time.perf_counter() - started
+
+    enqueue_with_transaction(enqueue)

@@ -1,0 +1,20 @@
+"""One pass of the periodic job (`manage.py periodic`): every stage's chores, in one place."""
+
+from django.conf import settings
+
+from rooms.bot.recovery import turns_resume
+from rooms.conversation.lifecycle import rooms_close_inactive, rooms_close_out_of_hours
+from rooms.desk.assignment import assignment_run
+from users.services import login_attempts_prune
+
+
+def periodic_run() -> dict[str, int]:
+    resumed = turns_resume(older_than_seconds=settings.TURN_RESUME_AFTER_SECONDS)
+    login_attempts_prune()
+    return {
+        "inactive": rooms_close_inactive(),
+        "out_of_hours": rooms_close_out_of_hours(),
+        "resumed": resumed.turns,
+        "resent": resumed.resent,
+        "assigned": assignment_run(),
+    }

@@ -1,0 +1,128 @@
+"""The Cloud API's `messages` endpoint: message bodies, Meta's limits and codes, the client."""
+
+import logging
+import time
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+
+from chatbridge.http import VendorError, post_json, vendor_session
+
+logger = logging.getLogger("chatbridge.whatsapp")
+
+# Meta's limits for interactive messages.
+BUTTONS_MAX, BUTTON_TITLE_MAX = 3, 20
+LIST_ROWS_MAX, LIST_ROW_TITLE_MAX = 10, 24
+INTERACTIVE_BODY_MAX = 1024
+TEXT_BODY_MAX = 4096
+
+# 429 from the HTTP layer, 130429 throughput, 131056 pair rate limit, and Meta's "try again"
+# family: the same request can succeed later.
+RETRYABLE_CODES = {4, 80007, 130429, 131056, 131000, 131016, 131057, 1, 2}
+WINDOW_CLOSED = 131047
+
+
+class WhatsAppError(VendorError):
+    def __init__(self, message: str, *, code: int | None, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.code = code
+        self.retryable = code in RETRYABLE_CODES or status == 429 or (status or 0) >= 500
+
+
+def text_body(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": text[:TEXT_BODY_MAX], "preview_url": False}}
+
+
+def buttons_body(prompt: str, options: list[tuple[str, str]]) -> dict[str, Any]:
+    """Reply buttons; `options` is (id, title) with titles already within Meta's limit."""
+    buttons = [{"type": "reply", "reply": {"id": oid, "title": title}} for oid, title in options]
+    return {
+        "type": "interactive",
+        "interactive": {
+            "type": "button",
+            "body": {"text": prompt[:INTERACTIVE_BODY_MAX]},
+            "action": {"buttons": buttons},
+        },
+    }
+
+
+def list_body(prompt: str, button: str, options: list[tuple[str, str]]) -> dict[str, Any]:
+    rows = [{"id": oid, "title": title} for oid, title in options]
+    return {
+        "type": "interactive",
+        "interactive": {
+            "type": "list",
+            "body": {"text": prompt[:INTERACTIVE_BODY_MAX]},
+            "action": {"button": button[:BUTTON_TITLE_MAX], "sections": [{"rows": rows}]},
+        },
+    }
+
+
+class WhatsAppClient:
+    """Sends through the Cloud API `messages` endpoint; returns Meta's message id."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        token: str,
+        phone_number_id: str,
+        timeout: float,
+        attempts: int,
+        backoff: float,
+    ) -> None:
+        self.url = f"{api_url}/{phone_number_id}/messages"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.session = vendor_session()
+
+    def send(self, *, to: str, recipient_user_id: str = "", body: dict[str, Any]) -> str:
+        """Send one message; raises WhatsAppError (with Meta's code) or another VendorError."""
+        payload = {"messaging_product": "whatsapp", "recipient_type": "individual", **body}
+        # A customer without a phone number is reached by their business-scoped user id.
+        payload.update({"to": to} if to else {"recipient": recipient_user_id})
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._post(payload)
+            except VendorError as error:
+                if not error.retryable or attempt == self.attempts:
+                    raise
+                delay = self.backoff * 2 ** (attempt - 1)
+                logger.info("whatsapp send retry %d in %.1fs: %s", attempt, delay, error)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _post(self, payload: dict[str, Any]) -> str:
+        response = post_json(
+            self.session, self.url, json=payload, headers=self.headers, timeout=self.timeout
+        )
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code >= 400 or not isinstance(data, dict):
+            error = data.get("error") if isinstance(data, dict) else None
+            error = error if isinstance(error, dict) else {}
+            code = error.get("code") if isinstance(error.get("code"), int) else None
+            details = (error.get("error_data") or {}).get("details") if error else None
+            message = str(details or error.get("message") or f"HTTP {response.status_code}")
+            raise WhatsAppError(message[:1000], code=code, status=response.status_code)
+        try:
+            return str(data["messages"][0]["id"])
+        except (KeyError, IndexError, TypeError) as error:
+            raise WhatsAppError("response without a message id", code=None) from error
+
+
+@cache
+def whatsapp_client() -> WhatsAppClient:
+    return WhatsAppClient(
+        api_url=settings.WHATSAPP_API_URL,
+        token=settings.WHATSAPP_TOKEN,
+        phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
+        timeout=settings.WHATSAPP_TIMEOUT,
+        attempts=settings.WHATSAPP_SEND_ATTEMPTS,
+        backoff=settings.WHATSAPP_RETRY_BACKOFF,
+    )

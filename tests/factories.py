@@ -1,0 +1,51 @@
+"""factory-boy factories for the models tests make most: agents and customers."""
+
+import factory
+from django.contrib.auth.models import Group, User
+
+from users.models import AgentProfile, Customer
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = factory.LazyAttribute(lambda user: user.username.title())
+    password = factory.django.Password("secret")
+
+
+class AgentFactory(UserFactory):
+    """A user in the `agents` group, with an agent profile (`capacity` is the profile's)."""
+
+    class Params:
+        capacity = 5
+
+    @factory.post_generation
+    def agent(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            self.groups.add(Group.objects.get_or_create(name="agents")[0])
+
+    profile = factory.RelatedFactory(
+        "tests.factories.AgentProfileFactory",
+        factory_related_name="user",
+        capacity=factory.SelfAttribute("..capacity"),
+    )
+
+
+class AgentProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentProfile
+
+    capacity = 5
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    uid = factory.Sequence(lambda n: f"57300{n:07d}")
+    wa_id = factory.SelfAttribute("uid")
+    name = factory.Sequence(lambda n: f"Cliente {n}")

@@ -1,0 +1,355 @@
+"""The agent's websocket, through the real ASGI stack (session cookie, origin check) and the real
+Redis channel layer, with WebsocketCommunicator."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from chatbridge.asgi import application
+from rooms.models import ClosureReason, Message, Room, RoomEvent
+from tests.factories import AgentFactory
+from tests.payloads import signed_post, text_from
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+WA = "573005550001"
+
+
+def session_cookie(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+async def connect(
+    user: User | None, *, origin: bytes = b"http://localhost"
+) -> WebsocketCommunicator:
+    headers = [(b"origin", origin)]
+    if user is not None:
+        cookie = await sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def receive_until(communicator: WebsocketCommunicator, predicate, timeout: float = 5):
+    """Frames until one matches; returns it (the others are dropped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssertionError("no matching frame")
+        frame = await communicator.receive_json_from(timeout=remaining)
+        if predicate(frame):
+            return frame
+
+
+def webhook(payload: dict) -> int:
+    return signed_post(Client(), payload).status_code
+
+
+async def queued_room(wa_id: str = WA) -> Room:
+    """A customer asks for a human: their room is queued."""
+    assert await sync_to_async(webhook)(text_from(wa_id, "agente")) == 200
+    return await Room.objects.aget(customer__uid=wa_id)
+
+
+@pytest.fixture
+def no_auto_assign(settings):
+    settings.AUTO_ASSIGN = False
+
+
+async def test_anonymous_is_refused_with_4401(fake_vendors):
+    communicator = await connect(None)
+    assert (await communicator.receive_output(timeout=2))["code"] == 4401
+
+
+async def test_non_agent_is_refused_with_4403(fake_vendors):
+    user = await sync_to_async(User.objects.create_user)("customer-care-viewer", password="x")
+    communicator = await connect(user)
+    assert (await communicator.receive_output(timeout=2))["code"] == 4403
+
+
+async def test_foreign_origin_is_refused(fake_vendors):
+    agent = await sync_to_async(AgentFactory)(username="ana")
+    cookie = await sync_to_async(session_cookie)(agent)
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/agent/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", f"sessionid={cookie}".encode())],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_snapshot_then_take_then_live_customer_messages(fake_vendors, no_auto_assign):
+    room = await queued_room()
+    agent = await sync_to_async(AgentFactory)(username="ana")
+    communicator = await connect(agent)
+
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["type"] == "snapshot"
+    assert [r["id"] for r in snapshot["queue"]] == [room.pk]
+    assert snapshot["queue"][0]["handoff_note"] == "El cliente pidió hablar con un asesor."
+    assert snapshot["agent"] == {
+        "id": agent.pk,
+        "name": "Ana",
+        "capacity": 5,
+        "load": 0,
+        "available": True,
+    }
+
+    await communicator.send_json_to({"type": "take", "room": room.pk, "id": 1})
+    ack = await receive_until(communicator, lambda f: f["type"] == "ack")
+    assert ack == {"type": "ack", "id": 1, "for": "take", "room": room.pk}
+    detail = await receive_until(communicator, lambda f: f["type"] == "room")
+    assert [m["text"] for m in detail["room"]["messages"]][:1] == ["agente"]
+
+    assert await sync_to_async(webhook)(text_from(WA, "hola, ¿me ayudas?")) == 200
+    event = await receive_until(communicator, lambda f: f.get("kind") == "message.new")
+    assert event["data"]["text"] == "hola, ¿me ayudas?"
+    assert event["seq"] == detail["room"]["seq"] + 1
+    await communicator.disconnect()
+
+
+async def test_agent_reply_reaches_whatsapp_with_its_status(fake_vendors, whatsapp, no_auto_assign):
+    room = await queued_room()
+    agent = await sync_to_async(AgentFactory)(username="ana")
+    communicator = await connect(agent)
+    await communicator.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(communicator, lambda f: f["type"] == "room")
+    sent_before = len(whatsapp.sent)
+
+    await communicator.send_json_to(
+        {"type": "send", "room": room.pk, "text": "Hola, soy Ana.", "id": 7}
+    )
+
+    ack = await receive_until(communicator, lambda f: f["type"] == "ack")
+    new = await receive_until(communicator, lambda f: f.get("kind") == "message.new")
+    assert new["data"]["author"] == "agent"
+    status = await receive_until(communicator, lambda f: f.get("kind") == "message.status")
+    assert status["data"] == {
+        "id": ack["message"],
+        "status": "sent",
+        "error_code": None,
+        "error_detail": "",
+    }
+    assert whatsapp.sent[sent_before]["text"] == "Hola, soy Ana."
+    stored = await Message.objects.aget(pk=ack["message"])
+    assert (stored.status, stored.agent_id) == ("sent", agent.pk)
+    await communicator.disconnect()
+
+
+async def test_window_closed_reaches_the_agent_with_its_reason(
+    fake_vendors, whatsapp, no_auto_assign
+):
+    room = await queued_room()
+    agent = await sync_to_async(AgentFactory)(username="ana")
+    communicator = await connect(agent)
+    await communicator.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(communicator, lambda f: f["type"] == "room")
+    whatsapp.fail_with_code(131047, details="More than 24 hours have passed")
+
+    await communicator.send_json_to({"type": "send", "room": room.pk, "text": "¿Sigues ahí?"})
+
+    status = await receive_until(communicator, lambda f: f.get("kind") == "message.status")
+    assert status["data"]["status"] == "failed"
+    assert status["data"]["error_code"] == 131047
+    assert "24 hours" in status["data"]["error_detail"]
+    await communicator.disconnect()
+
+
+async def test_close_with_reason_frees_capacity_and_serves_the_queue(fake_vendors, whatsapp):
+    first = await queued_room("573005550001")
+    second = await queued_room("573005550002")
+    agent = await sync_to_async(AgentFactory)(username="ana", capacity=1)
+    reason, _ = await ClosureReason.objects.aget_or_create(title="Resuelto")
+    communicator = await connect(agent)
+    # Auto-assignment: the oldest queued room goes to the agent who came online; capacity 1.
+    assigned = await receive_until(communicator, lambda f: f["type"] == "room")
+    assert assigned["room"]["id"] == first.pk
+    assert (await Room.objects.aget(pk=second.pk)).status == "queued"
+
+    await communicator.send_json_to({"type": "close", "room": first.pk, "reason": reason.pk})
+
+    closed = await receive_until(communicator, lambda f: f.get("kind") == "room.closed")
+    assert closed["data"]["reason"] == "Resuelto"
+    following = await receive_until(communicator, lambda f: f["type"] == "room")
+    assert following["room"]["id"] == second.pk
+    room = await Room.objects.aget(pk=first.pk)
+    assert (room.status, room.closure_reason_id, room.closed_by_id) == (
+        "closed",
+        reason.pk,
+        agent.pk,
+    )
+    texts = [m["text"] for m in whatsapp.sent_to("573005550001")]
+    assert texts[-1].startswith("Gracias por escribirnos.")
+    await communicator.disconnect()
+
+
+async def test_release_transfer_and_return_to_bot(fake_vendors, no_auto_assign):
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    beto = await sync_to_async(AgentFactory)(username="beto")
+    ana_ws, beto_ws = await connect(ana), await connect(beto)
+
+    await ana_ws.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+    await ana_ws.send_json_to({"type": "transfer", "room": room.pk, "agent": beto.pk})
+    moved = await receive_until(ana_ws, lambda f: f.get("kind") == "room.assigned")
+    assert moved["data"]["agent"] == beto.pk
+    received = await receive_until(beto_ws, lambda f: f["type"] == "room")
+    assert received["room"]["id"] == room.pk
+
+    await beto_ws.send_json_to({"type": "release", "room": room.pk})
+    await receive_until(beto_ws, lambda f: f.get("kind") == "room.released")
+    assert (await Room.objects.aget(pk=room.pk)).status == "queued"
+
+    await ana_ws.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+    await ana_ws.send_json_to({"type": "to_bot", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f.get("kind") == "room.returned_to_bot")
+    assert (await Room.objects.aget(pk=room.pk)).status == "bot"
+    kinds = [
+        e
+        async for e in RoomEvent.objects.filter(room=room, kind__startswith="room.")
+        .order_by("seq")
+        .values_list("kind", "actor_id")
+    ]
+    assert kinds == [
+        ("room.queued", None),
+        ("room.assigned", ana.pk),
+        ("room.assigned", ana.pk),  # the transfer, done by Ana, to Beto
+        ("room.released", beto.pk),
+        ("room.assigned", ana.pk),
+        ("room.returned_to_bot", ana.pk),
+    ]
+    await ana_ws.disconnect()
+    await beto_ws.disconnect()
+
+
+async def test_an_agent_cannot_act_on_another_agents_room(fake_vendors, no_auto_assign):
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    beto = await sync_to_async(AgentFactory)(username="beto")
+    ana_ws, beto_ws = await connect(ana), await connect(beto)
+    await ana_ws.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+
+    for frame in [
+        {"type": "send", "room": room.pk, "text": "soy Beto"},
+        {
+            "type": "close",
+            "room": room.pk,
+            "reason": (await ClosureReason.objects.aget_or_create(title="x"))[0].pk,
+        },
+        {"type": "release", "room": room.pk},
+        {"type": "to_bot", "room": room.pk},
+        {"type": "transfer", "room": room.pk, "agent": beto.pk},
+        {"type": "take", "room": room.pk},
+        {"type": "sync", "rooms": {str(room.pk): 0}},
+        {"type": "typing", "room": room.pk},
+    ]:
+        await beto_ws.send_json_to({**frame, "id": frame["type"]})
+        error = await receive_until(beto_ws, lambda f: f["type"] in ("error", "ack"))
+        assert error["type"] == "error", frame
+        assert error["code"] in ("not_your_room", "not_queued"), error
+
+    assert not await Message.objects.filter(text="soy Beto").aexists()
+    assert (await Room.objects.aget(pk=room.pk)).agent_id == ana.pk
+    await ana_ws.disconnect()
+    await beto_ws.disconnect()
+
+
+async def test_two_agents_take_the_same_room_exactly_one_wins(fake_vendors, no_auto_assign):
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    beto = await sync_to_async(AgentFactory)(username="beto")
+    ana_ws, beto_ws = await connect(ana), await connect(beto)
+    await ana_ws.receive_json_from()
+    await beto_ws.receive_json_from()
+
+    await asyncio.gather(
+        ana_ws.send_json_to({"type": "take", "room": room.pk, "id": "a"}),
+        beto_ws.send_json_to({"type": "take", "room": room.pk, "id": "b"}),
+    )
+    results = [
+        await receive_until(ws, lambda f: f["type"] in ("ack", "error")) for ws in (ana_ws, beto_ws)
+    ]
+    assert sorted(r["type"] for r in results) == ["ack", "error"]
+    assert [r["code"] for r in results if r["type"] == "error"] == ["not_queued"]
+    await ana_ws.disconnect()
+    await beto_ws.disconnect()
+
+
+async def test_capacity_is_never_exceeded(fake_vendors, no_auto_assign):
+    rooms = [await queued_room(f"57300555010{i}") for i in range(3)]
+    ana = await sync_to_async(AgentFactory)(username="ana", capacity=2)
+    ws = await connect(ana)
+    codes = []
+    for room in rooms:
+        await ws.send_json_to({"type": "take", "room": room.pk})
+        frame = await receive_until(ws, lambda f: f["type"] in ("ack", "error"))
+        codes.append(frame.get("code", "ok"))
+    assert codes == ["ok", "ok", "at_capacity"]
+    await ws.disconnect()
+
+
+async def test_malformed_frames_get_errors_and_the_socket_stays_open(fake_vendors, no_auto_assign):
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    ws = await connect(ana)
+    await ws.receive_json_from()
+    bad = [
+        "not json",
+        json.dumps([1, 2]),
+        json.dumps({"type": "fly"}),
+        json.dumps({"type": "take"}),
+        json.dumps({"type": "take", "room": "abc"}),
+        json.dumps({"type": "take", "room": True}),
+        json.dumps({"type": "send", "room": 1, "text": 5}),
+        json.dumps({"type": "sync", "rooms": [1]}),
+        json.dumps({"type": "close", "room": 1, "reason": "x"}),
+        json.dumps({"type": "take", "room": 99999999}),
+        "x" * 70000,
+    ]
+    for text in bad:
+        await ws.send_to(text_data=text)
+        frame = await receive_until(ws, lambda f: f["type"] in ("error", "ack"))
+        assert frame["type"] == "error", text[:40]
+    await ws.send_json_to({"type": "available", "available": False, "id": "still-here"})
+    ack = await receive_until(ws, lambda f: f["type"] == "ack")
+    assert ack["id"] == "still-here"
+    await ws.disconnect()
+
+
+async def test_sync_replays_everything_after_the_last_sequence(fake_vendors, no_auto_assign):
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    ws = await connect(ana)
+    await ws.send_json_to({"type": "take", "room": room.pk})
+    detail = await receive_until(ws, lambda f: f["type"] == "room")
+    seen = detail["room"]["seq"]
+    await ws.disconnect()
+
+    # While the console is away: three customer messages.
+    for text in ["uno", "dos", "tres"]:
+        await sync_to_async(webhook)(text_from(WA, text))
+
+    ws = await connect(ana)
+    snapshot = await ws.receive_json_from()
+    assert snapshot["rooms"][0]["seq"] == seen + 3
+    await ws.send_json_to({"type": "sync", "rooms": {str(room.pk): seen}, "id": "s"})
+    replayed = [await receive_until(ws, lambda f: f["type"] == "event") for _ in range(3)]
+    assert [e["data"]["text"] for e in replayed] == ["uno", "dos", "tres"]
+    assert [e["seq"] for e in replayed] == [seen + 1, seen + 2, seen + 3]
+    ack = await receive_until(ws, lambda f: f["type"] == "ack")
+    assert ack["replayed"] == 3
+    await ws.disconnect()
