@@ -67,13 +67,16 @@ audit: $(VENV)/.installed
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
+# Style, the layout's import contracts (pyproject.toml), and types.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

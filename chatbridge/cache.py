@@ -173,7 +173,7 @@ class CacheStats:
         return True
 
     def _write(self, pending: dict[tuple[str, str], int]) -> bool:
-        breaker = breaker_for(settings.CACHES["default"]["LOCATION"])
+        breaker = breaker_for(str(settings.CACHES["default"]["LOCATION"]))
         if not breaker.allow():
             return False
         try:
@@ -202,9 +202,9 @@ class CacheStats:
         if not shared:
             with self._lock:
                 counts = dict(self._local)
-        families = {}
+        families: dict[str, dict[str, Any]] = {}
         for family in Family:
-            row = {field: counts.get((family.value, field), 0) for field in _FIELDS}
+            row: dict[str, Any] = {field: counts.get((family.value, field), 0) for field in _FIELDS}
             lookups = sum(row.values())
             row["hit_ratio"] = round(row["hits"] / lookups, 4) if lookups else None
             families[family.value] = row

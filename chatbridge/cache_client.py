@@ -131,7 +131,9 @@ class FailSafeRedisClient(DefaultClient):
             self.breaker.remember_deletes(keys)
             self.breaker.record_failure(error)
 
-    def _guarded_delete(self, call: Callable[..., Any], keys: list[str], *args: Any, **kw: Any):
+    def _guarded_delete(
+        self, call: Callable[..., Any], keys: list[str], *args: Any, **kw: Any
+    ) -> Any:
         try:
             return self._guarded(call, *args, **kw)
         except ConnectionInterrupted:

@@ -59,7 +59,7 @@ def _cache() -> str:
     location = settings.CACHES["default"].get("LOCATION")
     if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
         return "not configured"
-    breaker = breaker_for(location)
+    breaker = breaker_for(str(location))
     if breaker.is_open:
         return "degraded"
     try:

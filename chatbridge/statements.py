@@ -61,7 +61,7 @@ def insert_select(
     fields, columns, casts = _insert_shape(model)
     placeholders, values = [], []
     for field, cast in zip(fields, casts, strict=True):
-        placeholder = expressions.get(field.column, f"%s::{cast}")
+        placeholder = expressions.get(column_name(field), f"%s::{cast}")
         value = field.get_db_prep_save(field.pre_save(instance, True), connection)
         placeholders.append(placeholder)
         if "%s" in placeholder:
@@ -80,14 +80,21 @@ def _insert_shape(model: type[Model]) -> tuple[list[Field], str, list[str]]:
         for field in model._meta.concrete_fields
         if not (field.primary_key and field.db_returning)  # a serial id comes from its sequence
     ]
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(column_name(field)) for field in fields)
     return fields, columns, [_cast_type(field) for field in fields]
 
 
 def _cast_type(field: Field) -> str:
     """The column's type without a length: an explicit cast to varchar(n) would cut a longer
     value silently, where the INSERT itself refuses it."""
-    return re.sub(r"^(varchar|char)\(\d+\)$", r"\1", field.cast_db_type(connection))
+    return re.sub(r"^(varchar|char)\(\d+\)$", r"\1", field.cast_db_type(connection) or "")
+
+
+def column_name(field: Field) -> str:
+    """A concrete field's column (Django types it optional: only concrete fields have one)."""
+    if field.column is None:
+        raise TypeError(f"{field} has no column")
+    return field.column
 
 
 def quote(name: str) -> str:

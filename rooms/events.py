@@ -113,6 +113,6 @@ def queue_data() -> list[dict[str, Any]]:
     )
     now = timezone.now()
     return [
-        {**room_data(room), "waiting_seconds": int((now - room.queued_at).total_seconds())}
+        {**room_data(room), "waiting_seconds": int((now - (room.queued_at or now)).total_seconds())}
         for room in queued
     ]

@@ -9,6 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ["chatbridge", "rooms", "users", "watson"]
+SQL_RULE = "S" + "608"  # spelled apart, so this file does not match its own check
 
 
 def _modules(*packages: str) -> list[Path]:
@@ -47,7 +48,7 @@ def test_sql_is_written_only_in_statements_modules():
     silenced = [
         str(path.relative_to(ROOT))
         for path in _modules(*APPS, "tests", "bench")
-        if "noqa: S608" in path.read_text()
+        if f"noqa: {SQL_RULE}" in path.read_text()
     ]
     assert silenced == []
 

@@ -1,5 +1,7 @@
 """Hand-written SQL of the task worker: the claim, beside the ORM claim it replaces."""
 
+from operator import attrgetter
+
 from django.db import transaction
 from django.utils import timezone
 from django_tasks import TaskResultStatus
@@ -36,7 +38,8 @@ def tasks_claim(queue_names: list[str], worker_ids: list[str]) -> list[DBTaskRes
     if queues:
         params.append(queue_names)
     params += [get_date_max(), now, len(worker_ids), TaskResultStatus.RUNNING, now, worker_ids]
-    return sorted(DBTaskResult.objects.raw(sql, params), key=lambda task: task.place)
+    # Each row carries its place in the claim order (the RETURNING's `place` column).
+    return sorted(DBTaskResult.objects.raw(sql, params), key=attrgetter("place"))
 
 
 def tasks_claim_orm(queue_names: list[str], worker_id: str) -> DBTaskResult | None:

@@ -1,7 +1,7 @@
 """Hand-written SQL of the bot's turn, each statement beside the ORM it replaces.
 
 A bot reply's statements go as one string (chatbridge/statements.py: one implicit transaction,
-one round trip). The ORM path that does the same work is `rooms.bot.turns._reply_store_orm` (a
+one round trip). The ORM path that does the same work is `rooms.bot.turns.reply_store_orm` (a
 hand-off, or SQLite); tests/rooms/bot/test_statements.py runs both and compares the rows.
 """
 

@@ -116,23 +116,30 @@ def _reply(
     `note` the room also goes to the agents' queue; with `session_touch` the room's Watson
     session expires later. False if the room is no longer the bot's."""
     now = timezone.now()
+    drafts = [_outbound(room_id, draft) for draft in reply.drafts]
     if note is None and one_round_trip_usable():
         outbound = reply_store(
             room_id=room_id,
             inbound_id=inbound.pk,
-            outbound=[_outbound(room_id, draft) for draft in reply.drafts],
+            outbound=drafts,
             now=now,
             touch_session=session_touch,
         )
     else:
         if session_touch:
             watson_session_touch(room_id=room_id)
-        outbound = _reply_store_orm(room_id, inbound, reply, now=now, note=note)
+        outbound = reply_store_orm(
+            room_id=room_id, inbound_id=inbound.pk, outbound=drafts, now=now, note=note
+        )
     if outbound is None:
         # Closed or taken over while Watson was thinking: the message stays with the room.
         logger.info("room %s left the bot during its turn; reply dropped", room_id)
         return False
-    delivered = all([outbound_deliver(message, target) for message in outbound])
+    # The hand-off's own texts are the first thing the agent sees: their ticks count.
+    handed_off = note is not None
+    delivered = all(
+        [outbound_deliver(message, target, in_agents_room=handed_off) for message in outbound]
+    )
     if note is not None:
         logger.info("room %s handed to agents: %s", room_id, note[:200])
         return False
@@ -141,11 +148,17 @@ def _reply(
     return True
 
 
-def _reply_store_orm(
-    room_id: int, inbound: Inbound, reply: BotReply, *, now: dt.datetime, note: str | None
+def reply_store_orm(
+    *,
+    room_id: int,
+    inbound_id: int,
+    outbound: list[Message],
+    now: dt.datetime,
+    note: str | None = None,
 ) -> list[Message] | None:
-    """What `_reply` stores, through the ORM (a hand-off, or SQLite); with a `note` the room
-    goes to the agents' queue. The stored replies, or None if the room had left the bot."""
+    """What rooms.bot.statements.reply_store stores, through the ORM (a hand-off, or SQLite);
+    with a `note` the room also goes to the agents' queue. The stored replies (unsaved
+    `outbound`, saved in order), or None if the room had left the bot."""
     with transaction.atomic():
         if note is None:
             still_bot = Room.objects.filter(pk=room_id, status=Room.Status.BOT).update(
@@ -161,16 +174,10 @@ def _reply_store_orm(
             if still_bot:
                 Room.objects.filter(pk=room_id).update(last_activity_at=now)
                 room_queue_locked(room=room, note=note)
-        Message.objects.filter(pk=inbound.pk).update(handled_at=now)
+        Message.objects.filter(pk=inbound_id).update(handled_at=now)
         if not still_bot:
             return None
-        outbound = Message.objects.bulk_create(
-            [_outbound(room_id, draft) for draft in reply.drafts]
-        )
-    for message in outbound:
-        # The hand-off's own texts are the first thing the agent sees: their ticks count.
-        message.in_agents_room = note is not None
-    return outbound
+        return Message.objects.bulk_create(outbound)
 
 
 def _outbound(room_id: int, draft: Draft) -> Message:

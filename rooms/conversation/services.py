@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,7 +47,7 @@ def room_close(
     *,
     room: Room | None = None,
     room_id: int | None = None,
-    by: AbstractBaseUser | None = None,
+    by: User | None = None,
     reason: str = "",
     closure_reason: ClosureReason | None = None,
     agent_only: bool = False,
@@ -59,6 +59,8 @@ def room_close(
     `only_if`, checked on the locked row, says no). With `agent_only`, `by` must be the agent the
     room is assigned to (ActionError otherwise)."""
     room_id = room.pk if room is not None else room_id
+    if room_id is None:
+        raise TypeError("room_close needs a room or a room_id")
     reason = reason or (closure_reason.title if closure_reason else "")
     with transaction.atomic():
         locked = (

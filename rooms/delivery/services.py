@@ -42,8 +42,9 @@ def turn_target(customer: CustomerRef) -> dict[str, str]:
     }
 
 
-def outbound_deliver(message: Message, target: TurnTarget) -> bool:
-    """Send a stored outbound message; its row records the result. False if it failed."""
+def outbound_deliver(message: Message, target: TurnTarget, *, in_agents_room: bool = False) -> bool:
+    """Send a stored outbound message; its row records the result. False if it failed. An agent's
+    message, or any in a room the agents have (`in_agents_room`), records its ticks as events."""
     try:
         with timed(TURN_STAGE, "send"):
             wa_message_id = whatsapp_client().send(
@@ -53,10 +54,12 @@ def outbound_deliver(message: Message, target: TurnTarget) -> bool:
         code = error.code if isinstance(error, WhatsAppError) else None
         WHATSAPP_SENDS.labels(result="failed", code=str(code or "")).inc()
         logger.warning("send to %s failed (code %s): %s", mask_uid(target.uid), code, error)
-        outbound_failed(message=message, code=code, detail=str(error))
+        outbound_failed(
+            message=message, code=code, detail=str(error), in_agents_room=in_agents_room
+        )
         return False
     WHATSAPP_SENDS.labels(result="sent", code="").inc()
-    outbound_sent(message=message, wa_message_id=wa_message_id)
+    outbound_sent(message=message, wa_message_id=wa_message_id, in_agents_room=in_agents_room)
     return True
 
 
@@ -119,31 +122,36 @@ def _status_event(message: Message, changes: dict[str, object], *, in_agents_roo
     )
 
 
-def _watched(message: Message) -> bool:
-    # The hand-off's own texts are the first thing the agent sees: their ticks count too.
-    return bool(getattr(message, "in_agents_room", False))
-
-
-def outbound_sent(*, message: Message, wa_message_id: str) -> None:
+def outbound_sent(*, message: Message, wa_message_id: str, in_agents_room: bool = False) -> None:
     # Only from pending: a status notification may have overtaken the send's own answer.
-    with _atomic_if_evented(message):
+    with _atomic_if_evented(message, in_agents_room):
         if outbound_sent_update(message_id=message.pk, wa_message_id=wa_message_id):
-            changes = {"wa_message_id": wa_message_id, "status": Message.Status.SENT}
-            _status_event(message, changes, in_agents_room=_watched(message))
+            changes: dict[str, object] = {
+                "wa_message_id": wa_message_id,
+                "status": Message.Status.SENT,
+            }
+            _status_event(message, changes, in_agents_room=in_agents_room)
 
 
-def outbound_failed(*, message: Message, code: int | None, detail: str) -> None:
-    changes = {"status": Message.Status.FAILED, "error_code": code, "error_detail": detail[:1000]}
-    with _atomic_if_evented(message):
+def outbound_failed(
+    *, message: Message, code: int | None, detail: str, in_agents_room: bool = False
+) -> None:
+    changes: dict[str, object] = {
+        "status": Message.Status.FAILED,
+        "error_code": code,
+        "error_detail": detail[:1000],
+    }
+    with _atomic_if_evented(message, in_agents_room):
         updated = (
             Message.objects.filter(pk=message.pk)
             .exclude(status=Message.Status.FAILED)
             .update(**changes, updated_at=timezone.now())
         )
         if updated:
-            _status_event(message, changes, in_agents_room=_watched(message))
+            _status_event(message, changes, in_agents_room=in_agents_room)
 
 
-def _atomic_if_evented(message: Message) -> AbstractContextManager:
-    """A bot reply's status is one UPDATE; an agent's also records an event with it."""
-    return transaction.atomic() if message.author == Message.Author.AGENT else nullcontext()
+def _atomic_if_evented(message: Message, in_agents_room: bool) -> AbstractContextManager:
+    """A bot reply's status is one UPDATE; one the agents watch also records an event."""
+    watched = in_agents_room or message.author == Message.Author.AGENT
+    return transaction.atomic() if watched else nullcontext()

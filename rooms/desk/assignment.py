@@ -12,7 +12,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,7 +65,7 @@ def _assign(room: Room, profile: AgentProfile, *, by: int | None, kind: str, ext
     )
 
 
-def room_take(*, room_id: int, agent: AbstractBaseUser) -> Room:
+def room_take(*, room_id: int, agent: User) -> Room:
     with transaction.atomic():
         profile = _claim_capacity(agent.pk)
         room = _locked_room(room_id)
@@ -77,14 +77,14 @@ def room_take(*, room_id: int, agent: AbstractBaseUser) -> Room:
     return room
 
 
-def _own_room(room_id: int, agent: AbstractBaseUser) -> Room:
+def _own_room(room_id: int, agent: User) -> Room:
     room = _locked_room(room_id)
     if room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
         raise ActionError("not_your_room", "this room is not assigned to you")
     return room
 
 
-def room_release(*, room_id: int, agent: AbstractBaseUser) -> Room:
+def room_release(*, room_id: int, agent: User) -> Room:
     """Back to the queue, at its original place: it has waited longest."""
     with transaction.atomic():
         room = _own_room(room_id, agent)
@@ -99,7 +99,7 @@ def room_release(*, room_id: int, agent: AbstractBaseUser) -> Room:
     return room
 
 
-def room_transfer(*, room_id: int, agent: AbstractBaseUser, to_agent_id: int) -> Room:
+def room_transfer(*, room_id: int, agent: User, to_agent_id: int) -> Room:
     if not Room.objects.filter(pk=room_id, agent_id=agent.pk, status=Room.Status.ASSIGNED).exists():
         raise ActionError("not_your_room", "this room is not assigned to you")
     if to_agent_id == agent.pk:
@@ -117,7 +117,7 @@ def room_transfer(*, room_id: int, agent: AbstractBaseUser, to_agent_id: int) ->
     return room
 
 
-def room_return_to_bot(*, room_id: int, agent: AbstractBaseUser) -> Room:
+def room_return_to_bot(*, room_id: int, agent: User) -> Room:
     """The bot answers again; its Watson session continues if still alive, else a new one."""
     with transaction.atomic():
         room = _own_room(room_id, agent)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
@@ -38,15 +38,15 @@ class AgentLoad:
     available: bool
 
 
-def is_agent(user: AbstractBaseUser) -> bool:
+def is_agent(user: User | AnonymousUser) -> bool:
+    if not isinstance(user, User):
+        return False  # not logged in
     return bool(
-        user.is_authenticated
-        and user.is_active
-        and (user.is_staff or user.groups.filter(name=AGENTS_GROUP).exists())
+        user.is_active and (user.is_staff or user.groups.filter(name=AGENTS_GROUP).exists())
     )
 
 
-def agent_profile(user: AbstractBaseUser) -> AgentProfile:
+def agent_profile(user: User) -> AgentProfile:
     """The agent's profile, made with the defaults on first use."""
     profile, _ = AgentProfile.objects.get_or_create(user=user)
     return profile

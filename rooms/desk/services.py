@@ -1,6 +1,6 @@
 """What an agent writes to their customer."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from rooms.delivery.tasks import message_deliver_on_commit
@@ -10,7 +10,7 @@ from rooms.models import Message, Room
 from rooms.whatsapp.client import TEXT_BODY_MAX, text_body
 
 
-def agent_message_send(*, room_id: int, agent: AbstractBaseUser, text: str) -> Message:
+def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:
     """Store an agent's message in their room and send it once committed."""
     text = text.strip()
     if not text:

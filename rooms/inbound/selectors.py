@@ -43,8 +43,17 @@ def inbound_route_read(*, provider: str, uid: str) -> tuple[CustomerRef | None, 
     row = open_route_read(provider=provider, uid=uid)
     if row is None:
         return None, None
-    customer = CustomerRef(*row[:6], public_id=str(row[6]))
-    return customer, RoomRef(id=row[7], status=row[8]) if row[7] is not None else None
+    customer_id, provider, uid, wa_id, user_id, name, public_id, room_id, room_status = row
+    customer = CustomerRef(
+        id=customer_id,
+        provider=provider,
+        uid=uid,
+        wa_id=wa_id,
+        user_id=user_id,
+        name=name,
+        public_id=str(public_id),
+    )
+    return customer, RoomRef(id=room_id, status=room_status) if room_id is not None else None
 
 
 def room_open_get(*, customer_id: int, lock: bool = False) -> Room | None:

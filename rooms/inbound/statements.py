@@ -28,7 +28,7 @@ from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult, get_date_max
 
 from chatbridge.locks import CUSTOMER_STORE, advisory_key
-from chatbridge.statements import insert_select, quote, run_statements
+from chatbridge.statements import column_name, insert_select, quote, run_statements
 from rooms.events import message_data
 from rooms.models import Message, Room, RoomEvent
 from users.models import Customer
@@ -82,7 +82,7 @@ def warm_store(
         *message_params,
     ]
     if task is not None:
-        row = DBTaskResult(  # its id: the model's default, as Task.enqueue gives it
+        row: DBTaskResult = DBTaskResult(  # its id: the model's default, as Task.enqueue gives it
             args_kwargs={"args": [], "kwargs": {**(task_kwargs or {}), "message_id": 0}},
             priority=task.priority,
             task_path=task.module_path,
@@ -134,7 +134,7 @@ def message_insert(message: Message) -> Message | None:
     has no such INSERT that returns the new id: `bulk_create(ignore_conflicts=True)` sets none.)"""
     fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
     values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(column_name(field)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = (
         f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) VALUES ({placeholders})"

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     help = "Run fake Watson Assistant and WhatsApp Cloud API servers until Ctrl+C/SIGTERM."
 
     # The fakes need neither the database nor a fully valid project to be useful.
-    requires_system_checks: ClassVar[list[str]] = []
+    requires_system_checks: list[str] = []
     requires_migrations_checks = False
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
@@ -21,11 +21,13 @@ class Command(BaseCommand):
         "Daphne, and the periodic job (inactivity, resumed turns). DEBUG only."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--watson-session-timeout", type=float, default=300)
 
-    def handle(self, *args, port: int, watson_session_timeout: float, **options) -> None:
+    def handle(
+        self, *args: object, port: int, watson_session_timeout: float, **options: object
+    ) -> None:
         if not settings.DEBUG:
             raise CommandError("runlocal is for trying chatbridge out: set DEBUG=1")
         watson_url = os.environ.get("ASSISTANT_URL", "")

@@ -1,6 +1,6 @@
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from rooms.periodic import periodic_run
@@ -12,12 +12,12 @@ class Command(BaseCommand):
         "BUSINESS_HOURS, resume interrupted turns, serve the queue. Safe in several processes."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--every", type=float, default=0, help="repeat every N seconds instead of once"
         )
 
-    def handle(self, *args, every: float, **options) -> None:
+    def handle(self, *args: object, every: float, **options: object) -> None:
         while True:
             done = periodic_run()
             if not every or any(done.values()):

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
@@ -17,14 +17,23 @@ class Command(BaseCommand):
         "chatbridge and print the replies that reached the fake WhatsApp."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("wa_id", help="the customer's WhatsApp id, digits only")
         parser.add_argument("text")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="chatbridge's address")
         parser.add_argument("--name", default="Cliente de prueba", help="profile name")
         parser.add_argument("--wait", type=float, default=5, help="seconds to wait for replies")
 
-    def handle(self, *args, wa_id: str, text: str, url: str, name: str, wait: float, **options):
+    def handle(
+        self,
+        *args: object,
+        wa_id: str,
+        text: str,
+        url: str,
+        name: str,
+        wait: float,
+        **options: object,
+    ) -> None:
         fake = "{0.scheme}://{0.netloc}".format(urlsplit(settings.WHATSAPP_API_URL))
         try:
             sent = self._sent(fake, wa_id, after=0)
@@ -65,7 +74,7 @@ class Command(BaseCommand):
 
     def _sent(self, fake: str, wa_id: str, *, after: int) -> list[dict]:
         response = requests.get(
-            f"{fake}/_fake/messages", params={"to": wa_id, "after": after}, timeout=5
+            f"{fake}/_fake/messages", params={"to": wa_id, "after": str(after)}, timeout=5
         )
         response.raise_for_status()
         return response.json()["messages"]

@@ -1,7 +1,7 @@
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from rooms.bot.recovery import turns_resume
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         "left unsent. Safe to run in several processes at once."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
             type=float,
@@ -24,7 +24,7 @@ class Command(BaseCommand):
             "--every", type=float, default=0, help="repeat every N seconds instead of once"
         )
 
-    def handle(self, *args, older_than: float, every: float, **options) -> None:
+    def handle(self, *args: object, older_than: float, every: float, **options: object) -> None:
         while True:
             result = turns_resume(older_than_seconds=older_than)
             if result.turns or result.resent or not every:

@@ -1,19 +1,28 @@
 """The bot's statements (rooms/bot/statements.py) against the ORM paths they replace: the turn
 lock with the unanswered messages, and the reply with everything it changes."""
 
+import datetime as dt
+
 import pytest
+from django.conf import settings as django_settings
 from django.db import DataError, connection
 from django.test import override_settings
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from chatbridge.locks import ROOM_TURN, advisory_key, lock_for_session
 from chatbridge.settings import TASK_BACKENDS
 from chatbridge.worker.runner import task_run, tasks_claim_many
 from rooms.bot import turns
+from rooms.bot.replies import Draft, text_draft
+from rooms.bot.statements import reply_store, session_touch, unanswered_read, unanswered_read_orm
+from rooms.bot.turns import reply_store_orm
 from rooms.conversation.services import room_queue
 from rooms.models import Message, Room
+from tests.factories import CustomerFactory
 from tests.payloads import text_from
 from watson.models import WatsonSession
+from watson.services import watson_session_touch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,3 +123,110 @@ def _advisory_locks_held() -> list[tuple[int, int]]:
             " WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
         )
         return cursor.fetchall()
+
+
+# --- each statement against the ORM path it replaces --------------------------------------------
+
+
+def _bot_room_with_unanswered(uid: str, texts: list[str]) -> tuple[Room, list[Message]]:
+    customer = CustomerFactory(uid=uid)
+    room = Room.objects.create(customer=customer)
+    messages = [
+        Message.objects.create(
+            room=room, direction=Message.Direction.INBOUND, author="customer", text=text
+        )
+        for text in texts
+    ]
+    return room, messages
+
+
+def _reply_rows(room: Room) -> list[tuple]:
+    return list(
+        Message.objects.filter(room=room, direction=Message.Direction.OUTBOUND)
+        .order_by("id")
+        .values_list("direction", "author", "type", "text", "payload", "status", "agent_id")
+    )
+
+
+def test_the_unanswered_read_is_the_orm_read():
+    room, messages = _bot_room_with_unanswered("573007000001", ["uno", "dos", "tres"])
+    Message.objects.filter(pk=messages[0].pk).update(handled_at=timezone.now())
+    sql, params = unanswered_read(room_id=room.pk, up_to=messages[1].pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+
+    assert rows == unanswered_read_orm(room_id=room.pk, up_to=messages[1].pk)
+    assert [row[2] for row in rows] == ["dos"]
+
+
+def test_the_one_round_trip_reply_stores_what_the_orm_path_stores():
+    drafts = [text_draft("Hola"), text_draft("¿Algo más?")]
+    now = timezone.now()
+    stored = {}
+    for name, store in (("statements", reply_store), ("orm", reply_store_orm)):
+        room, [inbound] = _bot_room_with_unanswered(f"57300700001{len(stored)}", ["hola"])
+        outbound = [_draft_row(room, draft) for draft in drafts]
+        kwargs = {"touch_session": False} if store is reply_store else {}
+        saved = store(room_id=room.pk, inbound_id=inbound.pk, outbound=outbound, now=now, **kwargs)
+        assert [message.pk for message in saved] == [
+            m.pk for m in Message.objects.filter(room=room, direction="out").order_by("id")
+        ]
+        room.refresh_from_db()
+        inbound.refresh_from_db()
+        stored[name] = (_reply_rows(room), room.last_activity_at, inbound.handled_at)
+
+    assert stored["statements"] == stored["orm"]
+    assert [row[3] for row in stored["orm"][0]] == ["Hola", "¿Algo más?"]
+
+
+def test_neither_path_stores_a_reply_in_a_room_that_left_the_bot():
+    for store in (reply_store, reply_store_orm):
+        room, [inbound] = _bot_room_with_unanswered(f"57300700002{store is reply_store:d}", ["x"])
+        Room.objects.filter(pk=room.pk).update(status=Room.Status.QUEUED)
+        kwargs = {"touch_session": False} if store is reply_store else {}
+        outbound = [_draft_row(room, text_draft("tarde"))]
+        now = timezone.now()
+
+        assert (
+            store(room_id=room.pk, inbound_id=inbound.pk, outbound=outbound, now=now, **kwargs)
+            is None
+        )
+        assert _reply_rows(room) == []
+        inbound.refresh_from_db()
+        assert inbound.handled_at == now  # the message is the agents' now: answered for the bot
+
+
+def test_the_session_touch_statement_is_watson_session_touch():
+    moved = {}
+    for name in ("statements", "orm"):
+        room, _ = _bot_room_with_unanswered(f"57300700003{len(moved)}", [])
+        old = timezone.now() - dt.timedelta(days=1)
+        WatsonSession.objects.create(room=room, session_id=name, last_used_at=old, expires_at=old)
+        now = timezone.now()
+        if name == "statements":
+            with connection.cursor() as cursor:
+                cursor.execute(*session_touch(room_id=room.pk, now=now))
+        else:
+            watson_session_touch(room_id=room.pk)
+        session = WatsonSession.objects.get(room=room)
+        moved[name] = session.expires_at - session.last_used_at
+        assert abs((session.last_used_at - now).total_seconds()) < 5
+
+    assert (
+        moved["statements"]
+        == moved["orm"]
+        == dt.timedelta(seconds=django_settings.WATSON_SESSION_TIMEOUT)
+    )
+
+
+def _draft_row(room: Room, draft: Draft) -> Message:
+    return Message(
+        room_id=room.pk,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.BOT,
+        type=draft.type,
+        text=draft.text,
+        payload=draft.body,
+        status=Message.Status.PENDING,
+    )
