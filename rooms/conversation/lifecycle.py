@@ -3,6 +3,18 @@
 Safe in several processes at once: each room is closed by `room_close`, which locks its row and
 checks the condition again on the locked row, so a room is closed once, and never one whose
 customer wrote in the meantime.
+
+Whose silence counts: in the bot's room, the customer's after the bot's (or anyone's) last word;
+in an agent's room, only after that agent wrote. A customer promised a human (the bot's hand-off
+text, the agent's silence so far) is waiting for us, not inactive; the closing texts (the system's)
+and the hand-off texts (the bot's) are never an agent's word. Moving a room between people starts
+the agent's clock again:
+- transferred: only the new agent's messages count, from their assignment (`assigned_at`): the
+  customer is waiting for them, whatever the previous agent said;
+- released: a queued room is never closed for inactivity; taken again (by anyone), it counts from
+  that assignment, as a transfer does;
+- returned to the bot: the bot's rule, from our last word, whoever wrote it (the returning
+  agent's goodbye, or the bot's earlier hand-off text if the agent said nothing).
 """
 
 import datetime as dt
@@ -10,11 +22,12 @@ import logging
 import zoneinfo
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rooms.conversation.services import room_close
-from rooms.models import Room
+from rooms.models import Message, Room
 
 logger = logging.getLogger("chatbridge.lifecycle")
 
@@ -23,10 +36,29 @@ SCHEDULE_REASON = "Fuera del horario de atención"
 
 
 def _waiting_for_customer_since(cutoff: dt.datetime) -> Q:
-    """Rooms where the last word was ours (bot or agent) and the customer has been silent since
-    `cutoff`. A customer waiting for an answer, or in the queue, is not inactive."""
-    return Q(status__in=[Room.Status.BOT, Room.Status.ASSIGNED], last_activity_at__lt=cutoff) & (
+    """Rooms where the last word was ours and the customer has been silent since `cutoff`: the
+    bot's after any word of ours, the agent's only after the agent wrote. A customer waiting for
+    an answer, for an agent, or in the queue, is not inactive."""
+    silent = Q(last_activity_at__lt=cutoff)
+    bot_spoke_last = Q(status=Room.Status.BOT) & (
         Q(last_customer_at__isnull=True) | Q(last_activity_at__gt=F("last_customer_at"))
+    )
+    # `last_activity_at` is never older than the agent's message, so `silent` dates it too.
+    agent_spoke_last = Q(status=Room.Status.ASSIGNED) & Exists(_agent_words_since_customer())
+    # Queued rooms match neither: their customer is waiting for an agent.
+    return silent & (bot_spoke_last | agent_spoke_last)
+
+
+def _agent_words_since_customer() -> QuerySet[Message]:
+    """The room's agent's messages since they were assigned and since the customer last wrote
+    (a customer who never wrote: since the assignment). Looked up per room through its index."""
+    return Message.objects.filter(
+        room=OuterRef("pk"),
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.AGENT,
+        agent=OuterRef("agent"),
+        created_at__gte=OuterRef("assigned_at"),
+        created_at__gt=Coalesce(OuterRef("last_customer_at"), OuterRef("assigned_at")),
     )
 
 

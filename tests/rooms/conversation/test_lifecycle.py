@@ -5,8 +5,10 @@ import io
 import threading
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from rooms.conversation.lifecycle import (
@@ -14,8 +16,12 @@ from rooms.conversation.lifecycle import (
     rooms_close_inactive,
     rooms_close_out_of_hours,
 )
-from rooms.models import Room
+from rooms.desk.assignment import room_return_to_bot, room_take, room_transfer
+from rooms.desk.services import agent_message_send
+from rooms.models import Message, Room
+from tests.factories import AgentFactory
 from tests.payloads import text_from
+from tests.servers import AppProcess, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,6 +34,35 @@ def age(room: Room, *, customer_minutes: float, activity_minutes: float) -> None
         last_customer_at=now - dt.timedelta(minutes=customer_minutes),
         last_activity_at=now - dt.timedelta(minutes=activity_minutes),
     )
+
+
+def back_in_time(room: Room, *, minutes: float) -> None:
+    """The whole conversation so far happened `minutes` earlier, in the same order."""
+    delta = dt.timedelta(minutes=minutes)
+    Room.objects.filter(pk=room.pk).update(
+        opened_at=F("opened_at") - delta,
+        queued_at=F("queued_at") - delta,
+        assigned_at=F("assigned_at") - delta,
+        last_customer_at=F("last_customer_at") - delta,
+        last_activity_at=F("last_activity_at") - delta,
+    )
+    Message.objects.filter(room=room).update(created_at=F("created_at") - delta)
+
+
+def handed_to_an_agent(post_webhook, wa_id: str = WA, *, agent_name: str = "ana") -> Room:
+    """The customer asks for a human, the bot hands off ("Te comunico con un asesor"), an agent
+    takes the room."""
+    post_webhook(text_from(wa_id, "agente"))
+    room = Room.objects.get(customer__uid=wa_id)
+    return room_take(room_id=room.pk, agent=AgentFactory(username=agent_name))
+
+
+def periodic_in_a_process() -> str:
+    """`manage.py periodic`, once, as deployed: its own process on the test database."""
+    process = AppProcess.manage("periodic", BUSINESS_HOURS="").start()
+    assert process.process is not None
+    assert process.process.wait(timeout=60) == 0, process.output()
+    return process.output()
 
 
 def test_a_customer_silent_after_our_answer_is_closed(post_webhook, whatsapp):
@@ -84,6 +119,102 @@ def test_inactivity_job_in_several_processes_closes_each_room_once(post_webhook,
     assert sum(results) == 6
     assert Room.objects.filter(status="closed").count() == 6
     assert len(whatsapp.sent) - sent_before == 6  # one closing text per room
+
+
+def test_a_customer_waiting_for_the_agent_to_write_is_not_closed(post_webhook, whatsapp):
+    room = handed_to_an_agent(post_webhook)
+    # The bot's hand-off text is the room's last word: ours, but a promise of a human.
+    assert room.messages.latest("id").author == Message.Author.BOT
+    post_webhook(text_from("573008880009", "hola"))  # a bot room, the bot answered last
+    for each in Room.objects.all():
+        back_in_time(each, minutes=30)
+
+    output = periodic_in_a_process()
+
+    assert "closed 1 inactive" in output
+    room.refresh_from_db()
+    assert (room.status, room.closed_reason) == ("assigned", "")
+    assert Room.objects.get(customer__uid="573008880009").status == "closed"
+    assert settings.ROOM_CLOSED_MESSAGE not in [m["text"] for m in whatsapp.sent_to(WA)]
+
+
+def test_a_customer_silent_after_the_agent_wrote_is_closed(post_webhook, whatsapp):
+    room = handed_to_an_agent(post_webhook)
+    agent_message_send(room_id=room.pk, agent=room.agent, text="Hola, soy Ana. ¿Tu número?")
+    back_in_time(room, minutes=8)
+
+    output = periodic_in_a_process()
+
+    assert "closed 1 inactive" in output
+    room.refresh_from_db()
+    assert (room.status, room.closed_reason) == ("closed", "Inactividad del cliente")
+    assert whatsapp.sent_to(WA)[-1]["text"] == settings.ROOM_CLOSED_MESSAGE
+
+
+def test_a_customer_who_answered_the_agent_is_not_closed(post_webhook):
+    room = handed_to_an_agent(post_webhook)
+    agent_message_send(room_id=room.pk, agent=room.agent, text="¿Tu número de cuenta?")
+    post_webhook(text_from(WA, "un momento, lo busco"))
+    back_in_time(room, minutes=30)
+
+    assert rooms_close_inactive() == 0
+    assert Room.objects.get().status == "assigned"
+
+
+def test_after_a_transfer_only_the_new_agents_words_count(post_webhook):
+    room = handed_to_an_agent(post_webhook)
+    agent_message_send(room_id=room.pk, agent=room.agent, text="Te paso con cartera.")
+    bea = AgentFactory(username="bea")
+    room_transfer(room_id=room.pk, agent=room.agent, to_agent_id=bea.pk)
+    back_in_time(room, minutes=30)
+    assert rooms_close_inactive() == 0  # the customer is waiting for Bea
+
+    agent_message_send(room_id=room.pk, agent=bea, text="Hola, soy Bea, de cartera.")
+    back_in_time(room, minutes=8)
+    assert rooms_close_inactive() == 1
+
+
+def test_a_room_returned_to_the_bot_follows_the_bots_rule(post_webhook):
+    room = handed_to_an_agent(post_webhook)
+    agent_message_send(room_id=room.pk, agent=room.agent, text="Te dejo con el asistente.")
+    room_return_to_bot(room_id=room.pk, agent=room.agent)
+    back_in_time(room, minutes=8)
+
+    assert rooms_close_inactive() == 1
+
+
+def a_session_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # pg_stat_activity is per transaction
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_customer_writing_while_the_job_closes_keeps_the_room(post_webhook):
+    room = handed_to_an_agent(post_webhook)
+    agent_message_send(room_id=room.pk, agent=room.agent, text="¿Tu número de cuenta?")
+    back_in_time(room, minutes=8)
+    results: list[int] = []
+
+    def run() -> None:
+        try:
+            results.append(rooms_close_inactive())
+        finally:
+            connections.close_all()
+
+    closer = threading.Thread(target=run)
+    with transaction.atomic():  # the customer's message being stored holds the room's row
+        now = timezone.now()
+        Room.objects.filter(pk=room.pk).update(last_customer_at=now, last_activity_at=now)
+        closer.start()
+        wait_until(a_session_waits_for_a_lock, what="the job waiting for the room's row")
+    closer.join()
+
+    assert results == [0]
+    assert Room.objects.get().status == "assigned"
 
 
 def test_business_hours(settings, post_webhook):
