@@ -771,7 +771,7 @@ class Run:
             "",
             "### Where the turn worker's CPU goes (py-spy --gil, 40 msg/s)",
             "",
-            *_profile_summary(worker_raw, WORKER_GROUPS, within="turn_worker.py"),
+            *_profile_summary(worker_raw, WORKER_GROUPS, within="chatbridge/worker/runner.py"),
         ]
 
     # --- report -----------------------------------------------------------------------------
@@ -818,12 +818,12 @@ WEBHOOK_GROUPS = [
     ("task row through django-tasks (cold paths only)", ("enqueue (", "django_tasks/base.py")),
     ("JSON log lines", ("JsonFormatter.format (",)),
     ("metrics", ("prometheus_client/",)),
-    ("signature check", ("validate (", "rooms/whatsapp.py")),
-    ("payload parsing", ("parse (", "rooms/whatsapp.py")),
+    ("signature check", ("validate (", "rooms/whatsapp/webhook.py")),
+    ("payload parsing", ("parse (", "rooms/whatsapp/webhook.py")),
     ("the webhook view, all of it", ("whatsapp_webhook (",)),
 ]
 WORKER_GROUPS = [
-    ("claiming tasks (the dispatcher's one-statement claim)", ("_claim_many (",)),
+    ("claiming tasks (the dispatcher's one-statement claim)", ("tasks_claim_many (",)),
     ("the turn, all of it", ("room_turn (",)),
     ("Watson call (ibm-watson SDK, requests)", ("watson_reply (",)),
     ("WhatsApp send (requests)", ("outbound_deliver (",)),

@@ -5,7 +5,7 @@ from django.utils.html import format_html_join
 
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
-from rooms.models import ClosureReason, Message, Room, RoomEvent
+from rooms.models import ClosureReason, Message, Room, RoomEvent, UnusableItem
 
 
 class MessageInline(admin.TabularInline):
@@ -98,3 +98,23 @@ class RoomAdmin(admin.ModelAdmin):
             for room in queryset.exclude(status=Room.Status.CLOSED)
         )
         self.message_user(request, f"{closed} room(s) closed.", messages.SUCCESS)
+
+
+@admin.register(UnusableItem)
+class UnusableItemAdmin(admin.ModelAdmin):
+    """What Meta sent that chatbridge could not use: a record for operators, never edited."""
+
+    list_display = ["received_at", "kind", "reason", "wa_message_id"]
+    list_filter = ["kind", "received_at"]
+    search_fields = ["wa_message_id", "reason"]
+    readonly_fields = ("received_at", "kind", "reason", "wa_message_id", "digest", "payload")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -184,3 +184,31 @@ class RoomEvent(models.Model):
 
     def __str__(self) -> str:
         return f"room {self.room_id} #{self.seq} {self.kind}"
+
+
+class UnusableItem(models.Model):
+    """An item of a signed webhook POST in a shape chatbridge does not know (a system notice
+    without `from`, a new status kind, a message without id), kept as Meta sent it. The POST is
+    answered 200 all the same, so Meta stops redelivering it; operators read these in the admin
+    and decide whether chatbridge should learn the shape."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        STATUS = "status", "Status"
+        # A container in the wrong shape, kept whole: what it held could not be read.
+        ENTRY = "entry", "Entry"
+        CHANGE = "change", "Change"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.CharField(max_length=200)
+    # Meta's id when the item has one; many redeliveries of one item keep one row (see digest).
+    wa_message_id = models.CharField(max_length=255, blank=True)
+    # An entry that was JSON null is kept as SQL NULL: Django stores None so.
+    payload = models.JSONField(null=True)
+    # SHA-256 of the kind and the item's canonical JSON: Meta redelivers the same item for days,
+    # and an item without an id has nothing else to be recognised by.
+    digest = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"unusable {self.kind} {self.wa_message_id or self.digest[:12]}"

@@ -57,8 +57,15 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         logger.exception("webhook failed")
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
+    # 200 even with skipped items: they are kept (rooms.UnusableItem), and a refusal would only
+    # make Meta redeliver the whole batch, the good messages with them, for days.
     return JsonResponse(
-        {"stored": result.stored, "duplicates": result.duplicates, "statuses": result.statuses}
+        {
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "statuses": result.statuses,
+            "skipped": result.skipped,
+        }
     )
 
 

@@ -3,8 +3,8 @@
 import pytest
 from django.contrib.auth.models import User
 
-from rooms.models import ClosureReason, Room
-from tests.payloads import text_from
+from rooms.models import ClosureReason, Room, UnusableItem
+from tests.payloads import message, notification, text_from
 from users.models import AgentProfile, Customer
 from watson.models import WatsonSession
 
@@ -61,3 +61,28 @@ def test_capacity_is_edited_in_the_admin(client):
     assert response.status_code == 302
     profile.refresh_from_db()
     assert profile.capacity == 3
+
+
+def test_unusable_items_are_read_in_the_admin_and_never_changed(client, post_webhook):
+    notice = {"id": "wamid.notice", "timestamp": "1749416384", "type": "system", "system": {}}
+    post_webhook(notification(messages=[message("573001212121", "hola"), notice]))
+    item = UnusableItem.objects.get()
+    admin = User.objects.create_superuser("operator", "op@example.com", "secret")
+    client.force_login(admin)
+
+    listing = client.get("/admin/rooms/unusableitem/?q=wamid.notice")
+    page = client.get(f"/admin/rooms/unusableitem/{item.pk}/change/")
+
+    assert listing.status_code == 200
+    assert "neither from nor from_user_id" in listing.content.decode()
+    assert page.status_code == 200
+    assert "wamid.notice" in page.content.decode()
+    assert 'name="_save"' not in page.content.decode()  # nothing to edit
+    assert client.get("/admin/rooms/unusableitem/add/").status_code == 403
+    assert (
+        client.post(f"/admin/rooms/unusableitem/{item.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    bulk_delete = {"action": "delete_selected", "_selected_action": [item.pk], "post": "yes"}
+    client.post("/admin/rooms/unusableitem/", bulk_delete)
+    assert UnusableItem.objects.filter(pk=item.pk).exists()

@@ -7,6 +7,8 @@ The webhook's path for a message (`inbound_message_receive`) is built around thr
 """
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -28,8 +30,8 @@ from rooms.delivery.services import status_update_apply, turn_target
 from rooms.events import message_data, room_event_publish, room_event_record
 from rooms.inbound.selectors import RoomRef, inbound_route_get, inbound_route_read, room_open_get
 from rooms.inbound.statements import message_insert, warm_store
-from rooms.models import Message, Room
-from rooms.whatsapp.webhook import InboundMessage, Notification
+from rooms.models import Message, Room, UnusableItem
+from rooms.whatsapp.webhook import InboundMessage, Notification, SkippedItem
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
 from users.services import customer_cache_fill, customer_get_or_create
@@ -48,10 +50,12 @@ class NotificationResult:
     stored: int = 0
     duplicates: int = 0
     statuses: int = 0
+    skipped: int = 0  # items chatbridge could not use, kept as UnusableItem rows
 
 
 def notification_handle(*, notification: Notification) -> NotificationResult:
-    """Everything in one webhook POST; each message and status in its own transaction."""
+    """Everything in one webhook POST; each message and status in its own transaction, the
+    unusable items in one statement of their own."""
     stored = duplicates = statuses = 0
     for message in notification.messages:
         if inbound_message_receive(message=message) is None:
@@ -60,7 +64,45 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
             stored += 1
     for update in notification.statuses:
         statuses += status_update_apply(update=update)
-    return NotificationResult(stored=stored, duplicates=duplicates, statuses=statuses)
+    if notification.skipped:  # the common POST has none, and pays no query for them
+        unusable_items_keep(items=notification.skipped)
+    return NotificationResult(
+        stored=stored, duplicates=duplicates, statuses=statuses, skipped=len(notification.skipped)
+    )
+
+
+def unusable_items_keep(*, items: list[SkippedItem]) -> None:
+    """Keep each item once, however often Meta redelivers it, and log it without its content
+    (it may hold phone numbers and message text)."""
+    rows: dict[str, UnusableItem] = {}
+    for item in items:
+        digest = _unusable_digest(item)
+        rows.setdefault(
+            digest,
+            UnusableItem(
+                kind=item.kind,
+                reason=item.reason[:200],
+                wa_message_id=item.wa_message_id,
+                payload=item.payload,
+                digest=digest,
+            ),
+        )
+    # ON CONFLICT DO NOTHING on the digest: a redelivery adds no row and no error.
+    UnusableItem.objects.bulk_create(list(rows.values()), ignore_conflicts=True, batch_size=500)
+    for row in rows.values():
+        logger.warning(
+            "unusable webhook %s %s kept (%s): %s",
+            row.kind,
+            row.wa_message_id or "without id",
+            row.digest[:12],
+            row.reason,
+        )
+
+
+def _unusable_digest(item: SkippedItem) -> str:
+    # Canonical JSON, so the same item hashes the same however Meta orders its keys.
+    canonical = json.dumps([item.kind, item.payload], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def inbound_message_receive(*, message: InboundMessage) -> Message | None:

@@ -18,6 +18,10 @@ class WebhookError(Exception):
         self.message = message
 
 
+class _UnusableError(Exception):
+    """One item of a notification chatbridge cannot use; the reason never quotes its content."""
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     wa_message_id: str
@@ -41,20 +45,39 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class SkippedItem:
+    """An item of a notification in a shape chatbridge does not know, exactly as Meta sent it."""
+
+    kind: str  # message, status, or the container that held it: entry, change
+    reason: str  # never the item's text: it is logged
+    payload: Any
+    wa_message_id: str = ""  # Meta's id, when the item has a usable one
+
+
+@dataclass(frozen=True)
 class Notification:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
 
 
 _MEDIA_TYPES = {"image", "audio", "video", "document", "sticker"}
 _STATUSES = {"sent", "delivered", "read", "failed", "played"}
+_STATUS_NAME = re.compile(r"[a-z_]{1,40}\Z")
 
 
 class InboundWebhook:
     """A POST from Meta: `validate()` checks the signature, `parse()` reads every item.
 
-    Parsing is all or nothing: a payload with one malformed item is refused whole, so nothing of
-    it is stored, and Meta's redelivery (or its absence) decides the rest.
+    Only the envelope can be refused (400): a body that is not strict JSON, not an object, not
+    `"object": "whatsapp_business_account"`, or whose `entry` is not a list. Meta redelivers a
+    refused POST for days, with every message batched beside the odd one, so inside the envelope
+    each item stands alone: one chatbridge cannot use becomes a `SkippedItem` and the others
+    are read as usual. A container in the wrong shape (an `entry` that is not an object or has
+    no `changes` list, a `change` that is not an object or whose `value` is not an object) is
+    one unusable item of its own, as are `messages` or `statuses` that are not lists (kept with
+    their change). `contacts` only name the senders: a malformed one is ignored, and the
+    messages beside it are stored without a name.
     """
 
     def __init__(self, *, body: bytes, signature: str | None, app_secret: str) -> None:
@@ -82,17 +105,54 @@ class InboundWebhook:
             raise WebhookError(400, "entry must be a list")
         notification = Notification()
         for entry in entries:
-            for change in _list(_dict(entry, "entry").get("changes"), "changes"):
-                change = _dict(change, "change")
-                if change.get("field") != "messages":
-                    continue  # account and template updates: not ours to handle
-                value = _dict(change.get("value"), "value")
-                names = _contact_names(value)
-                for message in _list(value.get("messages", []), "messages"):
-                    notification.messages.append(_inbound_message(_dict(message, "message"), names))
-                for status in _list(value.get("statuses", []), "statuses"):
-                    notification.statuses.append(_status_update(_dict(status, "status")))
+            try:
+                changes = _list(_dict(entry, "entry").get("changes"), "entry changes")
+            except _UnusableError as error:
+                notification.skipped.append(SkippedItem("entry", str(error), entry))
+                continue
+            for change in changes:
+                _read_change(change, notification)
         return notification
+
+
+def _read_change(change: Any, notification: Notification) -> None:
+    try:
+        if _dict(change, "change").get("field") != "messages":
+            return  # account and template updates: not ours to handle
+        value = _dict(change.get("value"), "change value")
+    except _UnusableError as error:
+        notification.skipped.append(SkippedItem("change", str(error), change))
+        return
+    names = _contact_names(value)
+    for message in _items(value, "messages", change=change, notification=notification):
+        try:
+            notification.messages.append(_inbound_message(_dict(message, "message"), names))
+        except _UnusableError as error:
+            notification.skipped.append(_skipped("message", error, message))
+    for status in _items(value, "statuses", change=change, notification=notification):
+        try:
+            notification.statuses.append(_status_update(_dict(status, "status")))
+        except _UnusableError as error:
+            notification.skipped.append(_skipped("status", error, status))
+
+
+def _items(
+    value: dict[str, Any], key: str, *, change: Any, notification: Notification
+) -> list[Any]:
+    """The value's messages or statuses; if they are not a list, their change is skipped
+    (the other list of the same value is still read)."""
+    items = value.get(key, [])
+    if isinstance(items, list):
+        return items
+    notification.skipped.append(SkippedItem("change", f"{key} must be a list", change))
+    return []
+
+
+def _skipped(kind: str, error: _UnusableError, item: Any) -> SkippedItem:
+    wa_message_id = item.get("id") if isinstance(item, dict) else None
+    if not isinstance(wa_message_id, str) or len(wa_message_id) > 255:
+        wa_message_id = ""  # no id, or not one Meta would send: the item's hash identifies it
+    return SkippedItem(kind, str(error), item, wa_message_id)
 
 
 def _not_json(constant: str) -> None:
@@ -117,13 +177,13 @@ def storable(value: Any) -> Any:
 
 def _dict(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise WebhookError(400, f"{what} must be an object")
+        raise _UnusableError(f"{what} must be an object")
     return value
 
 
 def _list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
-        raise WebhookError(400, f"{what} must be a list")
+        raise _UnusableError(f"{what} must be a list")
     return value
 
 
@@ -131,9 +191,9 @@ def _string(value: Any, what: str, *, required: bool = True, max_length: int = 0
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
-        raise WebhookError(400, f"{what} must be a non-empty string")
+        raise _UnusableError(f"{what} must be a non-empty string")
     if max_length and len(value) > max_length:
-        raise WebhookError(400, f"{what} is longer than {max_length} characters")
+        raise _UnusableError(f"{what} is longer than {max_length} characters")
     return value
 
 
@@ -142,14 +202,18 @@ def _timestamp(value: Any) -> dt.datetime:
         seconds = int(value)
         return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError) as error:
-        raise WebhookError(400, f"invalid timestamp {value!r}") from error
+        # Not the value itself: the reason is logged, and the field may hold anything.
+        raise _UnusableError(f"invalid timestamp ({type(value).__name__})") from error
 
 
 def _contact_names(value: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Map each contact's wa_id (or user id) to (display name, business-scoped user id)."""
+    """Map each contact's wa_id (or user id) to (display name, business-scoped user id).
+    Contacts only name senders: a malformed one is skipped, not a reason to drop a message."""
     names: dict[str, tuple[str, str]] = {}
-    for contact in _list(value.get("contacts", []), "contacts"):
-        contact = _dict(contact, "contact")
+    contacts = value.get("contacts", [])
+    for contact in contacts if isinstance(contacts, list) else []:
+        if not isinstance(contact, dict):
+            continue
         profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
         name = profile.get("name")[:255] if isinstance(profile.get("name"), str) else ""
         user_id = contact.get("user_id") if isinstance(contact.get("user_id"), str) else ""
@@ -167,7 +231,7 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
         message.get("from_user_id"), "message from_user_id", required=False, max_length=140
     )
     if not wa_id and not from_user_id:
-        raise WebhookError(400, "message has neither from nor from_user_id")
+        raise _UnusableError("message has neither from nor from_user_id")
     name, user_id = names.get(wa_id) or names.get(from_user_id) or ("", "")
     message_type, text = _content(message)
     return InboundMessage(
@@ -211,7 +275,10 @@ def _content(message: dict[str, Any]) -> tuple[str, str]:
 def _status_update(status: dict[str, Any]) -> StatusUpdate:
     name = _string(status.get("status"), "status")
     if name not in _STATUSES:
-        raise WebhookError(400, f"unknown status {name!r}")
+        # A new kind of Meta's is worth naming in the log; anything else is not repeated.
+        raise _UnusableError(
+            f"unknown status {name!r}" if _STATUS_NAME.match(name) else "unknown status"
+        )
     error_code, error_detail = None, ""
     errors = status.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
