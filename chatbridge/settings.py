@@ -6,57 +6,82 @@ With DEBUG off the secrets are required and start-up stops with one line naming 
 missing. `.env.example` lists every variable.
 """
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import dj_database_url
+import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+class _Environment(environ.Env):
+    """django-environ, held to the promises of the configuration table."""
+
+    # A variable set to nothing (an unfilled line of .env) counts as unset and gets its default,
+    # and values are trimmed. Every `$` is escaped here and restored by escape_proxy: django-environ
+    # reads a value that starts with `$` as the name of another variable, and secrets may.
+    ENVIRON = {
+        name: value.strip().replace("$", r"\$")
+        for name, value in os.environ.items()
+        if value.strip()
+    }
+
+    @classmethod
+    def parse_value(cls, value: Any, cast: Any) -> Any:
+        # django-environ's float drops every character that is not a digit, a dot, a comma or a
+        # minus sign, so `WATSON_TIMEOUT=5m` would read as 5: a number must be written as one.
+        if cast is float:
+            return float(value)
+        return super().parse_value(value, cast)
 
 
-def _env_bool(name: str, default: bool = False) -> bool:
-    value = _env(name)
-    if not value:
-        return default
-    return value.lower() in {"1", "true", "yes", "on"}
+env = _Environment()
+env.escape_proxy = True
 
 
-def _env_number(name: str, default: float) -> float:
-    value = _env(name)
-    if not value:
-        return default
+def _number(name: str, *, default: float) -> float:
     try:
-        return float(value)
+        return env.float(name, default=default)
     except ValueError:
-        sys.exit(f"chatbridge: {name} must be a number, got {value!r}")
+        sys.exit(f"chatbridge: {name} must be a number, got {env.str(name)!r}")
 
 
-def _env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+def _whole_number(name: str, *, default: int) -> int:
+    try:
+        return env.int(name, default=default)
+    except ValueError:
+        sys.exit(f"chatbridge: {name} must be a whole number, got {env.str(name)!r}")
 
 
-DEBUG = _env_bool("DEBUG", False)
+def _list(name: str, *, default: str) -> list[str]:
+    return [item for item in env.list(name, cast=str.strip, default=default.split(",")) if item]
 
 
-def _required(name: str, development_default: str) -> str:
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _stop_if_missing(name: str) -> None:
+    if not DEBUG and name not in env:
+        sys.exit(f"chatbridge: {name} is required when DEBUG is off (see .env.example)")
+
+
+def _required(name: str, *, development_default: str) -> str:
     """A value production must provide; the embedded run and the tests get a local default."""
-    value = _env(name)
-    if value:
-        return value
-    if DEBUG:
-        return development_default
-    sys.exit(f"chatbridge: {name} is required when DEBUG is off (see .env.example)")
+    _stop_if_missing(name)
+    return env.str(name, default=development_default)
 
 
 # --- Django -------------------------------------------------------------------------------------
 
-SECRET_KEY = _required("SECRET_KEY", "chatbridge-development-only-secret-key-not-for-production")
-ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
+SECRET_KEY = _required(
+    "SECRET_KEY", development_default="chatbridge-development-only-secret-key-not-for-production"
+)
+ALLOWED_HOSTS = _list(
+    "ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1],testserver" if DEBUG else ""
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -71,6 +96,7 @@ INSTALLED_APPS = [
     "channels",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "users",
     "rooms",
     "watson",
@@ -88,6 +114,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout found during the login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatbridge.urls"
@@ -115,19 +143,38 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(_env("STATIC_ROOT") or BASE_DIR / "var" / "static")
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
 if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise serves from the apps in DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTHENTICATION_BACKENDS = ["users.backends.RateLimitedModelBackend"]
-# The original system's rule: 5 failed logins per 15 minutes from one address.
-LOGIN_ATTEMPTS_LIMIT = int(_env_number("LOGIN_ATTEMPTS_LIMIT", 5))
-LOGIN_ATTEMPTS_WINDOW_MINUTES = _env_number("LOGIN_ATTEMPTS_WINDOW_MINUTES", 15)
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out login is refused before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# The original system's rule, kept by django-axes for every login form (the console's and the
+# admin's): LOGIN_ATTEMPTS_LIMIT failed logins from one address, or for one username, lock that
+# address or username out until LOGIN_ATTEMPTS_WINDOW_MINUTES have passed since the last one.
+LOGIN_ATTEMPTS_LIMIT = _whole_number("LOGIN_ATTEMPTS_LIMIT", default=5)
+LOGIN_ATTEMPTS_WINDOW_MINUTES = _number("LOGIN_ATTEMPTS_WINDOW_MINUTES", default=15)
+AXES_FAILURE_LIMIT = LOGIN_ATTEMPTS_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=LOGIN_ATTEMPTS_WINDOW_MINUTES)
+# Two separate counts: one address trying many accounts, and one account tried from many addresses.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Counted in PostgreSQL, so the rule holds with Redis down and across processes.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_CLIENT_IP_CALLABLE = "users.backends.client_ip"
+# The login page again, saying why and for how long, instead of axes' bare 429 page.
+AXES_LOCKOUT_CALLABLE = "users.backends.login_lockout_response"
+# No row per successful login (nothing reads them); failed ones are kept a day for audit
+# (users.services.login_failures_prune, run by the periodic job).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # Behind a proxy that overwrites X-Forwarded-For with the client's address (deploy/nginx.conf),
 # a WSGI server sees only the proxy's: the client is the header's last entry. Off by default: a
 # client talking to the app directly could write any address there.
-TRUST_X_FORWARDED_FOR = _env_bool("TRUST_X_FORWARDED_FOR", False)
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 
 # --- Security headers and cookies (production: DEBUG off, behind a TLS-terminating proxy) --------
 
@@ -143,12 +190,12 @@ CONTENT_SECURITY_POLICY = (
 if not DEBUG:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Probes speak plain HTTP inside the cluster.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-    SECURE_HSTS_SECONDS = int(_env_number("SECURE_HSTS_SECONDS", 30 * 24 * 3600))
+    SECURE_HSTS_SECONDS = _whole_number("SECURE_HSTS_SECONDS", default=30 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agent-console"
@@ -159,23 +206,25 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
-_database_url = _env("DATABASE_URL") or (
-    f"sqlite:///{BASE_DIR / 'var' / 'chatbridge.sqlite3'}" if DEBUG else ""
-)
-if not _database_url:
-    sys.exit("chatbridge: DATABASE_URL is required when DEBUG is off (see .env.example)")
-
-DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0)}
+_stop_if_missing("DATABASE_URL")
+DATABASES = {
+    "default": {
+        **env.db_url(
+            "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'chatbridge.sqlite3'}"
+        ),
+        "CONN_MAX_AGE": 0,
+    }
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's psycopg pool; CONN_MAX_AGE must stay 0 (persistent connections leak under ASGI).
     # Every in-flight request and turn holds one connection, so the pool is sized for them.
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": 1,
-            "max_size": int(_env_number("DATABASE_POOL_MAX_SIZE", 20)),
+            "max_size": _whole_number("DATABASE_POOL_MAX_SIZE", default=20),
             # With PostgreSQL unreachable a request waits this long for a connection, then the
             # webhook answers 503 and WhatsApp delivers again: short, well within Meta's patience.
-            "timeout": _env_number("DATABASE_POOL_TIMEOUT", 3),
+            "timeout": _number("DATABASE_POOL_TIMEOUT", default=3),
         },
         "connect_timeout": 2,
     }
@@ -186,29 +235,28 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # --- Cache (ADR-012): Redis through django-redis, fail-safe -------------------------------------
 
-REDIS_URL = _env("REDIS_URL")
-if not REDIS_URL and not DEBUG:
-    sys.exit("chatbridge: REDIS_URL is required when DEBUG is off (see .env.example)")
+_stop_if_missing("REDIS_URL")
+REDIS_URL = env.str("REDIS_URL", default="")
 
 # After a Redis failure the cache is skipped for this many seconds, so an outage costs one
 # socket timeout per window instead of one per call; then a single probe call tries again.
-CACHE_BREAKER_SECONDS = _env_number("CACHE_BREAKER_SECONDS", 2.0)
+CACHE_BREAKER_SECONDS = _number("CACHE_BREAKER_SECONDS", default=2.0)
 
 # How often each process adds its hit/miss/error counts to the shared totals.
-CACHE_STATS_FLUSH_SECONDS = _env_number("CACHE_STATS_FLUSH_SECONDS", 10)
+CACHE_STATS_FLUSH_SECONDS = _number("CACHE_STATS_FLUSH_SECONDS", default=10)
 
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": _env("CACHE_KEY_PREFIX", "chatbridge"),
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="chatbridge"),
             "OPTIONS": {
                 "CLIENT_CLASS": "chatbridge.cache_client.FailSafeRedisClient",
                 "IGNORE_EXCEPTIONS": True,
                 # redis-py 8 defaults both to 5 s; a cache that slow is worse than none.
-                "SOCKET_CONNECT_TIMEOUT": _env_number("CACHE_CONNECT_TIMEOUT", 0.25),
-                "SOCKET_TIMEOUT": _env_number("CACHE_SOCKET_TIMEOUT", 0.5),
+                "SOCKET_CONNECT_TIMEOUT": _number("CACHE_CONNECT_TIMEOUT", default=0.25),
+                "SOCKET_TIMEOUT": _number("CACHE_SOCKET_TIMEOUT", default=0.5),
                 # redis-py 8 raises at once past 100 pooled connections; size for the threads.
                 "CONNECTION_POOL_KWARGS": {"max_connections": 200},
             },
@@ -222,7 +270,7 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 
 # --- Channels -----------------------------------------------------------------------------------
 
-CHANNELS_REDIS_URL = _env("CHANNELS_REDIS_URL")
+CHANNELS_REDIS_URL = env.str("CHANNELS_REDIS_URL", default="")
 if CHANNELS_REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -237,7 +285,7 @@ if CHANNELS_REDIS_URL:
                     }
                 ],
                 "capacity": 1000,
-                "prefix": _env("CHANNELS_PREFIX", "chatbridge"),
+                "prefix": env.str("CHANNELS_PREFIX", default="chatbridge"),
             },
         }
     }
@@ -246,7 +294,7 @@ else:
 
 # --- Background work ----------------------------------------------------------------------------
 
-TASKS_BACKEND = _env("TASKS_BACKEND", "immediate")
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="immediate")
 TASK_BACKENDS = {
     # The turn runs inside the webhook request, right after the message is committed.
     "immediate": "django_tasks.backends.immediate.ImmediateBackend",
@@ -260,26 +308,31 @@ TASKS = {"default": {"BACKEND": TASK_BACKENDS[TASKS_BACKEND]}}
 # A stored message whose turn has not finished after this long is taken up again by
 # `manage.py turns_resume` (its process died, or its task was lost). Longer than the slowest
 # honest turn: Watson's timeout twice (one retry on an expired session) plus the sends.
-TURN_RESUME_AFTER_SECONDS = _env_number("TURN_RESUME_AFTER_SECONDS", 60)
+TURN_RESUME_AFTER_SECONDS = _number("TURN_RESUME_AFTER_SECONDS", default=60)
 
 # --- WhatsApp Cloud API -------------------------------------------------------------------------
 
-WHATSAPP_APP_SECRET = _required("WHATSAPP_APP_SECRET", "development-app-secret")
-WHATSAPP_VERIFY_TOKEN = _required("WHATSAPP_VERIFY_TOKEN", "development-verify-token")
-WHATSAPP_TOKEN = _required("WHATSAPP_TOKEN", "development-token")
-WHATSAPP_PHONE_NUMBER_ID = _required("WHATSAPP_PHONE_NUMBER_ID", "100000000000001")
-WHATSAPP_API_URL = _env("WHATSAPP_API_URL", "https://graph.facebook.com/v23.0").rstrip("/")
-WHATSAPP_TIMEOUT = _env_number("WHATSAPP_TIMEOUT", 10)
+WHATSAPP_APP_SECRET = _required("WHATSAPP_APP_SECRET", development_default="development-app-secret")
+WHATSAPP_VERIFY_TOKEN = _required(
+    "WHATSAPP_VERIFY_TOKEN", development_default="development-verify-token"
+)
+WHATSAPP_TOKEN = _required("WHATSAPP_TOKEN", development_default="development-token")
+WHATSAPP_PHONE_NUMBER_ID = _required(
+    "WHATSAPP_PHONE_NUMBER_ID", development_default="100000000000001"
+)
+_whatsapp_api_url = env.str("WHATSAPP_API_URL", default="https://graph.facebook.com/v23.0")
+WHATSAPP_API_URL = _whatsapp_api_url.rstrip("/")
+WHATSAPP_TIMEOUT = _number("WHATSAPP_TIMEOUT", default=10)
 # Attempts for the retryable errors (429, 130429, 131056, 5xx); backoff doubles from the base.
-WHATSAPP_SEND_ATTEMPTS = int(_env_number("WHATSAPP_SEND_ATTEMPTS", 3))
-WHATSAPP_RETRY_BACKOFF = _env_number("WHATSAPP_RETRY_BACKOFF", 0.5)
+WHATSAPP_SEND_ATTEMPTS = _whole_number("WHATSAPP_SEND_ATTEMPTS", default=3)
+WHATSAPP_RETRY_BACKOFF = _number("WHATSAPP_RETRY_BACKOFF", default=0.5)
 
 # A message whose WhatsApp timestamp is older than this (a delivery held back by an outage, or a
 # replayed payload) is stored and handed to the agents instead of being answered by the bot.
-WEBHOOK_MAX_AGE_SECONDS = _env_number("WEBHOOK_MAX_AGE_SECONDS", 3600)
+WEBHOOK_MAX_AGE_SECONDS = _number("WEBHOOK_MAX_AGE_SECONDS", default=3600)
 
 # Meta sends payloads of up to 3 MB; anything larger is not Meta.
-WEBHOOK_MAX_BODY_BYTES = int(_env_number("WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024))
+WEBHOOK_MAX_BODY_BYTES = _whole_number("WEBHOOK_MAX_BODY_BYTES", default=3 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 
 # --- Watson Assistant ---------------------------------------------------------------------------
@@ -287,62 +340,71 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 # ASSISTANT_AUTH_URL are read by the ibm-watson SDK itself.
 
 # Checked here only so that start-up stops on a missing credential, as for the other secrets.
-if not DEBUG and _env("ASSISTANT_AUTH_TYPE", "iam").lower() == "iam":
-    _required("ASSISTANT_APIKEY", "")
-elif not DEBUG and _env("ASSISTANT_AUTH_TYPE").lower() == "bearertoken":
-    _required("ASSISTANT_BEARER_TOKEN", "")
+_assistant_auth_type = env.str("ASSISTANT_AUTH_TYPE", default="iam").lower()
+if _assistant_auth_type == "iam":
+    _stop_if_missing("ASSISTANT_APIKEY")
+elif _assistant_auth_type == "bearertoken":
+    _stop_if_missing("ASSISTANT_BEARER_TOKEN")
 
-WATSON_ASSISTANT_ID = _required("WATSON_ASSISTANT_ID", "development-assistant")
-WATSON_ENVIRONMENT_ID = _required("WATSON_ENVIRONMENT_ID", "development-environment")
-WATSON_VERSION = _env("WATSON_VERSION", "2024-08-25")
+WATSON_ASSISTANT_ID = _required("WATSON_ASSISTANT_ID", development_default="development-assistant")
+WATSON_ENVIRONMENT_ID = _required(
+    "WATSON_ENVIRONMENT_ID", development_default="development-environment"
+)
+WATSON_VERSION = env.str("WATSON_VERSION", default="2024-08-25")
 # The assistant's inactivity timeout: 5 min on Lite and Trial, 1 h by default on Plus.
-WATSON_SESSION_TIMEOUT = int(_env_number("WATSON_SESSION_TIMEOUT", 3600))
+WATSON_SESSION_TIMEOUT = _whole_number("WATSON_SESSION_TIMEOUT", default=3600)
 # RN-062 of the original system: Watson gets 10 s, then the customer gets the apology.
-WATSON_TIMEOUT = _env_number("WATSON_TIMEOUT", 10)
+WATSON_TIMEOUT = _number("WATSON_TIMEOUT", default=10)
 
 # --- What the customer reads --------------------------------------------------------------------
 
-BOT_TEXT_ONLY_MESSAGE = _env(
+BOT_TEXT_ONLY_MESSAGE = env.str(
     "BOT_TEXT_ONLY_MESSAGE",
-    "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu consulta?",
+    default="Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu consulta?",
 )
-BOT_APOLOGY_MESSAGE = _env(
+BOT_APOLOGY_MESSAGE = env.str(
     "BOT_APOLOGY_MESSAGE",
-    "Tenemos problemas técnicos en este momento. Un asesor continuará la conversación contigo.",
+    default=(
+        "Tenemos problemas técnicos en este momento. Un asesor continuará la conversación contigo."
+    ),
 )
-HANDOFF_MESSAGE = _env("HANDOFF_MESSAGE", "Te comunico con un asesor. Por favor espera un momento.")
+HANDOFF_MESSAGE = env.str(
+    "HANDOFF_MESSAGE", default="Te comunico con un asesor. Por favor espera un momento."
+)
 # A short message made of one of these words asks for a human without going through the bot.
-HANDOFF_KEYWORDS = _env_list("HANDOFF_KEYWORDS", "agente,asesor,agent,humano,human")
+HANDOFF_KEYWORDS = _list("HANDOFF_KEYWORDS", default="agente,asesor,agent,humano,human")
 
 # --- Agents ------------------------------------------------------------------------------------
 
 # Queued rooms go to the least-loaded online agent with free capacity as soon as possible.
-AUTO_ASSIGN = _env_bool("AUTO_ASSIGN", True)
+AUTO_ASSIGN = env.bool("AUTO_ASSIGN", default=True)
 # A console refreshes its agent's presence every PRESENCE_HEARTBEAT_SECONDS; an agent not seen
 # for PRESENCE_TIMEOUT_SECONDS (a crashed browser or server) is offline.
-PRESENCE_HEARTBEAT_SECONDS = _env_number("PRESENCE_HEARTBEAT_SECONDS", 30)
-PRESENCE_TIMEOUT_SECONDS = _env_number("PRESENCE_TIMEOUT_SECONDS", 90)
+PRESENCE_HEARTBEAT_SECONDS = _number("PRESENCE_HEARTBEAT_SECONDS", default=30)
+PRESENCE_TIMEOUT_SECONDS = _number("PRESENCE_TIMEOUT_SECONDS", default=90)
 QUEUE_VIEW_LIMIT = 200
 # A room whose customer has not answered for this long is closed (RN-064 of the original).
-ROOM_INACTIVITY_MINUTES = _env_number("ROOM_INACTIVITY_MINUTES", 7)
+ROOM_INACTIVITY_MINUTES = _number("ROOM_INACTIVITY_MINUTES", default=7)
 # "07:00-22:00" closes open rooms outside those hours (in BUSINESS_TIMEZONE); empty: always open.
-BUSINESS_HOURS = _env("BUSINESS_HOURS")
-BUSINESS_TIMEZONE = _env("BUSINESS_TIMEZONE", "America/Bogota")
-ROOM_CLOSED_MESSAGE = _env(
+BUSINESS_HOURS = env.str("BUSINESS_HOURS", default="")
+BUSINESS_TIMEZONE = env.str("BUSINESS_TIMEZONE", default="America/Bogota")
+ROOM_CLOSED_MESSAGE = env.str(
     "ROOM_CLOSED_MESSAGE",
-    "Gracias por escribirnos. Cerramos esta conversación; si necesitas algo más, escríbenos.",
+    default=(
+        "Gracias por escribirnos. Cerramos esta conversación; si necesitas algo más, escríbenos."
+    ),
 )
 
 # --- Observability -------------------------------------------------------------------------------
 
 # Where every process of this host writes its metrics for /metrics to sum (read by
 # prometheus-client itself too); unset: each process reports its own.
-PROMETHEUS_MULTIPROC_DIR = _env("PROMETHEUS_MULTIPROC_DIR")
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # --- Logging ------------------------------------------------------------------------------------
 
 # One JSON object a line (request or task id, room id); `plain` for a person at a terminal.
-LOG_FORMAT = _env("LOG_FORMAT", "json")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -356,6 +418,11 @@ LOGGING = {
             "formatter": "plain" if LOG_FORMAT == "plain" else "json",
         }
     },
-    "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO")},
-    "loggers": {"django_tasks": {"level": "WARNING"}, "django_tasks_db": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django_tasks": {"level": "WARNING"},
+        "django_tasks_db": {"level": "WARNING"},
+        # axes logs every login and every prune at INFO; failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -5,12 +5,12 @@ from django.conf import settings
 from rooms.bot.recovery import turns_resume
 from rooms.conversation.lifecycle import rooms_close_inactive, rooms_close_out_of_hours
 from rooms.desk.assignment import assignment_run
-from users.services import login_attempts_prune
+from users.services import login_failures_prune
 
 
 def periodic_run() -> dict[str, int]:
     resumed = turns_resume(older_than_seconds=settings.TURN_RESUME_AFTER_SECONDS)
-    login_attempts_prune()
+    login_failures_prune()
     return {
         "inactive": rooms_close_inactive(),
         "out_of_hours": rooms_close_out_of_hours(),

@@ -27,6 +27,7 @@ def login(
 
 def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
     AgentFactory(username="ana", password="clave-correcta")
+    AgentFactory(username="beto", password="clave-de-beto")
     client = Client()
     for _ in range(5):
         assert login(client, "ana", "wrong").status_code == 200  # the form again, with an error
@@ -36,14 +37,22 @@ def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
     # The admin's login counts the same attempts.
     admin = login(Client(), "ana", "clave-correcta", url="/admin/login/")
     assert "_auth_user_id" not in admin.wsgi_request.session
-    # Another address is not affected.
+    # The address is locked for every account, not only the one it guessed.
+    assert "_auth_user_id" not in login(Client(), "beto", "clave-de-beto").wsgi_request.session
+    # Another address is not affected; the guessed account is, from anywhere (its own count:
+    # tests/users/test_login_lockout.py).
     other = Client()
-    assert login(other, "ana", "clave-correcta", ip="203.0.113.9").status_code == 302
+    assert login(other, "beto", "clave-de-beto", ip="203.0.113.9").status_code == 302
+    ana_elsewhere = login(Client(), "ana", "clave-correcta", ip="203.0.113.9")
+    assert "_auth_user_id" not in ana_elsewhere.wsgi_request.session
     record_fault(
         "Login brute force",
         done="5 wrong passwords from one address, then the right one (console and admin)",
-        held="refused for 15 minutes from that address; other addresses unaffected",
-        times=7,
+        held=(
+            "refused for 15 minutes from that address (every account) and for that account "
+            "(every address); other accounts at other addresses unaffected"
+        ),
+        times=9,
     )
 
 
@@ -51,12 +60,13 @@ def test_behind_the_proxy_the_address_comes_from_x_forwarded_for(settings):
     """gunicorn sees the proxy's address; the proxy overwrites X-Forwarded-For with the client's."""
     settings.TRUST_X_FORWARDED_FOR = True
     AgentFactory(username="ana", password="clave-correcta")
+    AgentFactory(username="beto", password="clave-de-beto")
     proxy = "10.0.0.2"
 
-    def via_proxy(client: Client, password: str, client_address: str):
+    def via_proxy(client: Client, password: str, client_address: str, username: str = "ana"):
         return client.post(
             "/accounts/login/",
-            {"username": "ana", "password": password},
+            {"username": username, "password": password},
             REMOTE_ADDR=proxy,
             HTTP_X_FORWARDED_FOR=client_address,
         )
@@ -68,12 +78,19 @@ def test_behind_the_proxy_the_address_comes_from_x_forwarded_for(settings):
         "_auth_user_id"
         not in via_proxy(attacker, "clave-correcta", "198.51.100.66").wsgi_request.session
     )
-    # Everyone else comes through the same proxy and is not locked out with the attacker.
-    assert via_proxy(Client(), "clave-correcta", "203.0.113.10").status_code == 302
+    # The attacker's own address is what is locked (for another account too)...
+    assert (
+        "_auth_user_id"
+        not in via_proxy(Client(), "clave-de-beto", "198.51.100.66", "beto").wsgi_request.session
+    )
+    # ...and everyone else comes through the same proxy and is not locked out with the attacker
+    # (but for the account the attacker guessed, which has its own count).
+    assert via_proxy(Client(), "clave-de-beto", "203.0.113.10", "beto").status_code == 302
 
 
 def test_without_the_proxy_x_forwarded_for_is_ignored():
     AgentFactory(username="ana", password="clave-correcta")
+    AgentFactory(username="beto", password="clave-de-beto")
     client = Client()
     for index in range(5):  # a new made-up address each time does not escape the limit
         client.post(
@@ -83,6 +100,14 @@ def test_without_the_proxy_x_forwarded_for_is_ignored():
             HTTP_X_FORWARDED_FOR=f"192.0.2.{index}",
         )
     assert "_auth_user_id" not in login(client, "ana", "clave-correcta").wsgi_request.session
+    # The lock is the address's, not only the account's: another account from it is refused too.
+    other_account = Client().post(
+        "/accounts/login/",
+        {"username": "beto", "password": "clave-de-beto"},
+        REMOTE_ADDR="198.51.100.7",
+        HTTP_X_FORWARDED_FOR="192.0.2.99",
+    )
+    assert "_auth_user_id" not in other_account.wsgi_request.session
 
 
 def test_forms_need_a_csrf_token_but_the_signed_webhook_does_not():
@@ -162,3 +187,50 @@ def test_logs_keep_no_phone_number_and_no_text_at_info(post_webhook, caplog):
     assert "573001234999" not in logged
     assert "…4999" in logged  # masked, still useful to operators
     assert secret_text not in logged
+
+
+def _settings_in_a_new_process(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", f"import chatbridge.settings as s\n{code}"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DEBUG": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("WATSON_TIMEOUT", "5m", "chatbridge: WATSON_TIMEOUT must be a number, got '5m'"),
+        ("WATSON_TIMEOUT", "diez", "chatbridge: WATSON_TIMEOUT must be a number, got 'diez'"),
+        (
+            "LOGIN_ATTEMPTS_LIMIT",
+            "cinco",
+            "chatbridge: LOGIN_ATTEMPTS_LIMIT must be a whole number, got 'cinco'",
+        ),
+    ],
+)
+def test_a_value_that_is_not_a_number_stops_start_up_with_one_line(name, value, line):
+    result = _settings_in_a_new_process({name: value}, "")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [line]
+
+
+def test_an_empty_variable_takes_its_default_and_values_are_kept_as_written():
+    """An unfilled line of .env is no value; a secret may start with `$` and still be itself."""
+    result = _settings_in_a_new_process(
+        {
+            "AUTO_ASSIGN": "",
+            "WATSON_TIMEOUT": "  ",
+            "LOGIN_ATTEMPTS_LIMIT": "",
+            "SECRET_KEY": "$HOME-is-not-read",
+            "HOME": "/root",
+            "HANDOFF_KEYWORDS": " agente , ,humano ",
+        },
+        "print(s.AUTO_ASSIGN, s.WATSON_TIMEOUT, s.AXES_FAILURE_LIMIT, s.SECRET_KEY,"
+        " s.HANDOFF_KEYWORDS)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True 10 5 $HOME-is-not-read ['agente', 'humano']"

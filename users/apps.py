@@ -6,4 +6,4 @@ class UsersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
-        from users import backends, signals  # noqa: F401
+        from users import signals  # noqa: F401

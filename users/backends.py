@@ -1,59 +1,34 @@
-"""Login rate limiting for every login form (the console's and the admin's)."""
+"""What django-axes asks of chatbridge for the login lockout: the client's address and the page a
+locked-out person sees. axes itself counts the failures (settings: AXES_*)."""
 
-import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.signals import user_login_failed
-from django.core.exceptions import PermissionDenied
-from django.dispatch import receiver
-from django.http import HttpRequest
-from django.utils import timezone
-
-from users.models import LoginAttempt
-
-# One account guessed from many addresses is stopped too, a little later.
-PER_USERNAME_FACTOR = 4
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
+def client_ip(request: HttpRequest) -> str | None:
+    """AXES_CLIENT_IP_CALLABLE (axes passes the request positionally)."""
     if settings.TRUST_X_FORWARDED_FOR:
+        # deploy/nginx.conf overwrites the header with the address it saw, so only the last
+        # entry is the proxy's word; anything before it the client could have written.
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
         if forwarded:
             return forwarded
     return request.META.get("REMOTE_ADDR")
 
 
-def login_locked(*, username: str, ip: str | None) -> bool:
-    since = timezone.now() - dt.timedelta(minutes=settings.LOGIN_ATTEMPTS_WINDOW_MINUTES)
-    limit = settings.LOGIN_ATTEMPTS_LIMIT
-    recent = LoginAttempt.objects.filter(at__gte=since)
-    if ip and recent.filter(ip=ip).count() >= limit:
-        return True
-    return recent.filter(username=username).count() >= limit * PER_USERNAME_FACTOR
+def login_lockout_response(
+    request: HttpRequest, original_response: Any = None, credentials: Any = None
+) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: the login form again, saying why and for how long.
 
-
-class RateLimitedModelBackend(ModelBackend):
-    def authenticate(
-        self,
-        request: HttpRequest | None,
-        username: str | None = None,
-        password: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        if login_locked(username=username or "", ip=client_ip(request)):
-            # PermissionDenied stops every backend: the right password does not help either.
-            raise PermissionDenied("too many failed logins")
-        return super().authenticate(request, username=username, password=password, **kwargs)
-
-
-@receiver(user_login_failed)
-def login_failure_record(
-    sender: Any, credentials: dict, request: HttpRequest | None = None, **kw: Any
-) -> None:
-    LoginAttempt.objects.create(
-        username=str(credentials.get("username", ""))[:150], ip=client_ip(request)
-    )
+    Neither argument is read: axes' ASGI path passes the credentials where the response goes."""
+    minutes = settings.AXES_COOLOFF_TIME.total_seconds() / 60
+    context = {
+        "locked_out_minutes": minutes,
+        "next": request.POST.get("next") or request.GET.get("next", ""),
+    }
+    # 200, as for any refused login: the person reads the page, not the status.
+    return render(request, "registration/login.html", context)

@@ -60,18 +60,3 @@ class AgentProfile(models.Model):
 
     def __str__(self) -> str:
         return f"agent {self.user}"
-
-
-class LoginAttempt(models.Model):
-    """A failed login: the original system's rule, 5 attempts per 15 minutes, is counted here
-    (in PostgreSQL, so it holds with the cache down and across processes)."""
-
-    username = models.CharField(max_length=150, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["ip", "at"]), models.Index(fields=["username", "at"])]
-
-    def __str__(self) -> str:
-        return f"failed login {self.username!r} from {self.ip} at {self.at:%Y-%m-%d %H:%M}"

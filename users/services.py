@@ -1,10 +1,8 @@
-import datetime as dt
-
+from axes.handlers.proxy import AxesProxyHandler
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from chatbridge.cache import CUSTOMER_TTL, cache_set, customer_cache_key
-from users.models import Customer, LoginAttempt
+from users.models import Customer
 from users.selectors import CustomerRef
 
 
@@ -52,6 +50,10 @@ def customer_cache_fill(ref: CustomerRef) -> None:
     cache_set(key, ref.to_cache(), ttl=CUSTOMER_TTL)
 
 
-def login_attempts_prune() -> None:
-    """Failed logins matter for LOGIN_ATTEMPTS_WINDOW_MINUTES; a day keeps them for audit."""
-    LoginAttempt.objects.filter(at__lt=timezone.now() - dt.timedelta(days=1)).delete()
+def login_failures_prune() -> int:
+    """Forget failed logins older than a day; returns how many.
+
+    axes drops an address's or a username's count by itself once LOGIN_ATTEMPTS_WINDOW_MINUTES
+    have passed; its log of every failure (AXES_ENABLE_ACCESS_FAILURE_LOG) is kept a day for audit.
+    """
+    return AxesProxyHandler.reset_failure_logs(age_days=1)
