@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
@@ -13,7 +14,8 @@ class MessageInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["id"]
-    fields = [
+    # The conversation is a record: operators read it, nobody rewrites it.
+    fields = readonly_fields = (
         "created_at",
         "direction",
         "author",
@@ -22,9 +24,7 @@ class MessageInline(admin.TabularInline):
         "status",
         "error_code",
         "payload",
-    ]
-    # The conversation is a record: operators read it, nobody rewrites it.
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -37,8 +37,7 @@ class RoomEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["seq"]
-    fields = ["seq", "created_at", "kind", "actor", "data"]
-    readonly_fields = fields
+    fields = readonly_fields = ("seq", "created_at", "kind", "actor", "data")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -80,7 +79,7 @@ class RoomAdmin(admin.ModelAdmin):
         "metrics",
     ]
     # Assignment goes through the agents' services (capacity, events), never a bare edit here.
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
     inlines = [MessageInline, RoomEventInline]
     actions = ["close_rooms"]
 
@@ -94,7 +93,7 @@ class RoomAdmin(admin.ModelAdmin):
     @admin.action(description="Close the selected rooms")
     def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         closed = sum(
-            room_close(room=room, by=request.user, reason="closed from the admin")
+            room_close(room=room, by=_staff(request), reason="closed from the admin")
             for room in queryset.exclude(status=Room.Status.CLOSED)
         )
         self.message_user(request, f"{closed} room(s) closed.", messages.SUCCESS)
@@ -118,3 +117,8 @@ class UnusableItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+def _staff(request: HttpRequest) -> User | None:
+    """The admin's user (the admin is staff-only: never anonymous here)."""
+    return request.user if isinstance(request.user, User) else None

@@ -44,7 +44,7 @@ def _waiting_for_customer_since(cutoff: dt.datetime) -> Q:
         Q(last_customer_at__isnull=True) | Q(last_activity_at__gt=F("last_customer_at"))
     )
     # `last_activity_at` is never older than the agent's message, so `silent` dates it too.
-    agent_spoke_last = Q(status=Room.Status.ASSIGNED) & Exists(_agent_words_since_customer())
+    agent_spoke_last = Q(status=Room.Status.ASSIGNED) & Q(Exists(_agent_words_since_customer()))
     # Queued rooms match neither: their customer is waiting for an agent.
     return silent & (bot_spoke_last | agent_spoke_last)
 

@@ -141,7 +141,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
             message=message, customer=customer, room=hint, fresh=fresh, started=started
         )
         if stored is not None:
-            if cached_room is None:
+            if cached_room is None and hint is not None:
                 _room_cache_fill(customer, hint)
             return stored
         # No open room, one that no longer holds, or a redelivery: the general path.
@@ -240,7 +240,7 @@ def _receive_in_agents_room(
         now=now,
         event_kind="message.new",
     )
-    if result is None:
+    if result is None or result.event is None:
         return None
     room_event_publish(result.event)
     WEBHOOK_STAGE.labels(stage="store").observe(time.perf_counter() - started)

@@ -214,10 +214,11 @@ def _contact_names(value: dict[str, Any]) -> dict[str, tuple[str, str]]:
     for contact in contacts if isinstance(contacts, list) else []:
         if not isinstance(contact, dict):
             continue
-        profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
-        name = profile.get("name")[:255] if isinstance(profile.get("name"), str) else ""
-        user_id = contact.get("user_id") if isinstance(contact.get("user_id"), str) else ""
-        user_id = user_id if len(user_id) <= 140 else ""
+        profile = _object(contact.get("profile"))
+        name = profile.get("name")
+        name = name[:255] if isinstance(name, str) else ""
+        user_id = contact.get("user_id")
+        user_id = user_id if isinstance(user_id, str) and len(user_id) <= 140 else ""
         for key in (contact.get("wa_id"), user_id):
             if isinstance(key, str) and key:
                 names[key] = (name, user_id)
@@ -247,14 +248,20 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """An optional part of an item: itself if it is an object, else empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def _content(message: dict[str, Any]) -> tuple[str, str]:
     """(our message type, the text it carries) for one of Meta's message objects."""
     kind = _string(message.get("type"), "message type")
-    body = message.get(kind) if isinstance(message.get(kind), dict) else {}
+    body = _object(message.get(kind))
     if kind == "text":
         return "text", _string(body.get("body"), "text body", required=False)
     if kind == "interactive":
-        reply = body.get(body.get("type", "")) if isinstance(body.get("type"), str) else None
+        reply_type = body.get("type")
+        reply = body.get(reply_type) if isinstance(reply_type, str) else None
         title = reply.get("title") if isinstance(reply, dict) else None
         return ("interactive", title) if isinstance(title, str) else ("unsupported", "")
     if kind == "button":  # the quick-reply button of a template
@@ -285,7 +292,7 @@ def _status_update(status: dict[str, Any]) -> StatusUpdate:
         first = errors[0]
         code = first.get("code")
         error_code = code if isinstance(code, int) and 0 <= code < 2**31 else None
-        data = first.get("error_data") if isinstance(first.get("error_data"), dict) else {}
+        data = _object(first.get("error_data"))
         error_detail = str(data.get("details") or first.get("message") or first.get("title") or "")
     return StatusUpdate(
         wa_message_id=_string(status.get("id"), "status id", max_length=255),
