@@ -34,9 +34,10 @@ test: $(VENV)/.installed $(CHROMIUM) lint
 	$(PY) -m pytest
 
 # The fault suite in its long form, then docs/RELIABILITY.md from what it recorded.
-RELIABILITY_TESTS := tests/test_cache.py tests/test_faults.py tests/test_bad_input.py \
+RELIABILITY_TESTS := tests/chatbridge/test_cache.py tests/test_faults.py tests/test_bad_input.py \
 	tests/test_load.py tests/test_processes.py tests/test_agents_processes.py \
-	tests/test_security.py tests/rooms/test_recovery.py tests/rooms/test_turns.py
+	tests/test_security.py tests/users/test_login_lockout.py tests/rooms/bot/test_recovery.py \
+	tests/rooms/bot/test_turns.py
 reliability: $(VENV)/.installed $(CHROMIUM)
 	rm -f var/reliability.json
 	RELIABILITY_RECORDS=var/reliability.json RELIABILITY_SAMPLES=200 BURST_CUSTOMERS=200 \
