@@ -16,7 +16,7 @@ LOCAL_ENV := DEBUG=1 LOG_FORMAT=plain \
 # not reachable from these machines).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run say test lint format clean reliability audit bench
+.PHONY: run say test lint format clean reliability audit bench bench-queues
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,13 @@ bench: $(VENV)/.bench-installed
 	$(PY) bench/run.py --seconds 10 --repeats 3 --plot docs/benchmark-latency.png \
 		--profile docs/benchmark-profile.svg > var/BENCHMARKS.md && mv var/BENCHMARKS.md docs/
 	@echo "wrote docs/BENCHMARKS.md, docs/benchmark-latency.png, docs/benchmark-profile.svg"
+
+# chatbridge's task queue against Procrastinate's (bench/task_queues.py, about 5 minutes; its own
+# database, dropped at the end), into docs/TASK-QUEUE.md.
+bench-queues: $(VENV)/.bench-installed
+	mkdir -p var
+	$(PY) bench/task_queues.py > var/TASK-QUEUE.md && mv var/TASK-QUEUE.md docs/
+	@echo "wrote docs/TASK-QUEUE.md"
 
 # Known vulnerabilities in the pinned requirements (needs a reachable vulnerability database).
 audit: $(VENV)/.installed
