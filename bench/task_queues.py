@@ -253,7 +253,7 @@ class Shapes:
         self.chatbridge_job, self.procrastinate_job = chatbridge_job, procrastinate_job
         self.insert_select, self.run_statements = insert_select, run_statements
         self.serial = 0
-        self.message_sql = f"INSERT INTO {MESSAGE_TABLE} (body) VALUES (%s) RETURNING id"  # noqa: S608 - our own table
+        self.message_sql = f"INSERT INTO {MESSAGE_TABLE} (body) VALUES (%s) RETURNING id"
 
     def _body(self) -> str:
         self.serial += 1
@@ -294,7 +294,7 @@ class Shapes:
                 "args_kwargs": "jsonb_set(%s::jsonb, '{kwargs,message_id}', to_jsonb(m.id))"
             },
         )
-        sql = f"WITH m AS ({self.message_sql}), t AS ({task_insert} RETURNING 1) SELECT id FROM m"  # noqa: S608 - identifiers of our own models
+        sql = f"WITH m AS ({self.message_sql}), t AS ({task_insert} RETURNING 1) SELECT id FROM m"
         self.run_statements([sql], [self._body(), *task_params])
 
     def a_orm(self, *, label: str, sleep: float = 0.0) -> None:
