@@ -8,7 +8,7 @@ retries) never holds up the other agents on this process.
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -43,7 +43,7 @@ CLOSE_NOT_AN_AGENT = 4403
 MAX_FRAME_CHARS = 64 * 1024
 
 
-def db(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+def db(function: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
     """Run ORM work in a worker thread and hand its connection back to the pool afterwards."""
 
     def run(*args: Any, **kwargs: Any) -> Any:

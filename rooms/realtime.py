@@ -100,7 +100,8 @@ class _Publisher:
             else:
                 dropped = False
                 self._pending += 1
-                self._loop.call_soon_threadsafe(self._queue.put_nowait, (layer, group, message))
+                loop, work = self._running()
+                loop.call_soon_threadsafe(work.put_nowait, (layer, group, message))
         if dropped:
             _failed(group, RuntimeError("publish backlog full"))
 
@@ -128,9 +129,16 @@ class _Publisher:
         threading.Thread(target=run, name="channel-layer-publisher", daemon=True).start()
         ready.wait()
 
+    def _running(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
+        """The publisher thread's loop and queue (set by `_start`, before any submit uses them)."""
+        if self._loop is None or self._queue is None:
+            raise RuntimeError("the publisher thread has not started")
+        return self._loop, self._queue
+
     async def _work(self) -> None:
+        _, work = self._running()
         while True:
-            layer, group, message = await self._queue.get()
+            layer, group, message = await work.get()
             try:
                 await _send(layer, group, message)
             except Exception as error:  # noqa: BLE001 - the data is safe in PostgreSQL
