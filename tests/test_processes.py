@@ -132,14 +132,16 @@ def test_duplicate_delivered_twenty_times_across_processes(
 
 def test_database_mode_webhook_does_not_wait_for_watson(database_servers, whatsapp, watson):
     servers, _ = database_servers
-    watson.delay = 1.5
+    watson.delay = 5  # far longer than a webhook takes, even on a busy machine
     try:
         started = time.perf_counter()
         response = post_signed(servers[0].url, text_from("573007770004", "hola"))
         acknowledged = time.perf_counter() - started
         assert response.status_code == 200
-        assert acknowledged < 1.0  # stored and acknowledged; the turn runs in a worker
-        whatsapp.wait_for_sent(1, timeout=15, to="573007770004")
+        # Stored and acknowledged before Watson has answered; the turn runs in a worker.
+        assert acknowledged < watson.delay
+        assert whatsapp.sent == []
+        whatsapp.wait_for_sent(1, timeout=30, to="573007770004")
     finally:
         watson.delay = 0
 
@@ -159,25 +161,22 @@ def test_gunicorn_and_a_threaded_worker_answer_turns_side_by_side(
     gunicorn_and_turn_worker, whatsapp, watson
 ):
     """HTTP on gunicorn, as deployed; turns waiting on a slow Watson side by side in one worker
-    process. One at a time, 8 new customers (2 Watson calls of 0.6 s each) would take 9.6 s."""
+    process: the fake Watson counts the calls it answers at once (a serial worker makes one at a
+    time, whatever the machine's speed; the figures are `make bench`'s)."""
     server, worker = gunicorn_and_turn_worker
     watson.delay = 0.6
     customers = [f"57300888{index:04d}" for index in range(8)]
     try:
-        started = time.monotonic()
         codes = _burst([server.url], [text_from(wa_id, "hola") for wa_id in customers])
         assert codes == [200] * 8
-        whatsapp.wait_for_sent(8, timeout=30)
-        answered = time.monotonic() - started
+        whatsapp.wait_for_sent(8, timeout=60)
     finally:
         watson.delay = 0
     assert sorted(item["to"] for item in whatsapp.sent) == customers
-    assert answered < 9.6 / 2, f"8 turns took {answered:.2f} s"
-    # Woken by the task's NOTIFY, not by a poll: one more message is answered at once.
-    started = time.monotonic()
+    assert watson.max_in_flight >= 4, f"at most {watson.max_in_flight} Watson calls at once"
+    # Woken by the task's NOTIFY: the worker's fallback poll (60 s) is longer than this wait.
     assert post_signed(server.url, text_from(customers[0], "otra")).status_code == 200
     whatsapp.wait_for_sent(9, timeout=30)
-    assert time.monotonic() - started < 2
     worker.process.terminate()  # finishes what it runs, then exits cleanly
     assert worker.process.wait(timeout=15) == 0, worker.output()
 

@@ -141,6 +141,10 @@ class FakeServer:
         self.delay: float = 0.0
         self.requests: list[JSONDict] = []
         self._failures: deque[Response] = deque()
+        # Vendor calls being answered now, and the most there have been at once since the last
+        # reset: how a test sees that calls overlap, whatever the machine's speed.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         # Bumped by reset(); lets calls that were delayed across a reset notice it.
@@ -192,6 +196,7 @@ class FakeServer:
             self.delay = 0.0
             self.requests.clear()
             self._failures.clear()
+            self.max_in_flight = self.in_flight
             self._reset_state()
 
     # -- scripting -----------------------------------------------------------------------
@@ -256,9 +261,15 @@ class FakeServer:
             # Pop at arrival so concurrent calls consume scripted failures in arrival order.
             failure = self._failures.popleft() if self._failures else None
             delay, generation = self.delay, self._generation
-        if delay > 0:
-            # Sleep outside the lock so other calls (and control requests) are not blocked.
-            time.sleep(delay)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if delay > 0:
+                # Sleep outside the lock so other calls (and control requests) are not blocked.
+                time.sleep(delay)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         # Vendor handlers are tiny; running them under the lock makes the staleness check
         # and the state change one atomic step.
         with self.lock:
