@@ -8,7 +8,7 @@ retries) never holds up the other agents on this process.
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -62,6 +62,20 @@ class FrameError(Exception):
 
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the consumer is cancelled without a disconnect (the server gives up on it
+            # after its close timeout, a test stops it): a heartbeat left running would keep a
+            # gone agent online, and the loop it ran on may be closing.
+            await self._stop_background_tasks()
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()
@@ -83,16 +97,14 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "snapshot", **snapshot})
         AGENTS_CONNECTED.inc()
         self.counted = True
-        self.heartbeat = asyncio.create_task(self._heartbeat())
+        self.heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         # An agent coming online is a reason to serve the queue.
-        self.assigning = asyncio.create_task(db(assignment_run)())
+        self.assigning = asyncio.create_task(db(assignment_run)(), name="assignment")
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "user"):
             return
-        for task in (getattr(self, "heartbeat", None), getattr(self, "assigning", None)):
-            if task is not None:
-                task.cancel()
+        await self._stop_background_tasks()
         if getattr(self, "counted", False):
             AGENTS_CONNECTED.dec()
         groups = [realtime.AGENTS_GROUP, realtime.agent_group_name(self.user.pk)]
@@ -275,6 +287,17 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "event", **event})
             self.rooms[room_id] = max(self.rooms.get(room_id, 0), event["seq"])
         return len(events)
+
+    async def _stop_background_tasks(self) -> None:
+        """Cancel the heartbeat and the assignment run, and wait until they have stopped."""
+        tasks = [getattr(self, name, None) for name in ("heartbeat", "assigning")]
+        started = [task for task in tasks if task is not None]
+        for task in started:
+            task.cancel()
+        outcomes = await asyncio.gather(*started, return_exceptions=True)
+        for task, outcome in zip(started, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                logger.warning("agent %s task failed: %r", task.get_name(), outcome)
 
     async def _heartbeat(self) -> None:
         """Keep the agent online, and tell the console the latest number of each of its rooms so

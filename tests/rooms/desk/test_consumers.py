@@ -2,6 +2,7 @@
 Redis channel layer, with WebsocketCommunicator."""
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -353,3 +354,20 @@ async def test_sync_replays_everything_after_the_last_sequence(fake_vendors, no_
     ack = await receive_until(ws, lambda f: f["type"] == "ack")
     assert ack["replayed"] == 3
     await ws.disconnect()
+
+
+async def test_a_consumer_stopped_without_a_disconnect_stops_its_heartbeat(
+    fake_vendors, no_auto_assign
+):
+    """Daphne cancels a consumer that has not stopped within its close timeout (busy in a slow
+    command when the socket went); a heartbeat left running would keep the agent online."""
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    ws = await connect(ana)
+    await ws.receive_json_from()
+
+    ws.future.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ws.future
+
+    coroutines = [getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks()]
+    assert "AgentConsumer._heartbeat" not in coroutines
