@@ -8,6 +8,7 @@ The JSON holds what each passing fault or bad-input test recorded (tests/conftes
 
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -45,7 +46,14 @@ def main(records_path: str, junit_path: str, audit_path: str = "") -> None:
         f"Run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit `{commit}`, "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{_cpus()} CPUs. {tests} tests, {tests - failures - errors} passed, "
-        f"{failures + errors} failed, {seconds:.0f} s.",
+        f"{failures + errors} failed, {seconds:.0f} s. Load average when written (1, 5, 15 min): "
+        f"{' / '.join(f'{load:.1f}' for load in os.getloadavg())}"
+        + (
+            " (above the CPU count: other work shared the machine, so figures are slower than "
+            "on an idle one)."
+            if os.getloadavg()[1] > _cpus()
+            else "."
+        ),
         "",
         "| fault or input | what was done | times | what held | figures |",
         "|---|---|---|---|---|",
