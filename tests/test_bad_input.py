@@ -287,7 +287,7 @@ def test_agent_frames_never_break_the_socket(agent_cookie, batch):
                 (b"cookie", f"sessionid={agent_cookie}".encode()),
             ],
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=10)  # a busy machine is slow
         assert connected
         assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
         for text in batch:
