@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import FrameType
 
 import psycopg
@@ -39,18 +38,12 @@ logger = logging.getLogger("chatbridge.worker")
 NOTIFY_CHANNEL = "chatbridge_tasks"  # rooms/migrations/0004_task_notify_trigger.py
 
 
-@dataclass(frozen=True)
-class WorkerThread:
-    """One thread's identity in the task rows it claims (django-tasks-db's `worker_ids`)."""
-
-    worker_id: str
-
-
 def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str) -> None:
     """Claim and run tasks until SIGTERM or SIGINT; running tasks finish first."""
-    idle: queue.SimpleQueue[WorkerThread] = queue.SimpleQueue()
+    # A free thread is its worker id (django-tasks-db's `worker_ids` of the rows it claims).
+    idle: queue.SimpleQueue[str] = queue.SimpleQueue()
     for index in range(threads):
-        idle.put(WorkerThread(worker_id=f"{prefix}-{index}"))
+        idle.put(f"{prefix}-{index}")
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -74,11 +67,11 @@ def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str
                     free.append(idle.get_nowait())
                 except queue.Empty:
                     break
-            tasks = tasks_claim_many(queue_names, [thread.worker_id for thread in free])
-            for thread, task in zip(free, tasks, strict=False):
-                executor.submit(_run, thread, task, idle)
-            for thread in free[len(tasks) :]:
-                idle.put(thread)
+            tasks = tasks_claim_many(queue_names, free)
+            for worker_id, task in zip(free, tasks, strict=False):
+                executor.submit(_run, worker_id, task, idle)
+            for worker_id in free[len(tasks) :]:
+                idle.put(worker_id)
             if len(tasks) < len(free):
                 wake.wait(stopping)  # nothing more is ready: sleep until a task commits
     finally:
@@ -133,14 +126,14 @@ def task_run(task: DBTaskResult) -> None:
             logger.exception("task %s failed unexpectedly", task.pk)
 
 
-def _run(thread: WorkerThread, task: DBTaskResult, idle: "queue.SimpleQueue[WorkerThread]") -> None:
+def _run(worker_id: str, task: DBTaskResult, idle: "queue.SimpleQueue[str]") -> None:
     try:
         task_run(task)
     except Exception:  # task_run records failures itself; anything else must not kill the thread
         logger.exception("task %s could not be run", task.pk)
     finally:
         connection.close()  # this thread's connection goes back to the pool
-        idle.put(thread)
+        idle.put(worker_id)
 
 
 class _Wakeup:

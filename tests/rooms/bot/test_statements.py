@@ -6,12 +6,10 @@ import datetime as dt
 import pytest
 from django.conf import settings as django_settings
 from django.db import DataError, connection
-from django.test import override_settings
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from chatbridge.locks import ROOM_TURN, advisory_key, lock_for_session
-from chatbridge.settings import TASK_BACKENDS
 from chatbridge.worker.runner import task_run, tasks_claim_many
 from rooms.bot import turns
 from rooms.bot.replies import Draft, text_draft
@@ -27,14 +25,6 @@ from watson.services import watson_session_touch
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WA = "573007070808"
-
-
-@pytest.fixture
-def database_mode():
-    with override_settings(
-        TASKS_BACKEND="database", TASKS={"default": {"BACKEND": TASK_BACKENDS["database"]}}
-    ):
-        yield
 
 
 def _warm_room(post_webhook) -> Room:

@@ -8,13 +8,11 @@ change nothing when it stores nothing or fails.
 import pytest
 from django.core.cache import cache
 from django.db import DataError, connection
-from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from chatbridge.cache import active_room_cache_key, cache_get, customer_cache_key
-from chatbridge.settings import TASK_BACKENDS
 from rooms.bot.tasks import room_turn
 from rooms.delivery.services import turn_target
 from rooms.events import event_frame
@@ -28,14 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 WA = "573007070707"
 TASK_TABLE = DBTaskResult._meta.db_table
-
-
-@pytest.fixture
-def database_mode():
-    with override_settings(
-        TASKS_BACKEND="database", TASKS={"default": {"BACKEND": TASK_BACKENDS["database"]}}
-    ):
-        yield
 
 
 def _warm_room(post_webhook) -> Room:
