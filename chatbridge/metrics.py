@@ -6,9 +6,11 @@ scrape of any web process reports Daphne processes and task workers alike. Witho
 embedded run) each process reports its own.
 """
 
+import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -85,7 +87,25 @@ def scrape_collector_add(collector: Any) -> None:
     _scrape_collectors.append(collector)
 
 
+def operators_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[..., HttpResponse]:
+    """With METRICS_TOKEN set, the view answers only a request bearing it (401 otherwise)."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest) -> HttpResponse:
+        token = settings.METRICS_TOKEN
+        if token:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                response = HttpResponse("a metrics token is required\n", status=401)
+                response["WWW-Authenticate"] = 'Bearer realm="chatbridge metrics"'
+                return response
+        return view(request)
+
+    return guarded
+
+
 @require_GET
+@operators_only
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if settings.PROMETHEUS_MULTIPROC_DIR:
         registry = CollectorRegistry()

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "channels",
     "django_tasks",
     "django_tasks_db",
+    "chatbridge.worker",
     "axes",
     "users",
     "rooms",
@@ -154,14 +155,17 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # The original system's rule, kept by django-axes for every login form (the console's and the
-# admin's): LOGIN_ATTEMPTS_LIMIT failed logins from one address, or for one username, lock that
-# address or username out until LOGIN_ATTEMPTS_WINDOW_MINUTES have passed since the last one.
+# admin's): LOGIN_ATTEMPTS_LIMIT failed logins from one address lock that address out until
+# LOGIN_ATTEMPTS_WINDOW_MINUTES have passed since the last one.
 LOGIN_ATTEMPTS_LIMIT = _whole_number("LOGIN_ATTEMPTS_LIMIT", default=5)
 LOGIN_ATTEMPTS_WINDOW_MINUTES = _number("LOGIN_ATTEMPTS_WINDOW_MINUTES", default=15)
 AXES_FAILURE_LIMIT = LOGIN_ATTEMPTS_LIMIT
 AXES_COOLOFF_TIME = dt.timedelta(minutes=LOGIN_ATTEMPTS_WINDOW_MINUTES)
-# Two separate counts: one address trying many accounts, and one account tried from many addresses.
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# By address only: an address guessing at any accounts is locked. Never by username alone, which
+# would let anyone lock every agent out from anywhere; the address-and-username pair needs no
+# count of its own, as under one limit its address's count always reaches the limit first.
+# (Agents behind one NAT address share its count.)
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 # Counted in PostgreSQL, so the rule holds with Redis down and across processes.
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_CLIENT_IP_CALLABLE = "users.backends.client_ip"
@@ -310,6 +314,13 @@ TASKS = {"default": {"BACKEND": TASK_BACKENDS[TASKS_BACKEND]}}
 # honest turn: Watson's timeout twice (one retry on an expired session) plus the sends.
 TURN_RESUME_AFTER_SECONDS = _number("TURN_RESUME_AFTER_SECONDS", default=60)
 
+# Each `turn_worker` beats this often; one silent for TASK_WORKER_STALE_SECONDS is dead and its
+# running tasks go back to the queue, or fail once workers died TASK_RECLAIM_MAX_RUNS times
+# running them (chatbridge/worker/liveness.py).
+TASK_WORKER_BEAT_SECONDS = _number("TASK_WORKER_BEAT_SECONDS", default=5)
+TASK_WORKER_STALE_SECONDS = _number("TASK_WORKER_STALE_SECONDS", default=30)
+TASK_RECLAIM_MAX_RUNS = _whole_number("TASK_RECLAIM_MAX_RUNS", default=3)
+
 # --- WhatsApp Cloud API -------------------------------------------------------------------------
 
 WHATSAPP_APP_SECRET = _required("WHATSAPP_APP_SECRET", development_default="development-app-secret")
@@ -326,6 +337,19 @@ WHATSAPP_TIMEOUT = _number("WHATSAPP_TIMEOUT", default=10)
 # Attempts for the retryable errors (429, 130429, 131056, 5xx); backoff doubles from the base.
 WHATSAPP_SEND_ATTEMPTS = _whole_number("WHATSAPP_SEND_ATTEMPTS", default=3)
 WHATSAPP_RETRY_BACKOFF = _number("WHATSAPP_RETRY_BACKOFF", default=0.5)
+# A send belongs to the process that started it for this long: longer than the send itself can
+# take (every attempt's timeout and the backoffs between them), so nobody else sends it meanwhile.
+WHATSAPP_SEND_LEASE_SECONDS = _number(
+    "WHATSAPP_SEND_LEASE_SECONDS",
+    default=WHATSAPP_SEND_ATTEMPTS * (min(WHATSAPP_TIMEOUT, 3.0) + WHATSAPP_TIMEOUT)
+    + WHATSAPP_RETRY_BACKOFF * (2 ** max(WHATSAPP_SEND_ATTEMPTS - 1, 0) - 1)
+    + 5,
+)
+# A send whose outcome is unknown (its process died, or the answer was lost) is sent again only
+# if WhatsApp's status for it (matched by biz_opaque_callback_data) has not come this long after
+# its lease ended; at most WHATSAPP_SEND_MAX_TRIES sends in all (README, "Delivery").
+WHATSAPP_SEND_GRACE_SECONDS = _number("WHATSAPP_SEND_GRACE_SECONDS", default=60)
+WHATSAPP_SEND_MAX_TRIES = _whole_number("WHATSAPP_SEND_MAX_TRIES", default=3)
 
 # A message whose WhatsApp timestamp is older than this (a delivery held back by an outage, or a
 # replayed payload) is stored and handed to the agents instead of being answered by the bot.
@@ -382,6 +406,9 @@ AUTO_ASSIGN = env.bool("AUTO_ASSIGN", default=True)
 # for PRESENCE_TIMEOUT_SECONDS (a crashed browser or server) is offline.
 PRESENCE_HEARTBEAT_SECONDS = _number("PRESENCE_HEARTBEAT_SECONDS", default=30)
 PRESENCE_TIMEOUT_SECONDS = _number("PRESENCE_TIMEOUT_SECONDS", default=90)
+# A console looks again at its session this often (and when it expires): what no signal reports
+# (a password changed elsewhere, a session deleted in bulk) closes it within this time.
+SESSION_RECHECK_SECONDS = _number("SESSION_RECHECK_SECONDS", default=60)
 QUEUE_VIEW_LIMIT = 200
 # A room whose customer has not answered for this long is closed (RN-064 of the original).
 ROOM_INACTIVITY_MINUTES = _number("ROOM_INACTIVITY_MINUTES", default=7)
@@ -400,6 +427,10 @@ ROOM_CLOSED_MESSAGE = env.str(
 # Where every process of this host writes its metrics for /metrics to sum (read by
 # prometheus-client itself too); unset: each process reports its own.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# With a token, /metrics and /cache/stats answer only `Authorization: Bearer <token>` (how they
+# are reached through the proxy); without one, only the internal network should reach them
+# (deploy/nginx.conf refuses them without an Authorization header).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Logging ------------------------------------------------------------------------------------
 

@@ -90,13 +90,16 @@ class RoomAdmin(admin.ModelAdmin):
         data = room_metrics_get(room_id=room.pk)
         return format_html_join(", ", "{}: {}", ((k.replace("_", " "), v) for k, v in data.items()))
 
-    @admin.action(description="Close the selected rooms")
+    @admin.action(description="Close the selected rooms", permissions=["close"])
     def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         closed = sum(
             room_close(room=room, by=_staff(request), reason="closed from the admin")
             for room in queryset.exclude(status=Room.Status.CLOSED)
         )
         self.message_user(request, f"{closed} room(s) closed.", messages.SUCCESS)
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rooms.close_room")
 
 
 @admin.register(UnusableItem)

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from chatbridge.metrics import AGENTS_CONNECTED
 from rooms import realtime
@@ -30,7 +31,7 @@ from rooms.desk.assignment import (
     room_take,
     room_transfer,
 )
-from rooms.desk.selectors import agent_profile, closure_reason_get, is_agent
+from rooms.desk.selectors import Access, agent_access, agent_profile, closure_reason_get
 from rooms.desk.services import agent_message_send
 from rooms.errors import ActionError
 from rooms.models import ClosureReason
@@ -82,8 +83,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if not await db(is_agent)(user):
-            await self.close(code=CLOSE_NOT_AN_AGENT)
+        session = self.scope.get("session")
+        self.session_key: str | None = getattr(session, "session_key", None)
+        self.revoked = False
+        access = await db(agent_access)(session_key=self.session_key, user_id=user.pk)
+        if access.access is not Access.AGENT:
+            await self.close(code=_close_code(access.access))
             return
         self.user = user
         self.rooms: dict[int, int] = {}  # room id -> last sequence number sent
@@ -98,6 +103,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         AGENTS_CONNECTED.inc()
         self.counted = True
         self.heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        self.session_expires_at = access.expires_at
+        self.watching = asyncio.create_task(self._session_watch(), name="session watch")
         # An agent coming online is a reason to serve the queue.
         self.assigning = asyncio.create_task(db(assignment_run)(), name="assignment")
 
@@ -118,7 +125,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     # --- frames from the console ----------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not hasattr(self, "user"):
+        if not hasattr(self, "user") or self.revoked:
             return
         try:
             if text_data is None or len(text_data) > MAX_FRAME_CHARS:
@@ -138,6 +145,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         handler = self.commands.get(kind) if isinstance(kind, str) else None
         if handler is None:
             await self._error(request_id, "unknown_type", f"unknown frame type {kind!r}")
+            return
+        # Every command on the session's word now, not at connect: a revoked agent does nothing.
+        if await self._revoked():
             return
         try:
             result = await handler(self, content)
@@ -238,7 +248,13 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     # --- events from the channel layer ----------------------------------------------------------
 
+    async def agent_access(self, message: dict) -> None:
+        """Something about this agent's access changed (rooms/signals.py): look again."""
+        await self._revoked()
+
     async def room_event(self, message: dict) -> None:
+        if self.revoked:
+            return
         event = message["event"]
         room_id, kind, data = event["room"], event["kind"], event["data"]
         mine_now = kind == "room.assigned" and data.get("agent") == self.user.pk
@@ -263,9 +279,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self._leave(room_id)
 
     async def queue_changed(self, message: dict) -> None:
-        await self.send_json({"type": "queue", "queue": message["queue"]})
+        if not self.revoked:
+            await self.send_json({"type": "queue", "queue": message["queue"]})
 
     async def room_typing(self, message: dict) -> None:
+        if self.revoked:
+            return
         if message["room"] in self.rooms and message["from"] != self.channel_name:
             await self.send_json(
                 {"type": "typing", "room": message["room"], "agent": message["agent"]}
@@ -290,14 +309,42 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def _stop_background_tasks(self) -> None:
         """Cancel the heartbeat and the assignment run, and wait until they have stopped."""
-        tasks = [getattr(self, name, None) for name in ("heartbeat", "assigning")]
-        started = [task for task in tasks if task is not None]
+        current = asyncio.current_task()
+        tasks = [getattr(self, name, None) for name in ("heartbeat", "assigning", "watching")]
+        started = [task for task in tasks if task is not None and task is not current]
         for task in started:
             task.cancel()
         outcomes = await asyncio.gather(*started, return_exceptions=True)
         for task, outcome in zip(started, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 logger.warning("agent %s task failed: %r", task.get_name(), outcome)
+
+    async def _revoked(self) -> bool:
+        """Close the socket if its session no longer makes this user an agent (deactivated,
+        signed out anywhere that deleted this session, expired, password changed, or removed
+        from the agents group). True if it was closed."""
+        if self.revoked:
+            return True
+        access = await db(agent_access)(session_key=self.session_key, user_id=self.user.pk)
+        if access.access is Access.AGENT:
+            self.session_expires_at = access.expires_at
+            return False
+        self.revoked = True
+        logger.info("closing agent %s's console: %s", self.user.pk, access.access)
+        await self.close(code=_close_code(access.access))
+        return True
+
+    async def _session_watch(self) -> None:
+        """Look again when the session expires (and at least every SESSION_RECHECK_SECONDS,
+        for what no signal reports): an expired session closes the console on its own."""
+        while True:
+            wait = settings.SESSION_RECHECK_SECONDS
+            if self.session_expires_at is not None:
+                left = (self.session_expires_at - timezone.now()).total_seconds()
+                wait = min(wait, max(left, 0) + 0.5)
+            await asyncio.sleep(wait)
+            if await self._revoked():
+                return
 
     async def _heartbeat(self) -> None:
         """Keep the agent online, and tell the console the latest number of each of its rooms so
@@ -307,6 +354,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await db(agent_seen)(user_id=self.user.pk)
             seqs = await db(selectors.room_seqs)(room_ids=list(self.rooms))
             await self.send_json({"type": "heartbeat", "rooms": seqs})
+
+
+def _close_code(access: Access) -> int:
+    return CLOSE_NOT_AN_AGENT if access is Access.NOT_AN_AGENT else CLOSE_UNAUTHENTICATED
 
 
 def _as_id(value: Any) -> int:

@@ -73,6 +73,8 @@ class Room(models.Model):
             models.Index(fields=["status", "queued_at"], name="room_status_queued"),
             models.Index(fields=["agent", "status"], name="room_agent_status"),
         ]
+        # Closing ends the customer's conversation: its own right, apart from viewing or editing.
+        permissions = [("close_room", "Can close rooms")]
 
     def __str__(self) -> str:
         return f"room {self.pk} ({self.status})"
@@ -108,6 +110,8 @@ class Message(models.Model):
     class Status(models.TextChoices):
         # Outbound delivery, in the only order it may move; failed can follow any of them.
         PENDING = "pending", "Not sent yet"
+        # Someone holds the send until `send_lease_until` (rooms/delivery/services.py).
+        SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         DELIVERED = "delivered", "Delivered"
         READ = "read", "Read"
@@ -139,6 +143,10 @@ class Message(models.Model):
     # Inbound messages for the bot: set once their turn is done (answered, or handed to agents).
     # A message still unset after TURN_RESUME_AFTER_SECONDS is taken up again.
     handled_at = models.DateTimeField(null=True, blank=True)
+    # Outbound: while `sending`, the send belongs to whoever set this; after it (and the grace for
+    # WhatsApp's status to arrive) recovery may take it up. `send_attempts` counts the sends.
+    send_lease_until = models.DateTimeField(null=True, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         indexes = [
@@ -150,7 +158,7 @@ class Message(models.Model):
             ),
             models.Index(
                 fields=["created_at"],
-                condition=Q(direction="out", status="pending"),
+                condition=Q(direction="out", status__in=["pending", "sending"]),
                 name="message_unsent",
             ),
         ]

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from chatbridge.worker.liveness import tasks_reclaim
 from rooms.bot.recovery import turns_resume
 from rooms.conversation.lifecycle import rooms_close_inactive, rooms_close_out_of_hours
 from rooms.desk.assignment import assignment_run
@@ -12,6 +13,7 @@ def periodic_run() -> dict[str, int]:
     resumed = turns_resume(older_than_seconds=settings.TURN_RESUME_AFTER_SECONDS)
     login_failures_prune()
     return {
+        "reclaimed": tasks_reclaim(),
         "inactive": rooms_close_inactive(),
         "out_of_hours": rooms_close_out_of_hours(),
         "resumed": resumed.turns,

@@ -1,11 +1,18 @@
-"""Every write of a room, the admin's included, flushes its cache entries once committed."""
+"""Every write of a room, the admin's included, flushes its cache entries once committed; every
+change to a user's access tells their open consoles to look again."""
 
+from typing import Any
+
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import Group, User
+from django.contrib.sessions.models import Session
 from django.core.signals import setting_changed
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from chatbridge.cache import flush_active_room, flush_room_metrics
+from rooms import realtime
 from rooms.models import Room
 from rooms.whatsapp.client import whatsapp_client
 from users.models import Customer
@@ -30,3 +37,50 @@ def room_flush(sender: type, instance: Room, **kwargs: object) -> None:
 @receiver(setting_changed)
 def whatsapp_client_reset(**kwargs: object) -> None:
     whatsapp_client.cache_clear()
+
+
+# --- a user's access changed: their consoles check their session again (rooms/consumers.py) ---
+
+
+def access_changed(user_ids: set[int]) -> None:
+    """Once committed, each of these users' consoles re-checks its own session and closes if it
+    no longer makes them an agent."""
+
+    def notify() -> None:
+        for user_id in user_ids:
+            realtime.publish(realtime.agent_group_name(user_id), {"type": "agent.access"})
+
+    if user_ids:
+        transaction.on_commit(notify)
+
+
+@receiver(post_save, sender=User)
+def user_saved(
+    sender: type, instance: User, created: bool, update_fields: Any = None, **kwargs: object
+) -> None:
+    # Deactivated, a password changed in the admin, staff removed: whatever it was, look again
+    # (but not for the login's own `last_login`).
+    if not created and set(update_fields or ()) != {"last_login"}:
+        access_changed({instance.pk})
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def user_groups_changed(
+    sender: type, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: Any
+) -> None:
+    if action not in ("post_remove", "pre_clear"):
+        return
+    if not reverse:  # a user's groups were edited
+        access_changed({instance.pk})
+    elif action == "post_remove":  # users were taken out of a group
+        access_changed(set(pk_set or ()))
+    elif isinstance(instance, Group):  # a group is about to lose all its users
+        access_changed(set(instance.user_set.values_list("pk", flat=True)))
+
+
+@receiver(post_delete, sender=Session)
+def session_deleted(sender: type, instance: Session, **kwargs: object) -> None:
+    # A logout, the admin deleting sessions, clearsessions: the console on it must end.
+    user_id = instance.get_decoded().get(SESSION_KEY)
+    if user_id is not None and str(user_id).isdigit():
+        access_changed({int(user_id)})

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from rooms.models import Message, Room
 from tests.factories import AgentFactory
 from tests.payloads import text_from
-from tests.servers import AppProcess, post_signed
+from tests.servers import AppProcess, RedisServer, post_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,3 +113,45 @@ def test_console_reconnects_and_catches_up(server, page, fake_vendors):
         expect(page.locator("#connection")).to_have_text("conectado")
     finally:
         restarted.stop()
+
+
+# Counts the console's connection attempts (an init script runs before the page's own).
+COUNT_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.socketsOpened = 0;
+  function Counted(...args) { window.socketsOpened += 1; return new Native(...args); }
+  Counted.prototype = Native.prototype;
+  for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Counted[name] = Native[name];
+  window.WebSocket = Counted;
+})();
+"""
+
+
+def test_with_the_channel_layer_down_the_console_backs_off(fake_vendors, page):
+    """The retry count reset on every accepted handshake, so with the layer's Redis stopped each
+    console reconnected about once a second for as long as it was down."""
+    layer = RedisServer().start()
+    server = AppProcess.daphne(AUTO_ASSIGN="0", CHANNELS_REDIS_URL=layer.url).start()
+    try:
+        AgentFactory(username="ana", first_name="Ana", password="clave-segura")
+        page.add_init_script(COUNT_SOCKETS)
+        page.goto(f"{server.url}/agent/")
+        page.fill("input[name=username]", "ana")
+        page.fill("input[name=password]", "clave-segura")
+        page.click("button[type=submit]")
+        expect(page.locator("#connection")).to_have_text("conectado")
+
+        layer.stop()
+        expect(page.locator("#connection")).to_have_text("desconectado")
+        page.evaluate("window.socketsOpened = 0")
+        page.wait_for_timeout(12_000)
+        attempts = page.evaluate("window.socketsOpened")
+        # Back-off 0.5, 1, 2, 4, 8 s (each scaled by 0.5 to 1): at most 6 in 12 s; it was 12+.
+        assert 2 <= attempts <= 6, attempts
+
+        layer.start()  # back on its port: the console is back within the longest wait (10 s)
+        expect(page.locator("#connection")).to_have_text("conectado", timeout=25_000)
+    finally:
+        server.stop()
+        layer.cleanup()

@@ -39,18 +39,17 @@ def test_five_failed_logins_lock_the_address_for_fifteen_minutes(record_fault):
     assert "_auth_user_id" not in admin.wsgi_request.session
     # The address is locked for every account, not only the one it guessed.
     assert "_auth_user_id" not in login(Client(), "beto", "clave-de-beto").wsgi_request.session
-    # Another address is not affected; the guessed account is, from anywhere (its own count:
-    # tests/users/test_login_lockout.py).
+    # Another address is not affected, not even for the guessed account: a lock by username
+    # alone would let anyone lock every agent out (tests/users/test_login_lockout.py).
     other = Client()
     assert login(other, "beto", "clave-de-beto", ip="203.0.113.9").status_code == 302
-    ana_elsewhere = login(Client(), "ana", "clave-correcta", ip="203.0.113.9")
-    assert "_auth_user_id" not in ana_elsewhere.wsgi_request.session
+    assert login(Client(), "ana", "clave-correcta", ip="203.0.113.9").status_code == 302
     record_fault(
         "Login brute force",
         done="5 wrong passwords from one address, then the right one (console and admin)",
         held=(
-            "refused for 15 minutes from that address (every account) and for that account "
-            "(every address); other accounts at other addresses unaffected"
+            "refused for 15 minutes from that address (every account); the same accounts "
+            "log in from other addresses"
         ),
         times=9,
     )
@@ -83,9 +82,34 @@ def test_behind_the_proxy_the_address_comes_from_x_forwarded_for(settings):
         "_auth_user_id"
         not in via_proxy(Client(), "clave-de-beto", "198.51.100.66", "beto").wsgi_request.session
     )
-    # ...and everyone else comes through the same proxy and is not locked out with the attacker
-    # (but for the account the attacker guessed, which has its own count).
+    # ...and everyone else comes through the same proxy and is not locked out with the attacker,
+    # the account the attacker guessed included.
     assert via_proxy(Client(), "clave-de-beto", "203.0.113.10", "beto").status_code == 302
+    assert via_proxy(Client(), "clave-correcta", "203.0.113.11").status_code == 302
+
+
+@pytest.mark.parametrize("forwarded", ["garbage", "999.1.1.1", "10.0.0.1, not-an-address", " "])
+def test_a_malformed_forwarded_address_counts_as_absent(settings, forwarded):
+    """With TRUST_X_FORWARDED_FOR on, a header no proxy wrote (garbage) is no address: the
+    login falls back to the peer's, and answers as for any login (a 500 before)."""
+    settings.TRUST_X_FORWARDED_FOR = True
+    AgentFactory(username="ana", password="clave-correcta")
+    client = Client(raise_request_exception=False)
+    for _ in range(5):
+        response = client.post(
+            "/accounts/login/",
+            {"username": "ana", "password": "wrong"},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
+        assert response.status_code == 200
+    # Counted against the peer's address, as if the header were not there.
+    refused = Client().post(
+        "/accounts/login/",
+        {"username": "ana", "password": "clave-correcta"},
+        REMOTE_ADDR="10.0.0.2",
+    )
+    assert "_auth_user_id" not in refused.wsgi_request.session
 
 
 def test_without_the_proxy_x_forwarded_for_is_ignored():

@@ -1,6 +1,10 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from users.models import AgentProfile, Customer
 
@@ -45,3 +49,15 @@ class CustomerAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     fields = [*readonly_fields[:4], "name", *readonly_fields[4:]]
+
+
+# django-axes' own admin, with its one action declaring what it needs: it deletes records, so
+# view-only staff do not get it.
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LoginAttemptAdmin(AccessAttemptAdmin):
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    def cleanup_expired_attempts(self, request: HttpRequest, queryset: QuerySet) -> None:
+        super().cleanup_expired_attempts(request, queryset)

@@ -1,6 +1,7 @@
 """What django-axes asks of chatbridge for the login lockout: the client's address and the page a
 locked-out person sees. axes itself counts the failures (settings: AXES_*)."""
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
@@ -12,11 +13,19 @@ def client_ip(request: HttpRequest) -> str | None:
     """AXES_CLIENT_IP_CALLABLE (axes passes the request positionally)."""
     if settings.TRUST_X_FORWARDED_FOR:
         # deploy/nginx.conf overwrites the header with the address it saw, so only the last
-        # entry is the proxy's word; anything before it the client could have written.
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        # entry is the proxy's word; anything before it the client could have written. What is
+        # not an address (no proxy of ours wrote it) counts as absent.
+        forwarded = _address(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1])
         if forwarded:
             return forwarded
-    return request.META.get("REMOTE_ADDR")
+    return _address(request.META.get("REMOTE_ADDR", ""))
+
+
+def _address(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
 
 
 def login_lockout_response(

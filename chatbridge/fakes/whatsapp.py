@@ -6,11 +6,26 @@ Sent messages are kept with a human-readable rendering so tests (and a developer
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import threading
 import time
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from chatbridge.fakes.base import FakeServer, JSONDict, Request, Response, control_int
+import requests
+
+from chatbridge.fakes.base import (
+    ControlError,
+    FakeServer,
+    JSONDict,
+    Request,
+    Response,
+    control_int,
+    control_number,
+)
 
 # Titles Meta uses for the codes we script most; unknown codes still get a sane message.
 ERROR_TITLES: dict[int, tuple[str, str]] = {
@@ -100,16 +115,96 @@ def _parse_path(path: str) -> str | None:
     return None
 
 
-class FakeWhatsApp(FakeServer):
-    """Fake WhatsApp Cloud API send endpoint with recorded messages and read receipts."""
+@dataclass(frozen=True)
+class StatusWebhook:
+    """Where the fake reports each accepted message's `sent` and `delivered`, as Meta does: a
+    signed notification to the business's webhook, echoing biz_opaque_callback_data."""
 
-    def __init__(self, port: int = 0, token: str | None = None, host: str = "127.0.0.1") -> None:
+    url: str
+    app_secret: str
+    delay: float = 0.0  # seconds from the send's answer to its `sent` status
+    patience: float = 60.0  # how long an undeliverable status is retried (Meta: 7 days)
+
+
+class FakeWhatsApp(FakeServer):
+    """Fake WhatsApp Cloud API send endpoint with recorded messages and read receipts; with a
+    status webhook, it reports statuses back like Meta."""
+
+    control_keys: ClassVar[frozenset[str]] = frozenset({"statuses"})
+
+    def __init__(
+        self,
+        port: int = 0,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        status_webhook: StatusWebhook | None = None,
+    ) -> None:
         self.token = token
+        self.default_status_webhook = status_webhook
         super().__init__(port=port, host=host)
 
     def _reset_state(self) -> None:
         self.sent: list[JSONDict] = []
         self.read_receipts: list[JSONDict] = []
+        self.status_webhook = self.default_status_webhook
+        # (wamid, status, HTTP status of the webhook's answer) for every status delivered.
+        self.statuses_delivered: list[tuple[str, str, int]] = []
+
+    def _apply_control(self, data: JSONDict) -> None:
+        if "statuses" not in data:
+            return
+        spec = data["statuses"]
+        if spec is None:
+            self.status_webhook = None
+            return
+        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+            raise ControlError("statuses must be null or an object with url and app_secret")
+        self.status_webhook = StatusWebhook(
+            url=spec["url"],
+            app_secret=str(spec.get("app_secret", "")),
+            delay=control_number(spec, "delay_ms") / 1000.0 if "delay_ms" in spec else 0.0,
+        )
+
+    def _report_statuses(self, message: JSONDict, webhook: StatusWebhook) -> None:
+        """`sent` then `delivered` for one accepted message (in a thread of its own)."""
+        time.sleep(webhook.delay)
+        for name in ("sent", "delivered"):
+            item: JSONDict = {
+                "id": message["id"],
+                "status": name,
+                "timestamp": str(int(time.time())),
+                "recipient_id": message["to"],
+            }
+            reference = message["body"].get("biz_opaque_callback_data")
+            if reference is not None:
+                item["biz_opaque_callback_data"] = reference
+            body = json.dumps(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [
+                        {
+                            "id": "fake-waba",
+                            "changes": [
+                                {
+                                    "field": "messages",
+                                    "value": {
+                                        "messaging_product": "whatsapp",
+                                        "metadata": {
+                                            "display_phone_number": "15550000000",
+                                            "phone_number_id": message["phone_number_id"],
+                                        },
+                                        "statuses": [item],
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ).encode()
+            signature = hmac.new(webhook.app_secret.encode(), body, hashlib.sha256).hexdigest()
+            answer = _post_until_accepted(webhook, body, f"sha256={signature}")
+            with self.lock:
+                self.statuses_delivered.append((message["id"], name, answer))
 
     # -- scripting helpers ---------------------------------------------------------------
 
@@ -200,19 +295,23 @@ class FakeWhatsApp(FakeServer):
         if not recipient:
             return Response(400, meta_error(100, "The parameter to is required."))
         message_id = f"wamid.{uuid.uuid4().hex}"
+        record = {
+            "seq": len(self.sent) + 1,
+            "id": message_id,
+            "to": recipient,
+            "type": body.get("type", "text"),
+            "phone_number_id": phone_number_id,
+            "body": body,
+            "text": render_text(body),
+            "at": time.time(),
+        }
         with self.lock:
-            self.sent.append(
-                {
-                    "seq": len(self.sent) + 1,
-                    "id": message_id,
-                    "to": recipient,
-                    "type": body.get("type", "text"),
-                    "phone_number_id": phone_number_id,
-                    "body": body,
-                    "text": render_text(body),
-                    "at": time.time(),
-                }
-            )
+            self.sent.append(record)
+            webhook = self.status_webhook
+        if webhook is not None:
+            threading.Thread(
+                target=self._report_statuses, args=(record, webhook), daemon=True
+            ).start()
         return Response(
             200,
             {
@@ -221,3 +320,23 @@ class FakeWhatsApp(FakeServer):
                 "messages": [{"id": message_id}],
             },
         )
+
+
+def _post_until_accepted(webhook: StatusWebhook, body: bytes, signature: str) -> int:
+    """POST a notification until it is answered 200, backing off, for `patience` seconds; the
+    last answer's HTTP status (0: never reached)."""
+    deadline, pause, answer = time.monotonic() + webhook.patience, 0.2, 0
+    while True:
+        try:
+            answer = requests.post(
+                webhook.url,
+                data=body,
+                headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+                timeout=10,
+            ).status_code
+        except requests.RequestException:
+            answer = 0
+        if answer == 200 or time.monotonic() + pause > deadline:
+            return answer
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)

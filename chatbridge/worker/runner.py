@@ -25,21 +25,22 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 import psycopg
+from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.utils import OperationalError
 from django_tasks.signals import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from chatbridge.worker.liveness import NOTIFY_CHANNEL, tasks_reclaim, worker_beat, worker_gone
 from chatbridge.worker.statements import tasks_claim, tasks_claim_orm
 
 logger = logging.getLogger("chatbridge.worker")
 
-NOTIFY_CHANNEL = "chatbridge_tasks"  # rooms/migrations/0004_task_notify_trigger.py
-
 
 def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str) -> None:
-    """Claim and run tasks until SIGTERM or SIGINT; running tasks finish first."""
+    """Claim and run tasks until SIGTERM or SIGINT; running tasks finish first. `prefix` is the
+    worker's name (chatbridge/worker/liveness.py): it beats under it before claiming anything."""
     # A free thread is its worker id (django-tasks-db's `worker_ids` of the rows it claims).
     idle: queue.SimpleQueue[str] = queue.SimpleQueue()
     for index in range(threads):
@@ -54,6 +55,12 @@ def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
 
+    worker_beat(name=prefix, threads=threads)
+    connection.close()
+    beating = threading.Thread(
+        target=_beat_loop, args=(prefix, threads, stopping), name="beat", daemon=True
+    )
+    beating.start()
     wake = _Wakeup(poll)
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn-worker")
     try:
@@ -77,7 +84,23 @@ def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str
     finally:
         executor.shutdown(wait=True)
         wake.close()
+        stopping.set()
+        beating.join(timeout=settings.TASK_WORKER_BEAT_SECONDS + 5)
+        worker_gone(name=prefix)
         connection.close()
+
+
+def _beat_loop(name: str, threads: int, stopping: threading.Event) -> None:
+    """Say this worker is alive, and reclaim the tasks of workers that are not, until stopped.
+    A failed beat (PostgreSQL away) is tried again on the next one."""
+    while not stopping.wait(settings.TASK_WORKER_BEAT_SECONDS):
+        try:
+            worker_beat(name=name, threads=threads)
+            tasks_reclaim()
+        except Exception:
+            logger.exception("worker beat failed")
+        finally:
+            connection.close()
 
 
 def tasks_claim_many(queue_names: list[str], worker_ids: list[str]) -> list[DBTaskResult]:

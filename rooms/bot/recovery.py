@@ -1,4 +1,4 @@
-"""Taking up what a dead process left: unanswered messages and unsent replies.
+"""Taking up what a dead process left: unanswered messages and unsent messages.
 
 The database task backend keeps each turn's task row, but a worker killed mid-turn leaves it
 "running" forever, and the immediate backend has no row at all. Both are covered the same way:
@@ -6,18 +6,22 @@ the message itself records whether it was answered (`handled_at`), and `manage.p
 starts a new turn for any message left unanswered for longer than TURN_RESUME_AFTER_SECONDS.
 A turn that is in fact still running holds the room's lock; the new one waits for it and then
 finds nothing left to do, so nothing is answered twice.
+
+A send is taken up only once nobody holds it: rooms/delivery/services.py (outbound_claim) says
+when, and why a send whose outcome is unknown waits for WhatsApp's status before it is repeated.
 """
 
 import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from chatbridge.locks import ROOM_TURN, lock_for_session
 from rooms.bot.tasks import room_turn
-from rooms.delivery.services import TurnTarget, outbound_deliver, turn_target
-from rooms.models import Message
+from rooms.delivery.services import TurnTarget, outbound_claim, outbound_deliver, turn_target
+from rooms.models import Message, Room
 from users.selectors import CustomerRef
 
 logger = logging.getLogger("chatbridge.recovery")
@@ -45,17 +49,29 @@ def turns_resume(*, older_than_seconds: float) -> ResumeResult:
 
 
 def _unsent_resend(*, cutoff: dt.datetime) -> int:
-    """Bot replies stored by a turn whose process died before sending them."""
-    unsent = Message.objects.filter(
-        direction=Message.Direction.OUTBOUND, status=Message.Status.PENDING, created_at__lt=cutoff
-    ).select_related("room__customer")
+    """Sends a dead process left: a message stored but never sent (pending since before
+    `cutoff`: a send task that never ran), or one whose sender's lease ended with no status from
+    WhatsApp within the grace (outbound_claim decides, under the message's lock)."""
+    expired = timezone.now() - dt.timedelta(seconds=settings.WHATSAPP_SEND_GRACE_SECONDS)
+    unsent = (
+        Message.objects.filter(direction=Message.Direction.OUTBOUND)
+        .filter(
+            Q(status=Message.Status.PENDING, created_at__lt=cutoff)
+            | Q(status=Message.Status.SENDING, send_lease_until__lt=expired)
+        )
+        .select_related("room__customer")
+    )
     count = 0
-    for message in unsent.order_by("id"):
-        target = TurnTarget(**turn_target(CustomerRef.of(message.room.customer)))
-        with lock_for_session(ROOM_TURN, message.room_id):
-            message.refresh_from_db(fields=["status"])
-            if message.status == Message.Status.PENDING:
-                logger.warning("sending reply %s left unsent", message.pk)
-                outbound_deliver(message, target)
-                count += 1
+    for candidate in unsent.order_by("id"):
+        message = outbound_claim(message_id=candidate.pk)
+        if message is None:
+            continue  # someone else holds it, it settled meanwhile, or it was given up
+        logger.warning(
+            "sending message %s left unsent (send %d)", message.pk, message.send_attempts
+        )
+        room = candidate.room
+        target = TurnTarget(**turn_target(CustomerRef.of(room.customer)))
+        in_agents_room = room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
+        outbound_deliver(message, target, in_agents_room=in_agents_room)
+        count += 1
     return count

@@ -25,7 +25,7 @@ from chatbridge.statements import one_round_trip_usable
 from rooms.bot.replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
 from rooms.bot.statements import reply_store, unanswered_read
 from rooms.conversation.services import room_queue, room_queue_locked
-from rooms.delivery.services import TurnTarget, outbound_deliver
+from rooms.delivery.services import SendOutcome, TurnTarget, outbound_deliver, send_lease_until
 from rooms.desk.selectors import free_agent_exists
 from rooms.models import Message, Room
 from watson.services import watson_reply, watson_session_touch
@@ -116,7 +116,11 @@ def _reply(
     `note` the room also goes to the agents' queue; with `session_touch` the room's Watson
     session expires later. False if the room is no longer the bot's."""
     now = timezone.now()
-    drafts = [_outbound(room_id, draft) for draft in reply.drafts]
+    # Stored as being sent by this turn, each with its own lease: nobody else sends them.
+    drafts = [
+        _outbound(room_id, draft, lease_until=send_lease_until(now, place=place))
+        for place, draft in enumerate(reply.drafts)
+    ]
     if note is None and one_round_trip_usable():
         outbound = reply_store(
             room_id=room_id,
@@ -137,9 +141,11 @@ def _reply(
         return False
     # The hand-off's own texts are the first thing the agent sees: their ticks count.
     handed_off = note is not None
-    delivered = all(
-        [outbound_deliver(message, target, in_agents_room=handed_off) for message in outbound]
-    )
+    outcomes = [
+        outbound_deliver(message, target, in_agents_room=handed_off) for message in outbound
+    ]
+    # An unanswered send is not a failed one: its status, or recovery, settles it.
+    delivered = SendOutcome.FAILED not in outcomes
     if note is not None:
         logger.info("room %s handed to agents: %s", room_id, note[:200])
         return False
@@ -180,7 +186,7 @@ def reply_store_orm(
         return Message.objects.bulk_create(outbound)
 
 
-def _outbound(room_id: int, draft: Draft) -> Message:
+def _outbound(room_id: int, draft: Draft, *, lease_until: dt.datetime) -> Message:
     return Message(
         room_id=room_id,
         direction=Message.Direction.OUTBOUND,
@@ -188,7 +194,9 @@ def _outbound(room_id: int, draft: Draft) -> Message:
         type=draft.type,
         text=draft.text,
         payload=draft.body,
-        status=Message.Status.PENDING,
+        status=Message.Status.SENDING,
+        send_lease_until=lease_until,
+        send_attempts=1,
     )
 
 

@@ -1,13 +1,18 @@
 """Outbound messages: the send, its result, and the statuses Meta reports afterwards."""
 
+import datetime as dt
 import logging
+import re
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from enum import StrEnum
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from chatbridge.http import VendorError
+from chatbridge.http import VendorConnectionLost, VendorError, VendorTimeout
 from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
 from rooms.delivery.statements import outbound_sent_update
 from rooms.events import room_event_record
@@ -42,14 +47,88 @@ def turn_target(customer: CustomerRef) -> dict[str, str]:
     }
 
 
-def outbound_deliver(message: Message, target: TurnTarget, *, in_agents_room: bool = False) -> bool:
-    """Send a stored outbound message; its row records the result. False if it failed. An agent's
-    message, or any in a room the agents have (`in_agents_room`), records its ticks as events."""
+class SendOutcome(StrEnum):
+    SENT = "sent"  # WhatsApp took it and named its id
+    FAILED = "failed"  # WhatsApp refused it, or was never reached
+    UNKNOWN = "unknown"  # no answer: WhatsApp's status (or, after the grace, a resend) settles it
+
+
+# What a send puts in biz_opaque_callback_data: Meta echoes it in the send's statuses, so a status
+# names chatbridge's message even when the send's own answer (with WhatsApp's id) was lost.
+_REFERENCE = re.compile(r"chatbridge:([1-9][0-9]{0,18})")
+
+
+def send_reference(message_id: int) -> str:
+    return f"chatbridge:{message_id}"
+
+
+def message_id_from_reference(reference: str) -> int | None:
+    match = _REFERENCE.fullmatch(reference)
+    return int(match[1]) if match else None
+
+
+def send_lease_until(now: dt.datetime, *, place: int = 0) -> dt.datetime:
+    """When a send started at `now` stops being its owner's; the `place`-th of several sent one
+    after another (a reply of several messages) gets as many leases more."""
+    return now + dt.timedelta(seconds=settings.WHATSAPP_SEND_LEASE_SECONDS * (place + 1))
+
+
+def outbound_claim(*, message_id: int) -> Message | None:
+    """Take the send of a stored message: a pending one, or one whose sender's lease ended more
+    than WHATSAPP_SEND_GRACE_SECONDS ago with no status from WhatsApp. None if someone else holds
+    it, it is settled, or it was sent WHATSAPP_SEND_MAX_TRIES times already (then it is failed:
+    it may well have arrived, and is not sent again)."""
+    now = timezone.now()
+    expired = now - dt.timedelta(seconds=settings.WHATSAPP_SEND_GRACE_SECONDS)
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
+            .filter(
+                Q(status=Message.Status.PENDING)
+                | Q(status=Message.Status.SENDING, send_lease_until__lt=expired)
+            )
+            .first()
+        )
+        if message is None:
+            return None
+        if message.send_attempts >= settings.WHATSAPP_SEND_MAX_TRIES:
+            detail = (
+                f"sent {message.send_attempts} times with no answer and no status from "
+                "WhatsApp; not sent again (it may have arrived)"
+            )
+            _failed_update(message, code=None, detail=detail)
+            return None
+        message.status = Message.Status.SENDING
+        message.send_lease_until = send_lease_until(now)
+        message.send_attempts += 1
+        message.save(update_fields=["status", "send_lease_until", "send_attempts", "updated_at"])
+    return message
+
+
+def outbound_deliver(
+    message: Message, target: TurnTarget, *, in_agents_room: bool = False
+) -> SendOutcome:
+    """Send a stored message whose send the caller holds (`sending`, stored so by the turn or
+    taken with outbound_claim); its row records the result. An agent's message, or any in a room
+    the agents have (`in_agents_room`), records its ticks as events."""
     try:
         with timed(TURN_STAGE, "send"):
             wa_message_id = whatsapp_client().send(
-                to=target.wa_id, recipient_user_id=target.user_id, body=message.payload
+                to=target.wa_id,
+                recipient_user_id=target.user_id,
+                body=message.payload,
+                reference=send_reference(message.pk),
             )
+    except (VendorTimeout, VendorConnectionLost) as error:
+        # WhatsApp may have taken it: not sent again now (README, "Delivery").
+        WHATSAPP_SENDS.labels(result="unknown", code="").inc()
+        logger.warning("send to %s unanswered: %s", mask_uid(target.uid), error)
+        detail = f"{error}; waiting for WhatsApp's status"[:1000]
+        Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+            error_detail=detail, updated_at=timezone.now()
+        )
+        return SendOutcome.UNKNOWN
     except VendorError as error:
         code = error.code if isinstance(error, WhatsAppError) else None
         WHATSAPP_SENDS.labels(result="failed", code=str(code or "")).inc()
@@ -57,48 +136,53 @@ def outbound_deliver(message: Message, target: TurnTarget, *, in_agents_room: bo
         outbound_failed(
             message=message, code=code, detail=str(error), in_agents_room=in_agents_room
         )
-        return False
+        return SendOutcome.FAILED
     WHATSAPP_SENDS.labels(result="sent", code="").inc()
     outbound_sent(message=message, wa_message_id=wa_message_id, in_agents_room=in_agents_room)
-    return True
+    return SendOutcome.SENT
 
 
 # A status only moves forward; failed can follow any of the others and nothing follows it.
 _STATUS_RANK = {
     Message.Status.PENDING: 0,
-    Message.Status.SENT: 1,
-    Message.Status.DELIVERED: 2,
-    Message.Status.READ: 3,
-    Message.Status.FAILED: 4,
+    Message.Status.SENDING: 1,
+    Message.Status.SENT: 2,
+    Message.Status.DELIVERED: 3,
+    Message.Status.READ: 4,
+    Message.Status.FAILED: 5,
 }
 
 
 def status_update_apply(*, update: StatusUpdate) -> bool:
     """Apply a status notification to our outbound message; False if it would move backwards
-    or the message is not ours."""
+    or the message is not ours. A status carrying our reference settles a send whose own answer
+    never came (the message has no WhatsApp id yet): it records the id too."""
     new = Message.Status(update.status)
     earlier = [status for status, rank in _STATUS_RANK.items() if rank < _STATUS_RANK[new]]
     changes: dict[str, object] = {
         "status": new,
         "wa_timestamp": update.timestamp,
+        "send_lease_until": None,
         "updated_at": timezone.now(),
     }
     if new == Message.Status.FAILED:
         changes.update(error_code=update.error_code, error_detail=update.error_detail)
+    ours = Q(wa_message_id=update.wa_message_id)
+    message_id = message_id_from_reference(update.reference)
+    if message_id is not None:
+        ours |= Q(pk=message_id, wa_message_id__isnull=True)
     with transaction.atomic():
         message = (
             Message.objects.select_for_update(of=("self",))
-            .filter(
-                wa_message_id=update.wa_message_id,
-                direction=Message.Direction.OUTBOUND,
-                status__in=earlier,
-            )
-            .only("id", "room_id", "author", "status", "room__status")
+            .filter(ours, direction=Message.Direction.OUTBOUND, status__in=earlier)
+            .only("id", "room_id", "author", "status", "wa_message_id", "room__status")
             .select_related("room")
             .first()
         )
         if message is None:
             return False
+        if message.wa_message_id is None:
+            changes["wa_message_id"] = update.wa_message_id
         in_agents_room = message.room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
         Message.objects.filter(pk=message.pk).update(**changes)
         _status_event(message, changes, in_agents_room=in_agents_room)
@@ -123,7 +207,7 @@ def _status_event(message: Message, changes: dict[str, object], *, in_agents_roo
 
 
 def outbound_sent(*, message: Message, wa_message_id: str, in_agents_room: bool = False) -> None:
-    # Only from pending: a status notification may have overtaken the send's own answer.
+    # Only while unsettled: a status notification may have overtaken the send's own answer.
     with _atomic_if_evented(message, in_agents_room):
         if outbound_sent_update(message_id=message.pk, wa_message_id=wa_message_id):
             changes: dict[str, object] = {
@@ -136,19 +220,25 @@ def outbound_sent(*, message: Message, wa_message_id: str, in_agents_room: bool 
 def outbound_failed(
     *, message: Message, code: int | None, detail: str, in_agents_room: bool = False
 ) -> None:
+    with _atomic_if_evented(message, in_agents_room):
+        _failed_update(message, code=code, detail=detail, in_agents_room=in_agents_room)
+
+
+def _failed_update(
+    message: Message, *, code: int | None, detail: str, in_agents_room: bool = False
+) -> None:
     changes: dict[str, object] = {
         "status": Message.Status.FAILED,
         "error_code": code,
         "error_detail": detail[:1000],
     }
-    with _atomic_if_evented(message, in_agents_room):
-        updated = (
-            Message.objects.filter(pk=message.pk)
-            .exclude(status=Message.Status.FAILED)
-            .update(**changes, updated_at=timezone.now())
-        )
-        if updated:
-            _status_event(message, changes, in_agents_room=in_agents_room)
+    updated = (
+        Message.objects.filter(pk=message.pk)
+        .exclude(status=Message.Status.FAILED)
+        .update(**changes, send_lease_until=None, updated_at=timezone.now())
+    )
+    if updated:
+        _status_event(message, changes, in_agents_room=in_agents_room)
 
 
 def _atomic_if_evented(message: Message, in_agents_room: bool) -> AbstractContextManager:

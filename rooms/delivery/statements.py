@@ -6,16 +6,17 @@ from django.utils import timezone
 from chatbridge.statements import quote
 from rooms.models import Message
 
+_UNSETTLED = [Message.Status.PENDING.value, Message.Status.SENDING.value]
+
 
 def outbound_sent_update(*, message_id: int, wa_message_id: str) -> bool:
-    """A pending message is sent: once per reply, so a plain statement with no query building
-    (docs/BENCHMARKS.md). False if the message was no longer pending."""
-    sent, pending = Message.Status.SENT.value, Message.Status.PENDING.value
+    """A message being sent is sent: once per reply, so a plain statement with no query building
+    (docs/BENCHMARKS.md). False if it was settled already (a status got there first)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {quote(Message._meta.db_table)}"
-            " SET wa_message_id = %s, status = %s, updated_at = %s WHERE id = %s AND status = %s",
-            [wa_message_id, sent, timezone.now(), message_id, pending],
+            f"UPDATE {quote(Message._meta.db_table)} SET wa_message_id = %s, status = %s,"
+            " send_lease_until = NULL, updated_at = %s WHERE id = %s AND status = ANY(%s)",
+            [wa_message_id, Message.Status.SENT.value, timezone.now(), message_id, _UNSETTLED],
         )
         return bool(cursor.rowcount)
 
@@ -23,7 +24,10 @@ def outbound_sent_update(*, message_id: int, wa_message_id: str) -> bool:
 def outbound_sent_update_orm(*, message_id: int, wa_message_id: str) -> bool:
     """`outbound_sent_update` through the ORM."""
     return bool(
-        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-            wa_message_id=wa_message_id, status=Message.Status.SENT, updated_at=timezone.now()
+        Message.objects.filter(pk=message_id, status__in=_UNSETTLED).update(
+            wa_message_id=wa_message_id,
+            status=Message.Status.SENT,
+            send_lease_until=None,
+            updated_at=timezone.now(),
         )
     )

@@ -4,12 +4,16 @@ operators' figures. Loads are counted from assignments, never from a stored coun
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.sessions.models import Session
 from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from prometheus_client.core import GaugeMetricFamily
 
 from chatbridge.cache import (
@@ -44,6 +48,42 @@ def is_agent(user: User | AnonymousUser) -> bool:
     return bool(
         user.is_active and (user.is_staff or user.groups.filter(name=AGENTS_GROUP).exists())
     )
+
+
+class Access(StrEnum):
+    """What a console's session still allows (rooms/consumers.py closes the socket otherwise)."""
+
+    AGENT = "agent"
+    SIGNED_OUT = "signed_out"  # the session was deleted, expired, or belongs to no active user
+    NOT_AN_AGENT = "not_an_agent"  # still signed in, but no longer in the agents group
+
+
+@dataclass(frozen=True)
+class SessionAccess:
+    access: Access
+    expires_at: dt.datetime | None = None
+
+
+def agent_access(*, session_key: str | None, user_id: int) -> SessionAccess:
+    """Whether the session a console connected with is still its agent's, read afresh: a
+    deactivated user, a deleted or expired session, a changed password (the session's hash no
+    longer matches) and a removed group all end it."""
+    session = (
+        Session.objects.filter(session_key=session_key or "", expire_date__gt=timezone.now())
+        .only("session_data", "expire_date")
+        .first()
+    )
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if session is None or user is None:
+        return SessionAccess(Access.SIGNED_OUT)
+    data = session.get_decoded()
+    if str(data.get(SESSION_KEY)) != str(user_id) or not constant_time_compare(
+        str(data.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()
+    ):
+        return SessionAccess(Access.SIGNED_OUT)
+    if not is_agent(user):
+        return SessionAccess(Access.NOT_AN_AGENT, session.expire_date)
+    return SessionAccess(Access.AGENT, session.expire_date)
 
 
 def agent_profile(user: User) -> AgentProfile:

@@ -79,9 +79,14 @@ class WhatsAppClient:
         self.backoff = backoff
         self.session = vendor_session()
 
-    def send(self, *, to: str, recipient_user_id: str = "", body: dict[str, Any]) -> str:
-        """Send one message; raises WhatsAppError (with Meta's code) or another VendorError."""
+    def send(
+        self, *, to: str, recipient_user_id: str = "", body: dict[str, Any], reference: str = ""
+    ) -> str:
+        """Send one message; raises WhatsAppError (with Meta's code) or another VendorError.
+        `reference` goes in biz_opaque_callback_data, which Meta echoes in the statuses."""
         payload = {"messaging_product": "whatsapp", "recipient_type": "individual", **body}
+        if reference:
+            payload["biz_opaque_callback_data"] = reference
         # A customer without a phone number is reached by their business-scoped user id.
         payload.update({"to": to} if to else {"recipient": recipient_user_id})
         for attempt in range(1, self.attempts + 1):

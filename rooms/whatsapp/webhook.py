@@ -42,6 +42,8 @@ class StatusUpdate:
     timestamp: dt.datetime
     error_code: int | None = None
     error_detail: str = ""
+    # What the send put in biz_opaque_callback_data, echoed by Meta ("" when there was none).
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,10 @@ class InboundWebhook:
             raise WebhookError(401, "missing X-Hub-Signature-256")
         # Hash the raw bytes: Meta signs its own escaped JSON, not any re-serialisation of it.
         expected = hmac.new(self.app_secret.encode(), self.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, self.signature.removeprefix("sha256=").lower()):
+        # As bytes: a header may carry any byte (Django reads headers as latin-1), and
+        # compare_digest refuses str with non-ASCII characters.
+        given = self.signature.removeprefix("sha256=").lower().encode("utf-8", "replace")
+        if not hmac.compare_digest(expected.encode(), given):
             raise WebhookError(401, "signature does not match")
 
     def parse(self) -> Notification:
@@ -300,4 +305,10 @@ def _status_update(status: dict[str, Any]) -> StatusUpdate:
         timestamp=_timestamp(status.get("timestamp")),
         error_code=error_code,
         error_detail=error_detail[:1000],
+        reference=_reference(status.get("biz_opaque_callback_data")),
     )
+
+
+def _reference(value: Any) -> str:
+    # Ours, when it is: at most 512 characters (Meta's limit); anything else is not ours.
+    return value if isinstance(value, str) and len(value) <= 512 else ""

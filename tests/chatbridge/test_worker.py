@@ -14,8 +14,12 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus, task
 from django_tasks_db.models import DBTaskResult
 
+from chatbridge.worker.liveness import tasks_reclaim, worker_beat
+from chatbridge.worker.models import WorkerProcess
 from chatbridge.worker.runner import task_run, tasks_claim_many
 from chatbridge.worker.statements import tasks_claim_orm
+from tests.payloads import text_from
+from tests.servers import AppProcess, post_signed, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,3 +123,94 @@ def test_a_task_ends_recorded_as_db_worker_records_it(database_tasks, make):
         assert getattr(mine, field) == getattr(reference, field), field
     assert mine.finished_at is not None
     assert bool(mine.traceback) == bool(reference.traceback)
+
+
+# --- a worker that died: its running tasks are reclaimed (chatbridge/worker/liveness.py) -----
+
+
+def _running(worker_ids: list[str], *, started_seconds_ago: float = 120) -> DBTaskResult:
+    result = noop.enqueue()
+    DBTaskResult.objects.filter(pk=result.id).update(
+        status=TaskResultStatus.RUNNING,
+        worker_ids=worker_ids,
+        started_at=timezone.now() - dt.timedelta(seconds=started_seconds_ago),
+    )
+    return DBTaskResult.objects.get(pk=result.id)
+
+
+def test_the_running_tasks_of_a_silent_worker_go_back_to_the_queue(database_tasks):
+    dead = _running(["tw-dead00000000-3"])
+    worker_beat(name="tw-alive0000000", threads=4)
+    alive = _running(["tw-alive0000000-1"])
+    just_started = _running(["tw-dead00000000-2"], started_seconds_ago=1)
+    not_ours = _running(["3f2a9c1e-5b7d-4e8f"])  # django-tasks-db's own db_worker
+
+    assert tasks_reclaim() == 1
+    statuses = {row.pk: row.status for row in DBTaskResult.objects.all()}
+    assert statuses[dead.pk] == TaskResultStatus.READY
+    assert statuses[alive.pk] == statuses[not_ours.pk] == TaskResultStatus.RUNNING
+    assert statuses[just_started.pk] == TaskResultStatus.RUNNING  # not yet past the stale time
+    # Ready means ready: the next claim takes it, and the row keeps who ran it before.
+    again = _claim(["default"], "tw-alive0000000-2")
+    assert (again.pk, again.worker_ids) == (dead.pk, ["tw-dead00000000-3", "tw-alive0000000-2"])
+
+
+def test_a_task_that_outlived_its_worker_too_often_fails_with_the_reason(database_tasks):
+    runs = [f"tw-dead0000000{index}-0" for index in range(3)]
+    task_row = _running(runs)
+    assert tasks_reclaim() == 1
+    task_row.refresh_from_db()
+    assert task_row.status == TaskResultStatus.FAILED
+    assert task_row.exception_class_path == "chatbridge.worker.liveness.WorkerLost"
+    assert "stopped while running it, 3 times" in task_row.traceback
+    assert task_row.finished_at is not None
+
+
+def test_a_worker_beats_while_it_runs_and_leaves_no_row_when_stopped(settings):
+    process = AppProcess.turn_worker(TASK_WORKER_BEAT_SECONDS="0.2").start()
+    try:
+        first = wait_until(lambda: WorkerProcess.objects.first(), what="the first beat")
+        assert first.name.startswith("tw-") and first.threads == 4
+        wait_until(
+            lambda: WorkerProcess.objects.get(pk=first.pk).beat_at > first.beat_at,
+            what="a later beat",
+        )
+    finally:
+        process.stop()
+    assert not WorkerProcess.objects.exists(), process.output()
+
+
+def test_tasks_of_a_worker_killed_mid_turn_are_run_again_by_another(
+    fake_vendors, whatsapp, watson, record_fault
+):
+    """SIGKILL of turn_worker during a turn left its task row RUNNING for good (42 rows after
+    four kills); now the next worker takes it up once the dead one's beat is stale."""
+    fast = {"TASK_WORKER_BEAT_SECONDS": "0.5", "TASK_WORKER_STALE_SECONDS": "2"}
+    server = AppProcess.daphne(TASKS_BACKEND="database").start()
+    worker = AppProcess.turn_worker(**fast).start()
+    replacement = AppProcess.turn_worker(**fast)
+    try:
+        watson.delay = 5
+        assert post_signed(server.url, text_from("573006660002", "hola")).status_code == 200
+        wait_until(lambda: watson.requests, timeout=20, what="the turn reaching Watson")
+        worker.kill()
+        watson.delay = 0
+        replacement.start()
+        whatsapp.wait_for_sent(1, timeout=30, to="573006660002")
+        row = wait_until(
+            lambda: DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL).first(),
+            timeout=20,
+            what="the reclaimed task finished",
+        )
+    finally:
+        watson.delay = 0
+        for process in (server, worker, replacement):
+            process.stop()
+    assert len(row.worker_ids) == 2  # the dead worker's run, then the replacement's
+    assert not DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).exists()
+    assert len(whatsapp.sent) == 1
+    record_fault(
+        "turn_worker SIGKILLed mid-turn: its task row",
+        done="kill while the turn waited on Watson; a new turn_worker (stale after 2 s)",
+        held="the task reclaimed and run by the new worker; answered once; no row left running",
+    )

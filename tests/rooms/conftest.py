@@ -13,3 +13,9 @@ def database_mode():
         TASKS_BACKEND="database", TASKS={"default": {"BACKEND": TASK_BACKENDS["database"]}}
     ):
         yield
+
+
+@pytest.fixture
+def no_auto_assign(settings):
+    """Queued rooms stay queued until an agent takes one."""
+    settings.AUTO_ASSIGN = False

@@ -1,7 +1,8 @@
 """Operators' pages render, and an agent's capacity is edited where operators expect it."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib import admin
+from django.contrib.auth.models import Permission, User
 
 from rooms.models import ClosureReason, Room, UnusableItem
 from tests.payloads import message, notification, text_from
@@ -86,3 +87,41 @@ def test_unusable_items_are_read_in_the_admin_and_never_changed(client, post_web
     bulk_delete = {"action": "delete_selected", "_selected_action": [item.pk], "post": "yes"}
     client.post("/admin/rooms/unusableitem/", bulk_delete)
     assert UnusableItem.objects.filter(pk=item.pk).exists()
+
+
+def _staff_with(*codenames: str) -> User:
+    user = User.objects.create_user("viewer", password="secret", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_view_only_staff_cannot_close_rooms_from_the_admin(client, post_webhook):
+    post_webhook(text_from("573001212121", "agente"))
+    room = Room.objects.get()
+    client.force_login(_staff_with("view_room"))
+    changelist = client.get("/admin/rooms/room/")
+    assert changelist.status_code == 200
+    assert "close_rooms" not in changelist.content.decode()  # not offered
+    response = client.post(
+        "/admin/rooms/room/", {"action": "close_rooms", "_selected_action": [str(room.pk)]}
+    )
+    assert response.status_code in (200, 302)
+    room.refresh_from_db()
+    assert room.status == Room.Status.QUEUED  # and not done when posted anyway
+
+
+def test_closing_from_the_admin_needs_its_own_permission(client, post_webhook):
+    post_webhook(text_from("573001212121", "agente"))
+    room = Room.objects.get()
+    client.force_login(_staff_with("view_room", "close_room"))
+    assert "close_rooms" in client.get("/admin/rooms/room/").content.decode()
+    client.post("/admin/rooms/room/", {"action": "close_rooms", "_selected_action": [room.pk]})
+    room.refresh_from_db()
+    assert room.status == Room.Status.CLOSED
+
+
+def test_every_admin_action_declares_the_permission_it_needs():
+    for model_admin in admin.site._registry.values():
+        for action in model_admin.actions or ():
+            function = getattr(model_admin, action) if isinstance(action, str) else action
+            assert getattr(function, "allowed_permissions", None), (model_admin, action)

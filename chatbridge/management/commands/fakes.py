@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes.whatsapp import StatusWebhook
 
 
 class Command(BaseCommand):
@@ -39,6 +40,16 @@ class Command(BaseCommand):
             help="Persistent HTTP/1.1 connections, as the real vendors (the benchmark uses it).",
         )
         parser.add_argument(
+            "--status-webhook",
+            default="",
+            help="chatbridge's webhook URL: report each message's sent and delivered there.",
+        )
+        parser.add_argument(
+            "--status-app-secret",
+            default="",
+            help="The app secret the status notifications are signed with.",
+        )
+        parser.add_argument(
             "--host",
             default="127.0.0.1",
             help="Interface to bind (use 0.0.0.0 inside containers).",
@@ -50,8 +61,16 @@ class Command(BaseCommand):
             session_idle_timeout=options["session_idle_timeout"],
             host=options["host"],
         )
+        statuses = None
+        if options["status_webhook"]:
+            statuses = StatusWebhook(
+                url=options["status_webhook"], app_secret=options["status_app_secret"]
+            )
         whatsapp = FakeWhatsApp(
-            port=options["whatsapp_port"], token=options["whatsapp_token"], host=options["host"]
+            port=options["whatsapp_port"],
+            token=options["whatsapp_token"],
+            host=options["host"],
+            status_webhook=statuses,
         )
         watson.keep_alive = whatsapp.keep_alive = options["keep_alive"]
         stop = threading.Event()

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes.whatsapp import StatusWebhook
 from rooms.periodic import periodic_run
 
 
@@ -39,8 +40,14 @@ class Command(BaseCommand):
         fake_watson = FakeWatson(
             port=urlsplit(watson_url).port or 8081, session_idle_timeout=watson_session_timeout
         ).start()
+        # Like Meta, the fake reports each message's sent and delivered ticks to the webhook.
+        statuses = StatusWebhook(
+            url=f"http://127.0.0.1:{port}/whatsapp/external",
+            app_secret=settings.WHATSAPP_APP_SECRET,
+            delay=0.5,
+        )
         fake_whatsapp = FakeWhatsApp(
-            port=whatsapp.port or 8082, token=settings.WHATSAPP_TOKEN
+            port=whatsapp.port or 8082, token=settings.WHATSAPP_TOKEN, status_webhook=statuses
         ).start()
         call_command("migrate", interactive=False, verbosity=0)
         self._demo_admin()

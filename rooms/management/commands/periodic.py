@@ -24,6 +24,7 @@ class Command(BaseCommand):
                 self.stdout.write(
                     "closed {inactive} inactive and {out_of_hours} out-of-hours room(s); "
                     "resumed {resumed} turn(s), resent {resent} reply(ies); "
+                    "reclaimed {reclaimed} task(s) of dead workers; "
                     "assigned {assigned} room(s)".format(**done)
                 )
             if not every:

@@ -2,10 +2,10 @@
 (chatbridge/worker/runner.py has how)."""
 
 import sys
-import uuid
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from chatbridge.worker.liveness import worker_name
 from chatbridge.worker.runner import worker_run
 
 
@@ -34,5 +34,5 @@ class Command(BaseCommand):
             threads=threads,
             poll=poll,
             queue_names=queue_name.split(","),
-            prefix=uuid.uuid4().hex[:8],
+            prefix=worker_name(),
         )

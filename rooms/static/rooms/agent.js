@@ -25,10 +25,9 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws/agent/`);
     state.socket = socket;
-    socket.onopen = () => {
-      state.retry = 0;
-      setConnection(true);
-    };
+    // Connected, and the back-off starts again, only once the server has answered with a
+    // snapshot: a handshake it accepts and then drops (its channel layer down) is one more
+    // failed attempt.
     socket.onmessage = (event) => handle(JSON.parse(event.data));
     socket.onclose = (event) => {
       setConnection(false);
@@ -79,6 +78,8 @@
   }
 
   function applySnapshot(snapshot) {
+    state.retry = 0;
+    setConnection(true);
     const known = new Map(state.lastSeq);
     state.agent = snapshot.agent;
     state.queue = snapshot.queue;

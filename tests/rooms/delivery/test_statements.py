@@ -1,6 +1,7 @@
 """Delivery's statements (rooms/delivery/statements.py) against the ORM paths they replace."""
 
 import pytest
+from django.utils import timezone
 
 from rooms.delivery.statements import outbound_sent_update, outbound_sent_update_orm
 from rooms.models import Message, Room
@@ -9,14 +10,15 @@ from tests.factories import CustomerFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _pending(uid: str) -> Message:
+def _pending(uid: str, status: str = Message.Status.PENDING) -> Message:
     room = Room.objects.create(customer=CustomerFactory(uid=uid))
     return Message.objects.create(
         room=room,
         direction=Message.Direction.OUTBOUND,
         author=Message.Author.BOT,
         text="hola",
-        status=Message.Status.PENDING,
+        status=status,
+        send_lease_until=timezone.now() if status == Message.Status.SENDING else None,
     )
 
 
@@ -25,9 +27,10 @@ def _state(message: Message) -> tuple:
     return message.status, message.wa_message_id is not None
 
 
+@pytest.mark.parametrize("unsettled", [Message.Status.PENDING, Message.Status.SENDING])
 @pytest.mark.parametrize("update", [outbound_sent_update, outbound_sent_update_orm])
-def test_a_pending_message_becomes_sent_once(update):
-    message = _pending(f"57300800000{update is outbound_sent_update:d}")
+def test_an_unsettled_message_becomes_sent_once(update, unsettled):
+    message = _pending(f"57300800000{update is outbound_sent_update:d}", unsettled)
 
     assert update(message_id=message.pk, wa_message_id=f"wamid.{update.__name__}") is True
     assert _state(message) == (Message.Status.SENT, True)
@@ -40,11 +43,11 @@ def test_a_pending_message_becomes_sent_once(update):
 def test_the_statement_and_the_orm_write_the_same_row():
     rows = []
     for index, update in enumerate([outbound_sent_update, outbound_sent_update_orm]):
-        message = _pending(f"57300800001{index}")
+        message = _pending(f"57300800001{index}", Message.Status.SENDING)
         update(message_id=message.pk, wa_message_id=f"wamid.same.{index}")
         rows.append(
             Message.objects.filter(pk=message.pk)
-            .values("status", "error_code", "error_detail")
+            .values("status", "error_code", "error_detail", "send_lease_until")
             .get()
         )
         assert Message.objects.get(pk=message.pk).updated_at >= message.updated_at

@@ -66,11 +66,6 @@ async def queued_room(wa_id: str = WA) -> Room:
     return await Room.objects.aget(customer__uid=wa_id)
 
 
-@pytest.fixture
-def no_auto_assign(settings):
-    settings.AUTO_ASSIGN = False
-
-
 async def test_anonymous_is_refused_with_4401(fake_vendors):
     communicator = await connect(None)
     assert (await communicator.receive_output(timeout=2))["code"] == 4401

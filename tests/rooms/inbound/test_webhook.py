@@ -61,6 +61,20 @@ def test_webhook_rejects_bad_signature_and_stores_nothing(client, whatsapp):
     assert whatsapp.sent == []
 
 
+@pytest.mark.parametrize("signature", ["sha256=\xe9", "sha256=" + "é" * 64, "sha256=\u263a"])
+def test_webhook_non_ascii_signature_is_refused_not_an_error(client, signature):
+    # A header's bytes reach Django as latin-1: a comparison of str raised TypeError (500).
+    body = json.dumps(text_from("573001234567")).encode()
+    response = client.post(
+        "/whatsapp/external",
+        data=body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=signature,
+    )
+    assert response.status_code == 401
+    assert Message.objects.count() == 0
+
+
 def test_webhook_signature_covers_the_raw_bytes(post_webhook, whatsapp):
     # Meta escapes non-ASCII as \uXXXX; a re-serialised body would hash differently.
     raw = json.dumps(fixture("whatsapp/text_message.json"), ensure_ascii=True).encode()
