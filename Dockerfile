@@ -11,7 +11,8 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # DEBUG only for this build step: collectstatic needs no secrets.
 RUN DEBUG=1 python manage.py collectstatic --noinput \
-    && useradd --system --no-create-home chatbridge
+    && useradd --system --no-create-home chatbridge \
+    && install -d -o chatbridge /var/lib/chatbridge-metrics
 USER chatbridge
 
 EXPOSE 8000 8001

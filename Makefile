@@ -15,6 +15,9 @@ LOCAL_ENV := DEBUG=1 LOG_FORMAT=plain \
 # The console's browser test drives Debian's Chromium (Playwright's own browser download is
 # not reachable from these machines).
 CHROMIUM ?= /usr/bin/chromium
+# Debian's nginx for the tests of deploy/ (tests/test_nginx.py), unpacked into var/ rather than
+# installed: an installed nginx starts a server on port 80 of every interface.
+NGINX := var/nginx/usr/sbin/nginx
 
 .PHONY: run say test lint format clean reliability audit bench bench-queues
 
@@ -30,7 +33,7 @@ run: $(VENV)/.installed
 say: $(VENV)/.installed
 	$(LOCAL_ENV) $(PY) manage.py say $(WA_ID) "$(TEXT)"
 
-test: $(VENV)/.installed $(CHROMIUM) lint
+test: $(VENV)/.installed $(CHROMIUM) $(NGINX) lint
 	$(PY) -m pytest
 
 # The fault suite in its long form, then docs/RELIABILITY.md from what it recorded.
@@ -38,7 +41,7 @@ RELIABILITY_TESTS := tests/chatbridge/test_cache.py tests/test_faults.py tests/t
 	tests/test_load.py tests/test_processes.py tests/test_agents_processes.py \
 	tests/test_security.py tests/users/test_login_lockout.py tests/rooms/bot/test_recovery.py \
 	tests/rooms/bot/test_turns.py
-reliability: $(VENV)/.installed $(CHROMIUM)
+reliability: $(VENV)/.installed $(CHROMIUM) $(NGINX)
 	rm -f var/reliability.json
 	RELIABILITY_RECORDS=var/reliability.json RELIABILITY_SAMPLES=200 BURST_CUSTOMERS=200 \
 		SOAK_SECONDS=180 HYPOTHESIS_EXAMPLES=1000 \
@@ -74,6 +77,13 @@ audit: $(VENV)/.installed
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
+
+$(NGINX):
+	rm -rf var/nginx && mkdir -p var/nginx/debs
+	cd var/nginx/debs && (apt-get download -qq nginx 2>/dev/null \
+		|| (apt-get update -qq && apt-get download -qq nginx))
+	dpkg -x var/nginx/debs/nginx_*.deb var/nginx
+	$(NGINX) -v
 
 # Style, the layout's import contracts (pyproject.toml), and types.
 lint: $(VENV)/.installed

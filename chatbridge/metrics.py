@@ -2,11 +2,15 @@
 
 With PROMETHEUS_MULTIPROC_DIR set (read by prometheus-client itself, before it is imported),
 every process writes its samples to files in that directory and `/metrics` sums them, so one
-scrape of any web process reports Daphne processes and task workers alike. Without it (the
-embedded run) each process reports its own.
+scrape of any web process reports gunicorn, Daphne, the task workers and the periodic job alike.
+Every process of a host must see the same directory (docker-compose.yml: the `metrics` volume),
+which is emptied once when the host starts, not by each process (`manage.py metrics_reset`).
+Without it (the embedded run) each process reports its own.
 """
 
 import hmac
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +29,19 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
+
+
+def process_identity() -> str:
+    """A process's name in the metrics directory: containers sharing it each number their
+    processes from 1, so the pid alone would let two processes write one file. No `_`:
+    prometheus-client splits the file names on it."""
+    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_identity)
 
 # From a cached lookup (~0.2 ms) to Watson's timeout (10 s).
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

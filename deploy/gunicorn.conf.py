@@ -5,8 +5,7 @@ only the agents' websockets. docs/BENCHMARKS.md has the measurements behind the 
 """
 
 import os
-import shutil
-from pathlib import Path
+import socket
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -25,15 +24,13 @@ accesslog = None  # chatbridge logs each request itself, as JSON with its reques
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
-def on_starting(server) -> None:
-    # Figures of a previous run's workers would be added to this run's.
-    if _metrics_dir:
-        shutil.rmtree(_metrics_dir, ignore_errors=True)
-        Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+# The directory is shared with the host's other processes (Daphne, the worker): it is emptied
+# when the host starts (`manage.py metrics_reset`), never here.
 
 
 def child_exit(server, worker) -> None:
     if _metrics_dir:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        # chatbridge.metrics.process_identity, for the worker that exited.
+        multiprocess.mark_process_dead(f"{socket.gethostname().replace('_', '-')}-{worker.pid}")

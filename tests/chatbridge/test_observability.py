@@ -4,16 +4,20 @@ operations page."""
 import io
 import json
 import logging
+import os
+import socket
 import tempfile
 
 import pytest
 import requests
+import yaml
 from django.contrib.auth.models import User
 from prometheus_client import REGISTRY
 
 from chatbridge.logs import JsonFormatter
+from chatbridge.metrics import process_identity
 from tests.payloads import text_from
-from tests.servers import AppProcess, RedisServer, post_signed
+from tests.servers import ROOT, AppProcess, RedisServer, post_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,6 +76,44 @@ def test_metrics_are_summed_across_processes(fake_vendors):
         if line.startswith('chatbridge_webhook_stage_seconds_count{stage="verify"}')
     ]
     assert counts == ['chatbridge_webhook_stage_seconds_count{stage="verify"} 5.0']
+
+
+def _value(text: str, prefix: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_one_web_process_reports_the_worker_and_daphne(fake_vendors, whatsapp):
+    """As compose runs it (every process on one metrics directory): the turn's stages, Watson's
+    calls and WhatsApp's sends happen in the worker, a request on Daphne, yet one scrape of
+    gunicorn reports them. Before, only the web processes wrote there."""
+    with tempfile.TemporaryDirectory() as shared:
+        env = {"PROMETHEUS_MULTIPROC_DIR": shared, "TASKS_BACKEND": "database"}
+        web = AppProcess.gunicorn(**env).start()
+        daphne = AppProcess.daphne(**env).start()
+        worker = AppProcess.turn_worker(**env).start()
+        try:
+            assert post_signed(web.url, text_from(WA, "hola")).status_code == 200
+            whatsapp.wait_for_sent(1, timeout=20, to=WA)
+            assert post_signed(daphne.url, text_from("573006060607", "hola")).status_code == 200
+            whatsapp.wait_for_sent(1, timeout=20, to="573006060607")
+            text = requests.get(f"{web.url}/metrics", timeout=10).text
+        finally:
+            for process in (web, daphne, worker):
+                process.stop()
+    assert _value(text, 'chatbridge_turn_stage_seconds_count{stage="watson"}') == 2
+    assert _value(text, 'chatbridge_turn_stage_seconds_count{stage="send"}') == 2
+    assert _value(text, 'chatbridge_watson_calls_total{result="ok"}') == 2
+    assert _value(text, 'chatbridge_whatsapp_sends_total{code="",result="sent"}') == 2
+    assert _value(text, 'chatbridge_webhook_stage_seconds_count{stage="verify"}') == 2
+
+
+def test_metrics_need_the_token_once_one_is_set(client, settings):
+    settings.METRICS_TOKEN = "scrape-me"
+    for path in ("/metrics", "/cache/stats"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+        assert client.get(path, HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
 
 
 def test_health_and_readiness(client, settings):
@@ -134,3 +176,28 @@ def test_operations_page(client, post_webhook, whatsapp):
     assert "131047" in page
     assert 'id="cache-stats"' in page
     assert client.get("/admin/").content.decode().count("/admin/operations/") == 1
+
+
+def test_every_process_of_the_compose_shape_reports_into_one_metrics_directory():
+    """The compose file gave the directory to the web processes only: the worker's turns, Watson
+    calls and sends and Daphne's consoles never reached /metrics."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    app = [name for name, service in services.items() if service.get("image") == "chatbridge"]
+    assert {"web1", "web2", "ws1", "ws2", "worker", "periodic", "migrate"} <= set(app)
+    directories = {services[name]["environment"].get("PROMETHEUS_MULTIPROC_DIR") for name in app}
+    assert len(directories) == 1 and None not in directories
+    (directory,) = directories
+    for name in app:
+        assert f"metrics:{directory}" in services[name]["volumes"], name
+    # Emptied once, before the processes start; not by gunicorn, which would empty it under the
+    # feet of the worker and Daphne.
+    assert "metrics_reset" in " ".join(services["migrate"]["command"])
+    assert "rmtree" not in (ROOT / "deploy" / "gunicorn.conf.py").read_text()
+
+
+def test_processes_of_two_containers_never_share_a_metrics_file(monkeypatch):
+    """Containers number their processes from 1: by pid alone, two would write one file."""
+    monkeypatch.setattr(os, "getpid", lambda: 7)
+    monkeypatch.setattr(socket, "gethostname", lambda: "web_1")
+    assert process_identity() == "web-1-7"
