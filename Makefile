@@ -40,10 +40,14 @@ test: $(VENV)/.installed $(CHROMIUM) $(NGINX) lint
 RELIABILITY_TESTS := tests/chatbridge/test_cache.py tests/test_faults.py tests/test_bad_input.py \
 	tests/test_load.py tests/test_processes.py tests/test_agents_processes.py \
 	tests/test_security.py tests/users/test_login_lockout.py tests/rooms/bot/test_recovery.py \
-	tests/rooms/bot/test_turns.py
+	tests/rooms/bot/test_turns.py tests/rooms/delivery/test_send_faults.py \
+	tests/rooms/delivery/test_send_ownership.py tests/rooms/desk/test_revocation.py \
+	tests/test_nginx.py tests/chatbridge/test_worker.py tests/rooms/test_admin.py \
+	tests/rooms/inbound/test_webhook.py tests/test_console_browser.py
 reliability: $(VENV)/.installed $(CHROMIUM) $(NGINX)
 	rm -f var/reliability.json
 	RELIABILITY_RECORDS=var/reliability.json RELIABILITY_SAMPLES=200 BURST_CUSTOMERS=200 \
+		KILL_BURST_CUSTOMERS=200 KILL_BURST_KILLS=10 \
 		SOAK_SECONDS=180 HYPOTHESIS_EXAMPLES=1000 \
 		$(PY) -m pytest -q -p no:randomly --junitxml=var/reliability.xml $(RELIABILITY_TESTS) || true
 	-$(MAKE) --no-print-directory audit > var/audit.txt 2>&1

@@ -142,7 +142,9 @@ def _webhook(url: str, verify: Path | bool = True, **headers: str) -> requests.R
     )
 
 
-def test_behind_a_tls_proxy_the_signed_webhook_is_answered_not_redirected(behind_proxy):
+def test_behind_a_tls_proxy_the_signed_webhook_is_answered_not_redirected(
+    behind_proxy, record_fault
+):
     """nginx overwrote the outer proxy's X-Forwarded-Proto with its own `http`, and chatbridge
     (SECURE_SSL_REDIRECT) answered Meta with a 301."""
     assert _webhook(behind_proxy.url, **{"X-Forwarded-Proto": "https"}).status_code == 200
@@ -150,18 +152,30 @@ def test_behind_a_tls_proxy_the_signed_webhook_is_answered_not_redirected(behind
     plain = _webhook(behind_proxy.url)
     assert plain.status_code == 301
     assert plain.headers["Location"].startswith("https://")
+    record_fault(
+        "Real nginx behind a TLS proxy, SECURE_SSL_REDIRECT on",
+        done="signed webhook with the outer proxy's X-Forwarded-Proto: https, and without it",
+        held="200 (was 301 to https); plain HTTP with no proxy still redirected",
+    )
 
 
-def test_terminating_tls_the_webhook_is_answered_whatever_the_client_claims(terminating_tls):
+def test_terminating_tls_the_webhook_is_answered_whatever_the_client_claims(
+    terminating_tls, record_fault
+):
     tls = terminating_tls
     assert _webhook(tls.https_url, tls.cert).status_code == 200
     assert _webhook(tls.https_url, tls.cert, **{"X-Forwarded-Proto": "http"}).status_code == 200
     plain = requests.get(f"{terminating_tls.url}/agent/", allow_redirects=False, timeout=10)
     assert plain.status_code == 301
     assert plain.headers["Location"] == "https://127.0.0.1/agent/"
+    record_fault(
+        "Real nginx terminating TLS, SECURE_SSL_REDIRECT on",
+        done="signed webhook over https, also with a client's X-Forwarded-Proto: http",
+        held="200; plain HTTP redirected to https by nginx",
+    )
 
 
-def test_the_access_log_never_holds_the_verify_token(behind_proxy):
+def test_the_access_log_never_holds_the_verify_token(behind_proxy, record_fault):
     response = requests.get(
         f"{behind_proxy.url}/whatsapp/external",
         params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"},
@@ -176,19 +190,30 @@ def test_the_access_log_never_holds_the_verify_token(behind_proxy):
     logged = behind_proxy.access_log.read_text()
     assert VERIFY_TOKEN not in logged
     assert "hub.verify_token" not in logged
+    record_fault(
+        "nginx access log and the webhook handshake",
+        done="Meta's handshake GET with hub.verify_token",
+        held="answered; the log has the path, never the query",
+    )
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/cache/stats"])
-def test_metrics_are_not_public_through_the_proxy(behind_proxy, production_web, path):
+def test_metrics_are_not_public_through_the_proxy(behind_proxy, production_web, path, record_fault):
     https = {"X-Forwarded-Proto": "https"}
     assert requests.get(f"{behind_proxy.url}{path}", headers=https, timeout=10).status_code == 404
     wrong = {**https, "Authorization": "Bearer guess"}
     assert requests.get(f"{behind_proxy.url}{path}", headers=wrong, timeout=10).status_code == 401
     right = {**https, "Authorization": f"Bearer {METRICS_TOKEN}"}
     assert requests.get(f"{behind_proxy.url}{path}", headers=right, timeout=10).status_code == 200
+    record_fault(
+        f"Attack: {path} from outside, through nginx",
+        done="no token, a wrong token, the right one",
+        held="404, 401, 200 (was public)",
+        times=3,
+    )
 
 
-def test_slow_bodies_do_not_reach_gunicorn(behind_proxy):
+def test_slow_bodies_do_not_reach_gunicorn(behind_proxy, record_fault):
     """gunicorn's two sync workers were taken by two connections sending their bodies slowly;
     nginx reads each body whole before passing it on."""
     slow = []
@@ -203,7 +228,14 @@ def test_slow_bodies_do_not_reach_gunicorn(behind_proxy):
         started = time.monotonic()
         healthy = requests.get(f"{behind_proxy.url}/healthz", timeout=10)
         assert healthy.status_code == 200
-        assert time.monotonic() - started < 5
+        waited = time.monotonic() - started
+        assert waited < 5
+        record_fault(
+            "Attack: slow request bodies (slowloris) through nginx",
+            done="4 connections sending a body's first byte only, then a request",
+            held="answered: gunicorn's 2 sync workers never see an unfinished body",
+            figures=f"answered in {waited * 1000:.0f} ms",
+        )
     finally:
         for client in slow:
             client.close()

@@ -15,8 +15,8 @@ def outbound_sent_update(*, message_id: int, wa_message_id: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(Message._meta.db_table)} SET wa_message_id = %s, status = %s,"
-            " send_lease_until = NULL, updated_at = %s WHERE id = %s AND status = ANY(%s)",
-            [wa_message_id, Message.Status.SENT.value, timezone.now(), message_id, _UNSETTLED],
+            " send_lease_until = NULL, updated_at = %s WHERE id = %s AND status IN (%s, %s)",
+            [wa_message_id, Message.Status.SENT.value, timezone.now(), message_id, *_UNSETTLED],
         )
         return bool(cursor.rowcount)
 

@@ -95,7 +95,7 @@ def _staff_with(*codenames: str) -> User:
     return user
 
 
-def test_view_only_staff_cannot_close_rooms_from_the_admin(client, post_webhook):
+def test_view_only_staff_cannot_close_rooms_from_the_admin(client, post_webhook, record_fault):
     post_webhook(text_from("573001212121", "agente"))
     room = Room.objects.get()
     client.force_login(_staff_with("view_room"))
@@ -108,6 +108,11 @@ def test_view_only_staff_cannot_close_rooms_from_the_admin(client, post_webhook)
     assert response.status_code in (200, 302)
     room.refresh_from_db()
     assert room.status == Room.Status.QUEUED  # and not done when posted anyway
+    record_fault(
+        "Attack: view-only staff posting the admin's close action",
+        done="the changelist read, then the action posted by hand",
+        held="not offered, not done (was done)",
+    )
 
 
 def test_closing_from_the_admin_needs_its_own_permission(client, post_webhook):

@@ -215,7 +215,7 @@
     }));
   }
 
-  const TICKS = { pending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
+  const TICKS = { pending: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
   const AUTHORS = { customer: "Cliente", bot: "Bot", agent: "Agente", system: "Sistema" };
 
   function renderConversation() {

@@ -68,12 +68,20 @@ def _delete_sessions(user: User) -> None:
     ],
 )
 async def test_a_revoked_agents_console_is_closed_at_once(
-    fake_vendors, no_auto_assign, revoke, code
+    fake_vendors, no_auto_assign, revoke, code, record_fault
 ):
     agent, communicator, room = await agent_with_room()
+    started = asyncio.get_running_loop().time()
     await sync_to_async(revoke)(agent)
     assert await closed_with(communicator) == code
+    waited = asyncio.get_running_loop().time() - started
     assert await Room.objects.filter(pk=room.pk, agent=agent).aexists()  # nothing else undone
+    record_fault(
+        f"Attack: a revoked agent keeps the console open ({revoke.__name__.strip('_')})",
+        done="an agent's open console, then the revocation",
+        held=f"closed with {code}; nothing it sends afterwards is done",
+        figures=f"closed {waited * 1000:.0f} ms after the change",
+    )
 
 
 async def test_without_any_signal_the_next_command_is_refused(fake_vendors, no_auto_assign):

@@ -62,7 +62,7 @@ def test_webhook_rejects_bad_signature_and_stores_nothing(client, whatsapp):
 
 
 @pytest.mark.parametrize("signature", ["sha256=\xe9", "sha256=" + "é" * 64, "sha256=\u263a"])
-def test_webhook_non_ascii_signature_is_refused_not_an_error(client, signature):
+def test_webhook_non_ascii_signature_is_refused_not_an_error(client, signature, record_fault):
     # A header's bytes reach Django as latin-1: a comparison of str raised TypeError (500).
     body = json.dumps(text_from("573001234567")).encode()
     response = client.post(
@@ -73,6 +73,11 @@ def test_webhook_non_ascii_signature_is_refused_not_an_error(client, signature):
     )
     assert response.status_code == 401
     assert Message.objects.count() == 0
+    record_fault(
+        "Attack: non-ASCII bytes in X-Hub-Signature-256",
+        done=f"unsigned POST with signature {signature[:12]!r}…",
+        held="401, nothing stored, no 500 (was a 500 with a traceback)",
+    )
 
 
 def test_webhook_signature_covers_the_raw_bytes(post_webhook, whatsapp):
