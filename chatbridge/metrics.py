@@ -42,6 +42,9 @@ def process_identity() -> str:
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     values.ValueClass = values.MultiProcessValue(process_identifier=process_identity)
+    # A restarted container has its old hostname and pid: its dead predecessor's live gauges
+    # (connected consoles) must not be counted with its own.
+    multiprocess.mark_process_dead(process_identity())
 
 # From a cached lookup (~0.2 ms) to Watson's timeout (10 s).
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -104,17 +107,26 @@ def scrape_collector_add(collector: Any) -> None:
 
 
 def operators_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[..., HttpResponse]:
-    """With METRICS_TOKEN set, the view answers only a request bearing it (401 otherwise)."""
+    """With METRICS_TOKEN set, the view answers only a request bearing it (401 otherwise).
+    Without one it answers only requests that did not come through the proxy (which always adds
+    X-Forwarded-For): the internal network's scrapes of the process itself."""
 
     @wraps(view)
     def guarded(request: HttpRequest) -> HttpResponse:
         token = settings.METRICS_TOKEN
-        if token:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                response = HttpResponse("a metrics token is required\n", status=401)
-                response["WWW-Authenticate"] = 'Bearer realm="chatbridge metrics"'
-                return response
+        if not token:
+            if "HTTP_X_FORWARDED_FOR" in request.META:
+                return HttpResponse(
+                    "served to the internal network only; set METRICS_TOKEN to reach it through "
+                    "the proxy\n",
+                    status=403,
+                )
+            return view(request)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            response = HttpResponse("a metrics token is required\n", status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="chatbridge metrics"'
+            return response
         return view(request)
 
     return guarded

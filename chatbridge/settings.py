@@ -320,6 +320,14 @@ TURN_RESUME_AFTER_SECONDS = _number("TURN_RESUME_AFTER_SECONDS", default=60)
 TASK_WORKER_BEAT_SECONDS = _number("TASK_WORKER_BEAT_SECONDS", default=5)
 TASK_WORKER_STALE_SECONDS = _number("TASK_WORKER_STALE_SECONDS", default=30)
 TASK_RECLAIM_MAX_RUNS = _whole_number("TASK_RECLAIM_MAX_RUNS", default=3)
+if TASK_WORKER_STALE_SECONDS < 3 * TASK_WORKER_BEAT_SECONDS:
+    # A live worker that missed a beat or two (a busy machine) must not be taken for dead.
+    sys.exit(
+        "chatbridge: TASK_WORKER_STALE_SECONDS must be at least 3 times TASK_WORKER_BEAT_SECONDS"
+    )
+# A message whose turn was resumed this many times without finishing (each run killed its worker,
+# or failed) goes to the agents instead of to the bot once more.
+TURN_RESUME_MAX = _whole_number("TURN_RESUME_MAX", default=3)
 
 # --- WhatsApp Cloud API -------------------------------------------------------------------------
 
@@ -339,12 +347,15 @@ WHATSAPP_SEND_ATTEMPTS = _whole_number("WHATSAPP_SEND_ATTEMPTS", default=3)
 WHATSAPP_RETRY_BACKOFF = _number("WHATSAPP_RETRY_BACKOFF", default=0.5)
 # A send belongs to the process that started it for this long: longer than the send itself can
 # take (every attempt's timeout and the backoffs between them), so nobody else sends it meanwhile.
-WHATSAPP_SEND_LEASE_SECONDS = _number(
-    "WHATSAPP_SEND_LEASE_SECONDS",
-    default=WHATSAPP_SEND_ATTEMPTS * (min(WHATSAPP_TIMEOUT, 3.0) + WHATSAPP_TIMEOUT)
-    + WHATSAPP_RETRY_BACKOFF * (2 ** max(WHATSAPP_SEND_ATTEMPTS - 1, 0) - 1)
-    + 5,
-)
+_send_longest = WHATSAPP_SEND_ATTEMPTS * (
+    min(WHATSAPP_TIMEOUT, 3.0) + WHATSAPP_TIMEOUT
+) + WHATSAPP_RETRY_BACKOFF * (2 ** max(WHATSAPP_SEND_ATTEMPTS - 1, 0) - 1)
+WHATSAPP_SEND_LEASE_SECONDS = _number("WHATSAPP_SEND_LEASE_SECONDS", default=_send_longest + 5)
+if _send_longest > WHATSAPP_SEND_LEASE_SECONDS:
+    sys.exit(
+        f"chatbridge: WHATSAPP_SEND_LEASE_SECONDS must cover the longest send ({_send_longest:g} s:"
+        " WHATSAPP_SEND_ATTEMPTS attempts of WHATSAPP_TIMEOUT and their backoffs)"
+    )
 # A send whose outcome is unknown (its process died, or the answer was lost) is sent again only
 # if WhatsApp's status for it (matched by biz_opaque_callback_data) has not come this long after
 # its lease ended; at most WHATSAPP_SEND_MAX_TRIES sends in all (README, "Delivery").

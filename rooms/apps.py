@@ -10,6 +10,7 @@ class RoomsConfig(AppConfig):
         # app is registered, after this module.
         from chatbridge.metrics import scrape_collector_add
         from rooms import signals  # noqa: F401
+        from rooms.desk import receivers  # noqa: F401
         from rooms.desk.selectors import QueueCollector
 
         scrape_collector_add(QueueCollector())

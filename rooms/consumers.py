@@ -332,6 +332,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         self.revoked = True
         logger.info("closing agent %s's console: %s", self.user.pk, access.access)
         await self.close(code=_close_code(access.access))
+        # No more presence or assignment for someone who is gone (this task itself excepted).
+        await self._stop_background_tasks()
         return True
 
     async def _session_watch(self) -> None:
@@ -343,8 +345,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 left = (self.session_expires_at - timezone.now()).total_seconds()
                 wait = min(wait, max(left, 0) + 0.5)
             await asyncio.sleep(wait)
-            if await self._revoked():
-                return
+            try:
+                if await self._revoked():
+                    return
+            except Exception:
+                logger.warning("agent %s: session check failed", self.user.pk, exc_info=True)
 
     async def _heartbeat(self) -> None:
         """Keep the agent online, and tell the console the latest number of each of its rooms so

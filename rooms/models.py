@@ -147,6 +147,8 @@ class Message(models.Model):
     # WhatsApp's status to arrive) recovery may take it up. `send_attempts` counts the sends.
     send_lease_until = models.DateTimeField(null=True, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # Inbound: how many times `turns_resume` took its turn up again (TURN_RESUME_MAX, then agents).
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         indexes = [

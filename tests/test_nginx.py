@@ -15,6 +15,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from tests.factories import AgentFactory
 from tests.payloads import sign, text_from
 from tests.servers import ROOT, AppProcess, free_port, wait_for_port
 
@@ -172,6 +173,41 @@ def test_terminating_tls_the_webhook_is_answered_whatever_the_client_claims(
         "Real nginx terminating TLS, SECURE_SSL_REDIRECT on",
         done="signed webhook over https, also with a client's X-Forwarded-Proto: http",
         held="200; plain HTTP redirected to https by nginx",
+    )
+
+
+def _login(nginx: Nginx, client_address: str, password: str) -> int:
+    """The console's login through the proxy, as a client at `client_address` behind the bank's
+    TLS proxy (which says so in X-Forwarded-For and X-Forwarded-Proto)."""
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": client_address}
+    page = requests.get(f"{nginx.url}/accounts/login/", headers=headers, timeout=10)
+    token = page.cookies["csrftoken"]
+    return requests.post(
+        f"{nginx.url}/accounts/login/",
+        data={"username": "ana", "password": password, "csrfmiddlewaretoken": token},
+        headers={
+            **headers,
+            "Cookie": f"csrftoken={token}",
+            "Referer": "https://127.0.0.1/accounts/login/",
+        },
+        allow_redirects=False,
+        timeout=10,
+    ).status_code
+
+
+def test_behind_a_tls_proxy_logins_count_per_client_not_per_proxy(behind_proxy, record_fault):
+    """nginx wrote the outer proxy's own address into X-Forwarded-For: every login counted
+    against that one address, and five typos anywhere locked every agent out."""
+    AgentFactory(username="ana", password="clave-correcta")
+    for _ in range(5):
+        assert _login(behind_proxy, "198.51.100.7", "wrong") == 200
+    assert _login(behind_proxy, "198.51.100.7", "clave-correcta") == 200  # locked out
+    assert _login(behind_proxy, "203.0.113.5", "clave-correcta") == 302  # someone else is not
+    record_fault(
+        "Real nginx behind a TLS proxy: the login lockout's address",
+        done="5 wrong passwords from one client behind the proxy, then another client",
+        held="the first client locked out; the other logs in (was: the proxy's address locked)",
+        times=7,
     )
 
 

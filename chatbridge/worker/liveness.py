@@ -22,7 +22,8 @@ import uuid
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
+from django.db.models import DateTimeField, ExpressionWrapper
+from django.db.models.functions import Now
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
@@ -44,13 +45,14 @@ def worker_name() -> str:
 
 def worker_beat(*, name: str, threads: int) -> None:
     """This worker is alive (its row is made on the first beat)."""
+    # The database's clock, as for every comparison with it: hosts' clocks may differ.
     WorkerProcess.objects.update_or_create(
         name=name,
         defaults={
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
             "threads": threads,
-            "beat_at": timezone.now(),
+            "beat_at": Now(),
         },
     )
 
@@ -62,8 +64,10 @@ def worker_gone(*, name: str) -> None:
 
 def tasks_reclaim() -> int:
     """Reclaim the RUNNING tasks of workers that stopped beating; how many."""
-    now = timezone.now()
-    stale = now - dt.timedelta(seconds=settings.TASK_WORKER_STALE_SECONDS)
+    stale = ExpressionWrapper(
+        Now() - dt.timedelta(seconds=settings.TASK_WORKER_STALE_SECONDS),
+        output_field=DateTimeField(),
+    )
     alive = set(WorkerProcess.objects.filter(beat_at__gte=stale).values_list("name", flat=True))
     reclaimed = 0
     with transaction.atomic():
@@ -90,7 +94,8 @@ def tasks_reclaim() -> int:
             with connection.cursor() as cursor:  # wake the sleeping workers (at commit)
                 cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
     # Workers silent for a day are forgotten (their rows only say when they died).
-    WorkerProcess.objects.filter(beat_at__lt=now - dt.timedelta(days=1)).delete()
+    day_ago = ExpressionWrapper(Now() - dt.timedelta(days=1), output_field=DateTimeField())
+    WorkerProcess.objects.filter(beat_at__lt=day_ago).delete()
     return reclaimed
 
 

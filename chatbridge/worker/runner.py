@@ -57,8 +57,11 @@ def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str
 
     worker_beat(name=prefix, threads=threads)
     connection.close()
+    # Its own stop: the worker beats until its last task has finished, or another would take
+    # that task up as a dead worker's.
+    beat_stop = threading.Event()
     beating = threading.Thread(
-        target=_beat_loop, args=(prefix, threads, stopping), name="beat", daemon=True
+        target=_beat_loop, args=(prefix, threads, beat_stop), name="beat", daemon=True
     )
     beating.start()
     wake = _Wakeup(poll)
@@ -84,7 +87,7 @@ def worker_run(*, threads: int, poll: float, queue_names: list[str], prefix: str
     finally:
         executor.shutdown(wait=True)
         wake.close()
-        stopping.set()
+        beat_stop.set()
         beating.join(timeout=settings.TASK_WORKER_BEAT_SECONDS + 5)
         worker_gone(name=prefix)
         connection.close()

@@ -16,10 +16,11 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from rooms.bot.tasks import room_turn
+from rooms.conversation.services import room_queue
 from rooms.delivery.services import TurnTarget, outbound_claim, outbound_deliver, turn_target
 from rooms.models import Message, Room
 from users.selectors import CustomerRef
@@ -41,11 +42,28 @@ def turns_resume(*, older_than_seconds: float) -> ResumeResult:
     ).select_related("room__customer")
     for message in unanswered.order_by("id"):
         latest[message.room_id] = message
+    resumed = 0
     for room_id, message in latest.items():
+        Message.objects.filter(pk=message.pk).update(resumes=F("resumes") + 1)
+        if message.resumes >= settings.TURN_RESUME_MAX:
+            # Every turn of it died (it killed its worker, or Watson's answer to it did): a
+            # person answers it instead of the bot trying for ever.
+            logger.error(
+                "room %s: message %s resumed %d times, to the agents",
+                room_id,
+                message.pk,
+                message.resumes,
+            )
+            room_queue(room_id=room_id, note="El asistente no pudo responder este mensaje.")
+            Message.objects.filter(
+                room_id=room_id, direction=Message.Direction.INBOUND, handled_at__isnull=True
+            ).update(handled_at=timezone.now())
+            continue
         logger.warning("resuming the turn of room %s (message %s)", room_id, message.pk)
         target = turn_target(CustomerRef.of(message.room.customer))
         room_turn.enqueue(room_id=room_id, message_id=message.pk, target=target)
-    return ResumeResult(turns=len(latest), resent=_unsent_resend(cutoff=cutoff))
+        resumed += 1
+    return ResumeResult(turns=resumed, resent=_unsent_resend(cutoff=cutoff))
 
 
 def _unsent_resend(*, cutoff: dt.datetime) -> int:

@@ -97,7 +97,9 @@ def outbound_claim(*, message_id: int) -> Message | None:
                 f"sent {message.send_attempts} times with no answer and no status from "
                 "WhatsApp; not sent again (it may have arrived)"
             )
-            _failed_update(message, code=None, detail=detail)
+            room_status = Room.objects.values_list("status", flat=True).get(pk=message.room_id)
+            in_agents_room = room_status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
+            _failed_update(message, code=None, detail=detail, in_agents_room=in_agents_room)
             return None
         message.status = Message.Status.SENDING
         message.send_lease_until = send_lease_until(now)

@@ -99,6 +99,24 @@ def room_release(*, room_id: int, agent: User) -> Room:
     return room
 
 
+def agent_rooms_release(*, user_id: int) -> int:
+    """The rooms of a user who is no longer an agent go back to the queue; how many. Nothing for
+    a user who still is one."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None or is_agent(user):
+        return 0
+    released = 0
+    for room_id in Room.objects.filter(agent_id=user_id, status=Room.Status.ASSIGNED).values_list(
+        "pk", flat=True
+    ):
+        try:
+            room_release(room_id=room_id, agent=user)
+        except ActionError:
+            continue  # closed or moved meanwhile
+        released += 1
+    return released
+
+
 def room_transfer(*, room_id: int, agent: User, to_agent_id: int) -> Room:
     if not Room.objects.filter(pk=room_id, agent_id=agent.pk, status=Room.Status.ASSIGNED).exists():
         raise ActionError("not_your_room", "this room is not assigned to you")

@@ -77,8 +77,11 @@ def agent_access(*, session_key: str | None, user_id: int) -> SessionAccess:
     if session is None or user is None:
         return SessionAccess(Access.SIGNED_OUT)
     data = session.get_decoded()
-    if str(data.get(SESSION_KEY)) != str(user_id) or not constant_time_compare(
-        str(data.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()
+    given = str(data.get(HASH_SESSION_KEY, ""))
+    # As django.contrib.auth.get_user: a session signed with a SECRET_KEY_FALLBACKS key holds.
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if str(data.get(SESSION_KEY)) != str(user_id) or not any(
+        constant_time_compare(given, known) for known in hashes
     ):
         return SessionAccess(Access.SIGNED_OUT)
     if not is_agent(user):

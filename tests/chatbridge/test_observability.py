@@ -113,7 +113,16 @@ def test_metrics_need_the_token_once_one_is_set(client, settings):
     for path in ("/metrics", "/cache/stats"):
         assert client.get(path).status_code == 401
         assert client.get(path, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+        assert client.get(path, HTTP_AUTHORIZATION="scrape-me").status_code == 401
         assert client.get(path, HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
+
+
+def test_without_a_token_metrics_are_only_for_the_internal_network(client, settings):
+    settings.METRICS_TOKEN = ""
+    for path in ("/metrics", "/cache/stats"):
+        assert client.get(path).status_code == 200  # a scrape of the process itself
+        proxied = client.get(path, HTTP_X_FORWARDED_FOR="203.0.113.5", HTTP_AUTHORIZATION="x")
+        assert proxied.status_code == 403
 
 
 def test_health_and_readiness(client, settings):

@@ -126,6 +126,23 @@ def test_reply_stored_but_never_sent_is_sent_by_the_sweep(post_webhook, whatsapp
     assert "resent 0" in _resume()
 
 
+def test_a_message_whose_turns_keep_dying_goes_to_the_agents(post_webhook, settings):
+    """Each resumed turn killed its worker (or died otherwise): after TURN_RESUME_MAX resumes a
+    person answers it, instead of the bot being tried for ever."""
+    post_webhook(text_from(WA, "hola"))
+    message = Message.objects.get(direction="in")
+    Message.objects.filter(pk=message.pk).update(handled_at=None, resumes=1)
+    assert "resumed 1 turn(s)" in _resume()  # the second resume: still the bot's
+    Message.objects.filter(pk=message.pk).update(handled_at=None)
+    Message.objects.filter(pk=message.pk).update(resumes=settings.TURN_RESUME_MAX)
+    assert "resumed 0 turn(s)" in _resume()
+    message.refresh_from_db()
+    assert message.handled_at is not None
+    room = Room.objects.get()
+    assert room.status == Room.Status.QUEUED
+    assert room.handoff_note == "El asistente no pudo responder este mensaje."
+
+
 def test_recent_unanswered_messages_are_left_to_their_turn(post_webhook):
     post_webhook(text_from(WA, "hola"))
     Message.objects.filter(direction="in").update(handled_at=None)  # as if a turn were running

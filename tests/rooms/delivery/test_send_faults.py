@@ -33,9 +33,11 @@ KILL_BURST_KILLS = int(os.environ.get("KILL_BURST_KILLS", "3"))
 # Short leases so that a send lost with its process is taken up within the test's patience.
 FAST_RECOVERY = {
     "WHATSAPP_TIMEOUT": "2",
+    "WHATSAPP_SEND_ATTEMPTS": "1",  # the longest send is then 4 s: the lease covers it
     "WHATSAPP_SEND_LEASE_SECONDS": "6",
     "WHATSAPP_SEND_GRACE_SECONDS": "2",
     "TURN_RESUME_AFTER_SECONDS": "3",
+    "TASK_WORKER_BEAT_SECONDS": "0.5",
     "TASK_WORKER_STALE_SECONDS": "3",
 }
 
@@ -53,13 +55,15 @@ def _statuses_to(whatsapp, server: AppProcess) -> None:
 
 
 def test_worker_killed_while_its_reply_is_in_flight_sends_it_once(
-    fake_vendors, whatsapp, watson, record_fault
+    fake_vendors, whatsapp, watson, settings, record_fault
 ):
     """The fake answering in 3 s, the worker SIGKILLed during the send, a new worker, recovery:
     the reply went out before its row said so, and recovery sent it again."""
-    server = AppProcess.daphne(TASKS_BACKEND="database").start()
-    worker = AppProcess.turn_worker().start()
-    replacement = AppProcess.turn_worker()
+    settings.WHATSAPP_SEND_GRACE_SECONDS = 2  # recovery here: this test's process
+    slow = {**FAST_RECOVERY, "WHATSAPP_TIMEOUT": "5", "WHATSAPP_SEND_LEASE_SECONDS": "10"}
+    server = AppProcess.daphne(TASKS_BACKEND="database", **slow).start()
+    worker = AppProcess.turn_worker(**slow).start()
+    replacement = AppProcess.turn_worker(**slow)
     _statuses_to(whatsapp, server)
     try:
         whatsapp.delay = 3
@@ -75,6 +79,8 @@ def test_worker_killed_while_its_reply_is_in_flight_sends_it_once(
             what="the status webhook settling the send",
         )
         assert reply.wa_message_id == whatsapp.sent_to(WA)[0]["id"]
+        # Past the lease (10 s) and the grace (2 s): settled, so still not sent again.
+        time.sleep(max(0.0, reply.created_at.timestamp() + 13 - time.time()))
         assert "resent 0" in _resume()
     finally:
         whatsapp.delay = 0
