@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +42,8 @@ def process_identity() -> str:
 
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # The first process of a host makes it (metrics_reset empties it; nothing else does).
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     values.ValueClass = values.MultiProcessValue(process_identifier=process_identity)
     # A restarted container has its old hostname and pid: its dead predecessor's live gauges
     # (connected consoles) must not be counted with its own.

@@ -108,6 +108,20 @@ def test_one_web_process_reports_the_worker_and_daphne(fake_vendors, whatsapp):
     assert _value(text, 'chatbridge_webhook_stage_seconds_count{stage="verify"}') == 2
 
 
+def test_a_process_makes_the_metrics_directory_if_it_is_missing(fake_vendors):
+    """gunicorn used to make it while emptying it; now no process empties it, and the first
+    one of a host must still find it there."""
+    with tempfile.TemporaryDirectory() as parent:
+        missing = os.path.join(parent, "not-yet", "metrics")
+        web = AppProcess.gunicorn(PROMETHEUS_MULTIPROC_DIR=missing).start()
+        try:
+            assert requests.get(f"{web.url}/healthz", timeout=10).status_code == 200
+            assert requests.get(f"{web.url}/metrics", timeout=10).status_code == 200
+        finally:
+            web.stop()
+        assert os.listdir(missing)
+
+
 def test_metrics_need_the_token_once_one_is_set(client, settings):
     settings.METRICS_TOKEN = "scrape-me"
     for path in ("/metrics", "/cache/stats"):
