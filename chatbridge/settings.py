@@ -403,6 +403,18 @@ BOT_APOLOGY_MESSAGE = env.str(
         "Tenemos problemas técnicos en este momento. Un asesor continuará la conversación contigo."
     ),
 )
+# When Watson's answer has nothing a WhatsApp customer can read (user_defined, a response type
+# chatbridge does not know): "fallback" sends BOT_FALLBACK_MESSAGE, "handoff" passes to a person.
+BOT_UNREADABLE_REPLY = env.str("BOT_UNREADABLE_REPLY", default="fallback")
+if BOT_UNREADABLE_REPLY not in ("fallback", "handoff"):
+    sys.exit("chatbridge: BOT_UNREADABLE_REPLY must be 'fallback' or 'handoff'")
+BOT_FALLBACK_MESSAGE = env.str(
+    "BOT_FALLBACK_MESSAGE",
+    default=(
+        "No tengo una respuesta que pueda mostrarte por aquí. ¿Me lo dices de otra forma? "
+        "Si prefieres hablar con un asesor, escribe «agente»."
+    ),
+)
 HANDOFF_MESSAGE = env.str(
     "HANDOFF_MESSAGE", default="Te comunico con un asesor. Por favor espera un momento."
 )

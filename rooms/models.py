@@ -59,6 +59,8 @@ class Room(models.Model):
     closure_reason = models.ForeignKey(
         ClosureReason, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Watson's connect_to_agent `transfer_info` at the hand-off, as it came (areas read it).
+    transfer_info = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -105,6 +107,8 @@ class Message(models.Model):
         STICKER = "sticker", "Sticker"
         LOCATION = "location", "Location"
         REACTION = "reaction", "Reaction"
+        # A WhatsApp notice the customer did not write (a number or identity change).
+        SYSTEM = "system", "WhatsApp notice"
         UNSUPPORTED = "unsupported", "Unsupported"
 
     class Status(models.TextChoices):
@@ -149,6 +153,8 @@ class Message(models.Model):
     send_attempts = models.PositiveSmallIntegerField(default=0)
     # Inbound: how many times `turns_resume` took its turn up again (TURN_RESUME_MAX, then agents).
     resumes = models.PositiveSmallIntegerField(default=0)
+    # A bot's options message: the value each numbered option sends back to Watson.
+    options = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = [

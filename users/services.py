@@ -1,7 +1,13 @@
 from axes.handlers.proxy import AxesProxyHandler
 from django.db import IntegrityError, transaction
 
-from chatbridge.cache import CUSTOMER_TTL, cache_set, customer_cache_key
+from chatbridge.cache import (
+    CUSTOMER_TTL,
+    cache_set,
+    customer_cache_key,
+    flush_active_room,
+    flush_customer,
+)
 from users.models import Customer
 from users.selectors import CustomerRef
 
@@ -43,6 +49,27 @@ def customer_get_or_create(
     ref = CustomerRef.of(customer)
     transaction.on_commit(lambda: customer_cache_fill(ref))
     return ref
+
+
+def customer_number_change(*, provider: str, uid: str, new_wa_id: str) -> bool:
+    """WhatsApp says this customer now writes from `new_wa_id`: the same customer (rooms,
+    history) under the new number. False if nothing changed (unknown customer, or the new
+    number already is a customer of its own: both are kept, for an operator to see)."""
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(provider=provider, uid=uid).first()
+        if customer is None or customer.uid == new_wa_id:
+            return False
+        if Customer.objects.filter(provider=provider, uid=new_wa_id).exists():
+            return False
+        customer.uid = customer.wa_id = new_wa_id
+        customer.save(update_fields=["uid", "wa_id", "updated_at"])
+
+        def flush_old() -> None:
+            flush_customer(provider=provider, uid=uid)
+            flush_active_room(provider=provider, uid=uid)
+
+        transaction.on_commit(flush_old)
+    return True
 
 
 def customer_cache_fill(ref: CustomerRef) -> None:

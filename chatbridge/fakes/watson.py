@@ -48,6 +48,56 @@ MENU_WORDS = frozenset({"opciones", "options", "menu", "menú"})
 LIST_WORDS = frozenset({"lista", "list"})
 MANY_WORDS = frozenset({"muchas", "many"})
 PAUSE_WORDS = frozenset({"pausa", "pause"})
+# One keyword for each response type of Assistant v2 that the script does not use otherwise
+# (README, "Trying it"): what each makes the assistant answer.
+MEDIA_BASE = "https://assets.example.com/chatbridge"
+EVERY_TYPE: dict[str, list[JSONDict]] = {
+    "imagen": [
+        {"response_type": "image", "source": f"{MEDIA_BASE}/tarjeta.png", "title": "Tu tarjeta"}
+    ],
+    "video": [{"response_type": "video", "source": f"{MEDIA_BASE}/app.mp4", "title": "La app"}],
+    "audio": [{"response_type": "audio", "source": f"{MEDIA_BASE}/bienvenida.ogg"}],
+    "iframe": [
+        {"response_type": "iframe", "source": f"{MEDIA_BASE}/simulador", "title": "Simulador"}
+    ],
+    "buscar": [
+        {
+            "response_type": "search",
+            "header": "Encontré esto:",
+            "primary_results": [
+                {
+                    "title": "Bloquear tu tarjeta",
+                    "body": "Desde la app, en <em>Tarjetas</em>, toca Bloquear.",
+                    "url": f"{MEDIA_BASE}/ayuda/bloqueo",
+                }
+            ],
+            "additional_results": [
+                {"title": "Reponer tu tarjeta", "body": "Pide una nueva en la app.", "url": ""}
+            ],
+        }
+    ],
+    "canal": [
+        {
+            "response_type": "channel_transfer",
+            "message_to_user": "Sigamos en la web:",
+            "transfer_info": {"target": {"chat": {"url": f"{MEDIA_BASE}/chat"}}},
+        }
+    ],
+    "sugerencias": [
+        {
+            "response_type": "suggestion",
+            "title": "¿Quisiste decir?",
+            "suggestions": [
+                {"label": "Saldo", "value": {"input": {"text": "saldo"}}},
+                {"label": "Tarjetas", "value": {"input": {"text": "tarjetas"}}},
+            ],
+        }
+    ],
+    "personalizado": [{"response_type": "user_defined", "user_defined": {"card": "x"}}],
+    "desconocido": [{"response_type": "carousel", "items": []}],
+    "silencio": [{"response_type": "pause", "time": 500, "typing": True}],
+    "nada": [],
+}
 HANDOFF_MARKERS = ("agent", "agente", "asesor", "human")
 
 
@@ -84,6 +134,8 @@ def script_reply(text: str) -> tuple[str, list[JSONDict]]:
         return "options", [_options("Elige un producto", LIST_LABELS, "dropdown")]
     if key in MANY_WORDS:
         return "options", [_options("Elige una opción", MANY_LABELS)]
+    if key in EVERY_TYPE:
+        return key, EVERY_TYPE[key]
     if key in PAUSE_WORDS:
         return "pause", [
             _text("Déjame revisar…"),

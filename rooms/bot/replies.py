@@ -1,10 +1,22 @@
 """From the assistant's `output.generic` to WhatsApp message bodies. Pure functions.
 
-Text items are joined into one message: several messages sent at once risk WhatsApp's pair rate
-limit (131056) and arrive in no guaranteed order. Options become reply buttons (up to 3 short
-labels) or a list (up to 10) and numbered text beyond what WhatsApp allows.
+Every response type of Assistant v2 becomes something a WhatsApp customer can use:
+
+    text                 text (consecutive texts joined into one message: several sent at once
+                         risk the pair rate limit, 131056, and arrive in no guaranteed order)
+    option, suggestion   reply buttons (up to 3 short labels), a list (up to 10), numbered text
+                         beyond; the option's value is what goes back to Watson
+    image, video, audio  the media itself, sent by its link (title as the caption)
+    iframe               its title and link, as text
+    search               the results' titles, bodies and links, as text
+    channel_transfer     its message to the user and the link
+    connect_to_agent     the hand-off (its transfer_info kept on the room)
+    pause, end_session   nothing: deliberately silent
+    user_defined, other  nothing here: the turn ends in BOT_FALLBACK_MESSAGE or the hand-off
+                         (BOT_UNREADABLE_REPLY), never in silence
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +28,7 @@ from rooms.whatsapp.client import (
     LIST_ROWS_MAX,
     buttons_body,
     list_body,
+    media_link_body,
     text_body,
 )
 
@@ -31,6 +44,8 @@ class Draft:
     type: str
     text: str
     body: dict[str, Any]
+    # An options message: what each option sends back to Watson, in the order they are numbered.
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,12 +53,22 @@ class Handoff:
     note: str  # message_to_human_agent, for the agent
     available_text: str
     unavailable_text: str
+    transfer_info: dict[str, Any] = field(default_factory=dict)
+
+
+# Response types that are meant to say nothing to the customer.
+SILENT_TYPES = frozenset({"pause", "end_session"})
 
 
 @dataclass
 class BotReply:
     drafts: list[Draft] = field(default_factory=list)
     handoff: Handoff | None = None
+    # Types of the output that had nothing a WhatsApp customer can be shown (user_defined, types
+    # chatbridge does not know, items without their content).
+    unreadable: list[str] = field(default_factory=list)
+    # A deliberately silent item was there (pause, end_session).
+    silent: bool = False
 
 
 def text_draft(text: str) -> Draft:
@@ -62,27 +87,83 @@ def replies_from_watson(output: dict[str, Any]) -> BotReply:
     for item in output.get("generic", []):
         if not isinstance(item, dict) or not _for_whatsapp(item):
             continue
-        kind = item.get("response_type")
+        kind = _str(item.get("response_type"))
         if kind == "text" and _str(item.get("text")):
             texts.append(_str(item.get("text")))
-        elif kind in ("option", "suggestion"):
-            options = _options(item)
-            if options:
-                flush_texts()
-                reply.drafts.append(_options_draft(_str(item.get("title")), options))
-        elif kind in ("image", "video", "audio", "iframe"):
-            link = " ".join(filter(None, [_str(item.get("title")), _str(item.get("source"))]))
-            if link:
-                texts.append(link)
+        elif kind in ("option", "suggestion") and (options := _options(item)):
+            flush_texts()
+            reply.drafts.append(_options_draft(_str(item.get("title")), options))
+        elif kind in ("image", "video", "audio") and _link(item.get("source")):
+            flush_texts()
+            title = _str(item.get("title")) or _str(item.get("description"))
+            body = media_link_body(kind, _link(item.get("source")), caption=title)
+            reply.drafts.append(
+                Draft(type=kind, text=title or _link(item.get("source")), body=body)
+            )
+        elif kind == "iframe" and _link(item.get("source")):
+            texts.append(_joined(_str(item.get("title")), _link(item.get("source"))))
+        elif kind == "search" and (found := _search_text(item)):
+            texts.append(found)
+        elif kind == "channel_transfer" and (transfer := _channel_transfer_text(item)):
+            texts.append(transfer)
         elif kind == "connect_to_agent" and reply.handoff is None:
+            info = item.get("transfer_info")
             reply.handoff = Handoff(
                 note=_str(item.get("message_to_human_agent")),
                 available_text=_str((item.get("agent_available") or {}).get("message")),
                 unavailable_text=_str((item.get("agent_unavailable") or {}).get("message")),
+                transfer_info=info if isinstance(info, dict) else {},
             )
-        # pause, user_defined, channel_transfer, search and the rest: nothing to send.
+        elif kind in SILENT_TYPES:
+            reply.silent = True
+        else:
+            reply.unreadable.append(kind or "?")
     flush_texts()
     return reply
+
+
+def _link(value: Any) -> str:
+    link = _str(value)
+    return link if link.startswith(("https://", "http://")) else ""
+
+
+def _joined(*parts: str) -> str:
+    return "\n".join(part for part in parts if part)
+
+
+def _search_text(item: dict[str, Any]) -> str:
+    """A search's results as text: header, then each result's title, body and link."""
+    results = [
+        result
+        for key in ("primary_results", "additional_results")
+        for result in item.get(key) or []
+        if isinstance(result, dict)
+    ]
+    blocks = [
+        _joined(
+            _str(result.get("title")),
+            _plain(_str(result.get("body"))),
+            _link(result.get("url")),
+        )
+        for result in results
+    ]
+    blocks = [block for block in blocks if block]
+    if not blocks:
+        return ""
+    return "\n\n".join([_str(item.get("header")), *blocks]).strip()
+
+
+def _plain(text: str) -> str:
+    # Search bodies carry the engine's <em> highlight marks.
+    return re.sub(r"</?em>", "", text)
+
+
+def _channel_transfer_text(item: dict[str, Any]) -> str:
+    info = item.get("transfer_info")
+    target = (info.get("target") or {}) if isinstance(info, dict) else {}
+    chat = target.get("chat") if isinstance(target, dict) else None
+    url = _link(chat.get("url")) if isinstance(chat, dict) else ""
+    return _joined(_str(item.get("message_to_user")), url)
 
 
 def _for_whatsapp(item: dict[str, Any]) -> bool:
@@ -113,15 +194,38 @@ def _options_draft(title: str, options: list[tuple[str, str]]) -> Draft:
     labels = [label for label, _ in options]
     readable = "\n".join([prompt, *(f"{i}. {label}" for i, label in enumerate(labels, 1))])
     unique = len(set(labels)) == len(labels)
-    ids = [f"opt{i}:{value}"[:OPTION_ID_MAX] for i, (_, value) in enumerate(options, 1)]
+    ids = [option_reply_id(i, value) for i, (_, value) in enumerate(options, 1)]
+    values = tuple(value for _, value in options)
     if unique and len(options) <= BUTTONS_MAX and all(len(x) <= BUTTON_TITLE_MAX for x in labels):
         body = buttons_body(prompt, list(zip(ids, labels, strict=True)))
-        return Draft(type=Message.Type.INTERACTIVE, text=readable, body=body)
+        return Draft(type=Message.Type.INTERACTIVE, text=readable, body=body, options=values)
     if (
         unique
         and len(options) <= LIST_ROWS_MAX
         and all(len(x) <= LIST_ROW_TITLE_MAX for x in labels)
     ):
         body = list_body(prompt, LIST_BUTTON, list(zip(ids, labels, strict=True)))
-        return Draft(type=Message.Type.INTERACTIVE, text=readable, body=body)
-    return text_draft(readable)
+        return Draft(type=Message.Type.INTERACTIVE, text=readable, body=body, options=values)
+    return Draft(type=Message.Type.TEXT, text=readable, body=text_body(readable), options=values)
+
+
+# A reply button's or list row's id: its number and the value Watson is to receive.
+_OPTION_ID = re.compile(r"opt([0-9]+):(.*)", re.DOTALL)
+
+
+def option_reply_id(number: int, value: str) -> str:
+    return f"opt{number}:{value}"[:OPTION_ID_MAX]
+
+
+def option_value(reply_id: str) -> str | None:
+    """The value an option's reply id carries (what Watson is to receive), or None."""
+    match = _OPTION_ID.fullmatch(reply_id)
+    return match[2] if match and match[2] else None
+
+
+def numbered_choice(text: str, options: list[str]) -> str | None:
+    """A typed number ("2", "2.", " 2 ") answering a numbered list: that option's value."""
+    match = re.fullmatch(r"\s*([0-9]{1,2})[.)]?\s*", text)
+    if match is None or not 1 <= int(match[1]) <= len(options):
+        return None
+    return options[int(match[1]) - 1]

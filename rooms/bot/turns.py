@@ -14,6 +14,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -22,12 +23,21 @@ from django.utils import timezone
 from chatbridge.http import VendorError
 from chatbridge.locks import ROOM_TURN, lock_for_session
 from chatbridge.statements import one_round_trip_usable
-from rooms.bot.replies import BotReply, Draft, Handoff, replies_from_watson, text_draft
+from rooms.bot.replies import (
+    BotReply,
+    Draft,
+    Handoff,
+    numbered_choice,
+    option_value,
+    replies_from_watson,
+    text_draft,
+)
 from rooms.bot.statements import reply_store, unanswered_read
 from rooms.conversation.services import room_queue, room_queue_locked
 from rooms.delivery.services import SendOutcome, TurnTarget, outbound_deliver, send_lease_until
 from rooms.desk.selectors import free_agent_exists
 from rooms.models import Message, Room
+from rooms.whatsapp.webhook import interactive_reply_id
 from watson.services import watson_reply, watson_session_touch
 
 logger = logging.getLogger("chatbridge.turns")
@@ -72,7 +82,10 @@ def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
     try:
         # The session's expiry moves on with the reply's own statements (`session_touch`).
         output = watson_reply(
-            room_id=room_id, text=message.text, user_id=target.watson_user_id, touch=False
+            room_id=room_id,
+            text=_watson_input(room_id, message),
+            user_id=target.watson_user_id,
+            touch=False,
         )
     except VendorError as error:
         logger.warning("watson failed for room %s: %s", room_id, error)
@@ -82,11 +95,55 @@ def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
     if reply.handoff is not None:
         reply.drafts.append(text_draft(_handoff_text(reply.handoff)))
         note = reply.handoff.note or "El asistente transfirió la conversación."
-        return _reply(room_id, message, target, reply, note=note, session_touch=True)
+        return _reply(
+            room_id,
+            message,
+            target,
+            reply,
+            note=note,
+            session_touch=True,
+            transfer_info=reply.handoff.transfer_info,
+        )
     if not reply.drafts:
-        watson_session_touch(room_id=room_id)
-        return _mark_handled(message)
+        if reply.silent and not reply.unreadable:
+            # Deliberately silent (a pause or end_session alone): nothing to say, by design.
+            watson_session_touch(room_id=room_id)
+            return _mark_handled(message)
+        return _unreadable(room_id, message, target, reply)
     return _reply(room_id, message, target, reply, session_touch=True)
+
+
+def _unreadable(room_id: int, message: Inbound, target: TurnTarget, reply: BotReply) -> bool:
+    """Watson said nothing a WhatsApp customer can read: never silence, but the fallback text
+    or, with BOT_UNREADABLE_REPLY=handoff, a person."""
+    kinds = ", ".join(sorted(set(reply.unreadable))) or "nada"
+    logger.warning("room %s: Watson's answer had nothing WhatsApp can show (%s)", room_id, kinds)
+    if settings.BOT_UNREADABLE_REPLY == "handoff":
+        note = f"El asistente respondió con algo que WhatsApp no muestra ({kinds})."
+        handoff = BotReply([text_draft(settings.HANDOFF_MESSAGE)])
+        return _reply(room_id, message, target, handoff, note=note, session_touch=True)
+    fallback = BotReply([text_draft(settings.BOT_FALLBACK_MESSAGE)])
+    return _reply(room_id, message, target, fallback, session_touch=True)
+
+
+def _watson_input(room_id: int, message: Inbound) -> str:
+    """What Watson is to receive: a tapped option's value (not the label the customer saw), a
+    typed number answering the bot's last numbered options as that option's value, else the
+    text itself."""
+    if message.type == Message.Type.INTERACTIVE:
+        payload = Message.objects.values_list("payload", flat=True).get(pk=message.pk)
+        return option_value(interactive_reply_id(payload)) or message.text
+    if message.text.strip().rstrip(".)").isdigit():
+        options = (
+            Message.objects.filter(
+                room_id=room_id, direction=Message.Direction.OUTBOUND, author=Message.Author.BOT
+            )
+            .order_by("-id")
+            .values_list("options", flat=True)
+            .first()
+        )
+        return numbered_choice(message.text, options or []) or message.text
+    return message.text
 
 
 def _handoff_text(handoff: Handoff) -> str:
@@ -111,10 +168,12 @@ def _reply(
     *,
     note: str | None = None,
     session_touch: bool = False,
+    transfer_info: dict[str, Any] | None = None,
 ) -> bool:
     """Store the reply and mark the message answered in one transaction, then send. With a
-    `note` the room also goes to the agents' queue; with `session_touch` the room's Watson
-    session expires later. False if the room is no longer the bot's."""
+    `note` the room also goes to the agents' queue (with Watson's `transfer_info`); with
+    `session_touch` the room's Watson session expires later. False if the room is no longer the
+    bot's."""
     now = timezone.now()
     # Stored as being sent by this turn, each with its own lease: nobody else sends them.
     drafts = [
@@ -133,7 +192,12 @@ def _reply(
         if session_touch:
             watson_session_touch(room_id=room_id)
         outbound = reply_store_orm(
-            room_id=room_id, inbound_id=inbound.pk, outbound=drafts, now=now, note=note
+            room_id=room_id,
+            inbound_id=inbound.pk,
+            outbound=drafts,
+            now=now,
+            note=note,
+            transfer_info=transfer_info,
         )
     if outbound is None:
         # Closed or taken over while Watson was thinking: the message stays with the room.
@@ -161,6 +225,7 @@ def reply_store_orm(
     outbound: list[Message],
     now: dt.datetime,
     note: str | None = None,
+    transfer_info: dict[str, Any] | None = None,
 ) -> list[Message] | None:
     """What rooms.bot.statements.reply_store stores, through the ORM (a hand-off, or SQLite);
     with a `note` the room also goes to the agents' queue. The stored replies (unsaved
@@ -179,7 +244,7 @@ def reply_store_orm(
             still_bot = room.status == Room.Status.BOT
             if still_bot:
                 Room.objects.filter(pk=room_id).update(last_activity_at=now)
-                room_queue_locked(room=room, note=note)
+                room_queue_locked(room=room, note=note, transfer_info=transfer_info)
         Message.objects.filter(pk=inbound_id).update(handled_at=now)
         if not still_bot:
             return None
@@ -197,6 +262,7 @@ def _outbound(room_id: int, draft: Draft, *, lease_until: dt.datetime) -> Messag
         status=Message.Status.SENDING,
         send_lease_until=lease_until,
         send_attempts=1,
+        options=list(draft.options),
     )
 
 

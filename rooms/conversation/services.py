@@ -3,6 +3,7 @@
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -31,12 +32,16 @@ def room_queue(*, room_id: int, note: str, from_status: str = Room.Status.BOT) -
     return True
 
 
-def room_queue_locked(*, room: Room, note: str) -> None:
-    """The hand-off itself, on a room the caller locked inside its transaction."""
+def room_queue_locked(
+    *, room: Room, note: str, transfer_info: dict[str, Any] | None = None
+) -> None:
+    """The hand-off itself, on a room the caller locked inside its transaction; Watson's
+    `transfer_info`, when it gave one, is kept on the room."""
     room.status = Room.Status.QUEUED
     room.queued_at = timezone.now()
     room.handoff_note = note[:2000]
-    room.save(update_fields=["status", "queued_at", "handoff_note"])
+    room.transfer_info = transfer_info or {}
+    room.save(update_fields=["status", "queued_at", "handoff_note", "transfer_info"])
     room_event_record(room_id=room.pk, kind="room.queued", data={"note": room.handoff_note})
     queue_changed_on_commit()
     transaction.on_commit(assignment_run)

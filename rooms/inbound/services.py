@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import transaction
@@ -34,15 +34,16 @@ from rooms.models import Message, Room, UnusableItem
 from rooms.whatsapp.webhook import InboundMessage, Notification, SkippedItem
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
-from users.services import customer_cache_fill, customer_get_or_create
+from users.services import customer_cache_fill, customer_get_or_create, customer_number_change
 
 logger = logging.getLogger("chatbridge.rooms")
 
 # How long this thread spent enqueueing turns (the webhook's "enqueue" stage).
 _enqueue_clock = threading.local()
 
-# Inbound messages the bot has nothing to say to: stored, and done.
-_NO_TURN_TYPES = {Message.Type.REACTION}
+# Inbound items that are not a customer's words: stored (and shown to the agents), never answered
+# by the bot. A customer's own content that Watson cannot read (an image, a location) is answered.
+_NO_TURN_TYPES = {Message.Type.REACTION, Message.Type.SYSTEM, Message.Type.UNSUPPORTED}
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     started = time.perf_counter()
     _enqueue_clock.seconds = 0.0
     provider = Customer.Provider.WHATSAPP
+    if message.type == Message.Type.SYSTEM and message.changed_to:
+        # "Ana changed from …0003 to …0004": the same customer, with their history, under the
+        # new number; the notice itself is stored in their room.
+        customer_number_change(provider=provider, uid=message.uid, new_wa_id=message.changed_to)
+        message = replace(message, uid=message.changed_to, wa_id=message.changed_to)
     cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
     fast = one_round_trip_usable()
     read_customer, read_room = None, None

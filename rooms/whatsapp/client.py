@@ -34,6 +34,17 @@ def text_body(text: str) -> dict[str, Any]:
     return {"type": "text", "text": {"body": text[:TEXT_BODY_MAX], "preview_url": False}}
 
 
+CAPTION_MAX = 1024
+
+
+def media_link_body(kind: str, link: str, *, caption: str = "") -> dict[str, Any]:
+    """An image, video or audio the Cloud API fetches from `link` (audio takes no caption)."""
+    media: dict[str, Any] = {"link": link}
+    if caption and kind != "audio":
+        media["caption"] = caption[:CAPTION_MAX]
+    return {"type": kind, kind: media}
+
+
 def buttons_body(prompt: str, options: list[tuple[str, str]]) -> dict[str, Any]:
     """Reply buttons; `options` is (id, title) with titles already within Meta's limit."""
     buttons = [{"type": "reply", "reply": {"id": oid, "title": title}} for oid, title in options]

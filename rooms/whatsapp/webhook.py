@@ -33,6 +33,8 @@ class InboundMessage:
     text: str
     timestamp: dt.datetime
     payload: dict[str, Any]
+    # A system notice that the customer's number changed: the new one.
+    changed_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,11 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
         raise _UnusableError("message has neither from nor from_user_id")
     name, user_id = names.get(wa_id) or names.get(from_user_id) or ("", "")
     message_type, text = _content(message)
+    changed_to = ""
+    system = _object(message.get("system"))
+    if message_type == "system" and system.get("type") == "user_changed_number":
+        new = system.get("wa_id")
+        changed_to = new if isinstance(new, str) and new.isdigit() and len(new) <= 32 else ""
     return InboundMessage(
         wa_message_id=wa_message_id,
         uid=wa_id or from_user_id,
@@ -250,6 +257,7 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
         text=text,
         timestamp=_timestamp(message.get("timestamp")),
         payload=message,
+        changed_to=changed_to,
     )
 
 
@@ -281,6 +289,9 @@ def _content(message: dict[str, Any]) -> tuple[str, str]:
     if kind == "reaction":
         emoji = body.get("emoji")
         return "reaction", emoji if isinstance(emoji, str) else ""
+    if kind == "system":
+        text = body.get("body")
+        return "system", text if isinstance(text, str) else ""
     return "unsupported", ""
 
 
@@ -312,3 +323,15 @@ def _status_update(status: dict[str, Any]) -> StatusUpdate:
 def _reference(value: Any) -> str:
     # Ours, when it is: at most 512 characters (Meta's limit); anything else is not ours.
     return value if isinstance(value, str) and len(value) <= 512 else ""
+
+
+def interactive_reply_id(message: Any) -> str:
+    """The id of the button or list row a customer tapped (a template's quick reply: its
+    payload), from the message object as Meta sent it; "" when there is none."""
+    if not isinstance(message, dict):
+        return ""
+    body = _object(message.get("interactive"))
+    kind = body.get("type")
+    reply = _object(body.get(kind)) if isinstance(kind, str) else {}
+    value = reply.get("id") or _object(message.get("button")).get("payload")
+    return value if isinstance(value, str) else ""

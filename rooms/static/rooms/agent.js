@@ -217,6 +217,13 @@
 
   const TICKS = { pending: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
   const AUTHORS = { customer: "Cliente", bot: "Bot", agent: "Agente", system: "Sistema" };
+  // What the customer's WhatsApp sent without words of theirs: said so, not shown as theirs.
+  const PLACEHOLDERS = { unsupported: "[mensaje que WhatsApp no permite mostrar]", reaction: "[reacción retirada]" };
+
+  function whoSaid(m) {
+    if (m.type === "system") return "Aviso de WhatsApp";
+    return AUTHORS[m.author] || m.author;
+  }
 
   function renderConversation() {
     const room = state.rooms.get(state.selected);
@@ -236,8 +243,8 @@
     list.replaceChildren(...room.messages.map((m) => el("li", {
       className: `${m.direction} ${m.author}`, dataset: { message: m.id },
     },
-    el("span", { className: "who", textContent: AUTHORS[m.author] || m.author }),
-    m.text || `[${m.type}]`,
+    el("span", { className: "who", textContent: whoSaid(m) }),
+    m.text || PLACEHOLDERS[m.type] || `[${m.type}]`,
     m.direction === "out" ? el("span", {
       className: `tick ${m.status}`,
       textContent: TICKS[m.status] || "",

@@ -69,11 +69,21 @@ def test_options_become_buttons_a_list_or_numbered_text(post_webhook, whatsapp):
     assert "12. Opción 12" in numbered["body"]["text"]["body"]
 
 
-def test_an_interactive_reply_sends_its_title_to_watson(post_webhook, watson):
+def test_an_interactive_reply_sends_the_options_value_to_watson(post_webhook, watson):
+    """Watson's option carries the value to send back; the label was sent instead."""
     post_webhook(notification(messages=[interactive_reply(WA, "Tarjetas", "opt2:tarjetas")]))
     (call,) = message_requests(watson)
-    assert call["json"]["input"]["text"] == "Tarjetas"
-    assert Message.objects.get(direction="in").type == Message.Type.INTERACTIVE
+    assert call["json"]["input"]["text"] == "tarjetas"
+    stored = Message.objects.get(direction="in")
+    assert (stored.type, stored.text) == (Message.Type.INTERACTIVE, "Tarjetas")  # as seen
+
+
+def test_a_typed_number_answers_the_numbered_options(post_webhook, whatsapp, watson):
+    post_webhook(text_from(WA, "muchas"))  # 12 options: numbered text
+    post_webhook(text_from(WA, "12"))
+    post_webhook(text_from(WA, "13"))  # no such option: the text itself
+    inputs = [call["json"]["input"]["text"] for call in message_requests(watson)]
+    assert inputs == ["muchas", "opción 12", "13"]
 
 
 def test_connect_to_agent_queues_the_room_with_the_note(post_webhook, whatsapp):
