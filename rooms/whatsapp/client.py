@@ -70,6 +70,18 @@ def list_body(prompt: str, button: str, options: list[tuple[str, str]]) -> dict[
     }
 
 
+def message_payload(
+    *, to: str, recipient_user_id: str = "", body: dict[str, Any], reference: str = ""
+) -> dict[str, Any]:
+    """What the `messages` endpoint is sent for one message body."""
+    payload = {"messaging_product": "whatsapp", "recipient_type": "individual", **body}
+    if reference:
+        payload["biz_opaque_callback_data"] = reference
+    # A customer without a phone number is reached by their business-scoped user id.
+    payload.update({"to": to} if to else {"recipient": recipient_user_id})
+    return payload
+
+
 class WhatsAppClient:
     """Sends through the Cloud API `messages` endpoint; returns Meta's message id."""
 
@@ -95,11 +107,9 @@ class WhatsAppClient:
     ) -> str:
         """Send one message; raises WhatsAppError (with Meta's code) or another VendorError.
         `reference` goes in biz_opaque_callback_data, which Meta echoes in the statuses."""
-        payload = {"messaging_product": "whatsapp", "recipient_type": "individual", **body}
-        if reference:
-            payload["biz_opaque_callback_data"] = reference
-        # A customer without a phone number is reached by their business-scoped user id.
-        payload.update({"to": to} if to else {"recipient": recipient_user_id})
+        payload = message_payload(
+            to=to, recipient_user_id=recipient_user_id, body=body, reference=reference
+        )
         for attempt in range(1, self.attempts + 1):
             try:
                 return self._post(payload)
