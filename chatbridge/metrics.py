@@ -62,7 +62,8 @@ WEBHOOK_STAGE = Histogram(
 )
 TURN_STAGE = Histogram(
     "chatbridge_turn_stage_seconds",
-    "Time in each stage of a bot turn: cache (session lookup), watson, send.",
+    "Time in each stage of a bot turn: read_mark (read mark and typing), cache (session lookup), "
+    "watson, send.",
     ["stage"],
     buckets=_BUCKETS,
 )

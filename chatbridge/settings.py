@@ -359,6 +359,11 @@ if _send_longest > WHATSAPP_SEND_LEASE_SECONDS:
 # A send whose outcome is unknown (its process died, or the answer was lost) is sent again only
 # if WhatsApp's status for it (matched by biz_opaque_callback_data) has not come this long after
 # its lease ended; at most WHATSAPP_SEND_MAX_TRIES sends in all (README, "Delivery").
+# When the bot or an agent is about to answer, the customer's message is marked read (blue ticks)
+# and, while Watson thinks or the agent types, the customer sees "typing…" (one call at most per
+# message, outside any transaction).
+WHATSAPP_READ_MARKS = env.bool("WHATSAPP_READ_MARKS", default=True)
+WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
 WHATSAPP_SEND_GRACE_SECONDS = _number("WHATSAPP_SEND_GRACE_SECONDS", default=60)
 WHATSAPP_SEND_MAX_TRIES = _whole_number("WHATSAPP_SEND_MAX_TRIES", default=3)
 

@@ -32,7 +32,7 @@ from rooms.desk.assignment import (
     room_transfer,
 )
 from rooms.desk.selectors import Access, agent_access, agent_profile, closure_reason_get
-from rooms.desk.services import agent_message_send
+from rooms.desk.services import agent_message_send, customer_read_mark
 from rooms.errors import ActionError
 from rooms.models import ClosureReason
 
@@ -92,6 +92,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user = user
         self.rooms: dict[int, int] = {}  # room id -> last sequence number sent
+        self.read_marked: dict[int, str | None] = {}  # room id -> customer message marked read
         await db(agent_profile)(user)
         await self.channel_layer.group_add(realtime.AGENTS_GROUP, self.channel_name)
         await self.channel_layer.group_add(realtime.agent_group_name(user.pk), self.channel_name)
@@ -210,6 +211,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 "agent": self.user.pk,
                 "from": self.channel_name,
             },
+        )
+        # The customer sees their message read and the agent typing (once per message).
+        self.read_marked[room_id] = await db(customer_read_mark)(
+            room_id=room_id, agent_id=self.user.pk, marked=self.read_marked.get(room_id)
         )
 
     async def sync(self, content: dict) -> dict:

@@ -13,6 +13,9 @@ os.environ.setdefault("CHANNELS_REDIS_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("CHANNELS_PREFIX", "chatbridge-test")
 os.environ.setdefault("WATSON_TIMEOUT", "2")
 os.environ.setdefault("WHATSAPP_RETRY_BACKOFF", "0.05")
+# Off unless a test turns them on (tests/rooms/bot/test_read_marks.py): a read mark is one more
+# call to the fake's messages endpoint, and would take the failures tests script for sends.
+os.environ.setdefault("WHATSAPP_READ_MARKS", "0")
 
 from chatbridge.settings import *  # noqa: F403
 

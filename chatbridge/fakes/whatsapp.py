@@ -124,6 +124,7 @@ class StatusWebhook:
     app_secret: str
     delay: float = 0.0  # seconds from the send's answer to its `sent` status
     patience: float = 60.0  # how long an undeliverable status is retried (Meta: 7 days)
+    read_after: float | None = None  # then `read` this long after `delivered` (None: never)
 
 
 class FakeWhatsApp(FakeServer):
@@ -166,9 +167,13 @@ class FakeWhatsApp(FakeServer):
         )
 
     def _report_statuses(self, message: JSONDict, webhook: StatusWebhook) -> None:
-        """`sent` then `delivered` for one accepted message (in a thread of its own)."""
+        """`sent`, `delivered` and, with `read_after`, `read` for one accepted message (in a
+        thread of its own)."""
         time.sleep(webhook.delay)
-        for name in ("sent", "delivered"):
+        names = ["sent", "delivered"] + (["read"] if webhook.read_after is not None else [])
+        for name in names:
+            if name == "read":
+                time.sleep(webhook.read_after or 0)
             item: JSONDict = {
                 "id": message["id"],
                 "status": name,

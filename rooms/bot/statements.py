@@ -16,10 +16,10 @@ from watson.models import WatsonSession
 
 def unanswered_read(*, room_id: int, up_to: int) -> tuple[str, list]:
     """The room's customer messages up to `up_to` whose turn has not finished, oldest first, as
-    (id, type, text): SQL and parameters, for the turn lock's own round trip. The ORM read is
-    `unanswered_read_orm`."""
+    (id, type, text, wa_message_id): SQL and parameters, for the turn lock's own round trip. The
+    ORM read is `unanswered_read_orm`."""
     sql = (
-        f"SELECT id, type, text FROM {quote(Message._meta.db_table)} "
+        f"SELECT id, type, text, wa_message_id FROM {quote(Message._meta.db_table)} "
         "WHERE room_id = %s AND direction = %s AND handled_at IS NULL AND id <= %s ORDER BY id"
     )
     return sql, [room_id, Message.Direction.INBOUND.value, up_to]
@@ -34,7 +34,7 @@ def unanswered_read_orm(*, room_id: int, up_to: int) -> list[tuple]:
             id__lte=up_to,
         )
         .order_by("id")
-        .values_list("id", "type", "text")
+        .values_list("id", "type", "text", "wa_message_id")
     )
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from chatbridge.http import VendorError
 from chatbridge.locks import ROOM_TURN, lock_for_session
+from chatbridge.metrics import TURN_STAGE, timed
 from chatbridge.statements import one_round_trip_usable
 from rooms.bot.replies import (
     BotReply,
@@ -37,6 +38,7 @@ from rooms.conversation.services import room_queue, room_queue_locked
 from rooms.delivery.services import SendOutcome, TurnTarget, outbound_deliver, send_lease_until
 from rooms.desk.selectors import free_agent_exists
 from rooms.models import Message, Room
+from rooms.whatsapp.client import whatsapp_client
 from rooms.whatsapp.webhook import interactive_reply_id
 from watson.services import watson_reply, watson_session_touch
 
@@ -52,6 +54,7 @@ class Inbound:
     pk: int
     type: str
     text: str
+    wa_message_id: str | None = None
 
 
 def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
@@ -59,13 +62,28 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
     with lock_for_session(
         ROOM_TURN, room_id, then=unanswered_read(room_id=room_id, up_to=message_id)
     ) as rows:
+        messages = [Inbound(*row) for row in rows]
+        if messages:
+            _read_mark(messages)
         with_bot = True
-        for message in (Inbound(*row) for row in rows):
+        for message in messages:
             if with_bot:
                 with_bot = _answer(room_id=room_id, message=message, target=target)
             else:
                 # An earlier message of this run handed the room to the agents: it is theirs.
                 _mark_handled(message)
+
+
+def _read_mark(messages: list[Inbound]) -> None:
+    """The customer sees their messages read, and "typing…" while Watson thinks: one call, for
+    the last of them (it marks the earlier ones too), outside any transaction."""
+    last = messages[-1]
+    if not settings.WHATSAPP_READ_MARKS or not last.wa_message_id:
+        return
+    to_watson = last.type in _TEXT_TYPES and bool(last.text.strip())
+    typing = settings.WHATSAPP_TYPING_INDICATOR and to_watson
+    with timed(TURN_STAGE, "read_mark"):
+        whatsapp_client().mark_read(last.wa_message_id, typing=typing)
 
 
 def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:

@@ -1,5 +1,6 @@
 """What an agent writes to their customer."""
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -7,7 +8,32 @@ from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
 from rooms.events import message_data, room_event_record
 from rooms.models import Message, Room
-from rooms.whatsapp.client import TEXT_BODY_MAX, text_body
+from rooms.whatsapp.client import TEXT_BODY_MAX, text_body, whatsapp_client
+
+
+def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None) -> str | None:
+    """An agent is writing in their room: the customer's latest message shows read and the
+    customer sees "typing…" (WHATSAPP_READ_MARKS, WHATSAPP_TYPING_INDICATOR). One call per
+    message: nothing when `marked`, the id marked last time, is still the latest. Returns the
+    latest message's WhatsApp id. Outside any transaction."""
+    if not settings.WHATSAPP_READ_MARKS:
+        return marked
+    latest = (
+        Message.objects.filter(
+            room_id=room_id,
+            room__agent_id=agent_id,
+            room__status=Room.Status.ASSIGNED,
+            direction=Message.Direction.INBOUND,
+            wa_message_id__isnull=False,
+        )
+        .order_by("-id")
+        .values_list("wa_message_id", flat=True)
+        .first()
+    )
+    if latest is None or latest == marked:
+        return marked
+    whatsapp_client().mark_read(latest, typing=settings.WHATSAPP_TYPING_INDICATOR)
+    return latest
 
 
 def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:

@@ -70,6 +70,19 @@ def list_body(prompt: str, button: str, options: list[tuple[str, str]]) -> dict[
     }
 
 
+def read_mark_payload(wa_message_id: str, *, typing: bool) -> dict[str, Any]:
+    """Marks the customer's message (and the earlier ones) read; with `typing`, the customer also
+    sees that an answer is being written, until it arrives or 25 s pass."""
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": wa_message_id,
+    }
+    if typing:
+        payload["typing_indicator"] = {"type": "text"}
+    return payload
+
+
 def message_payload(
     *, to: str, recipient_user_id: str = "", body: dict[str, Any], reference: str = ""
 ) -> dict[str, Any]:
@@ -120,6 +133,25 @@ class WhatsAppClient:
                 logger.info("whatsapp send retry %d in %.1fs: %s", attempt, delay, error)
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def mark_read(self, wa_message_id: str, *, typing: bool) -> bool:
+        """One read mark (and typing indicator), never retried and never raised: a courtesy to
+        the customer must not hold up or fail the answer. False if WhatsApp did not take it."""
+        try:
+            response = post_json(
+                self.session,
+                self.url,
+                json=read_mark_payload(wa_message_id, typing=typing),
+                headers=self.headers,
+                timeout=min(self.timeout, 3.0),
+            )
+        except VendorError as error:
+            logger.info("read mark not sent: %s", error)
+            return False
+        if response.status_code >= 400:
+            logger.info("read mark refused: HTTP %s", response.status_code)
+            return False
+        return True
 
     def _post(self, payload: dict[str, Any]) -> str:
         response = post_json(

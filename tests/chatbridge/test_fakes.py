@@ -8,8 +8,13 @@ starts its own fakes and overrides the suite's autouse fixtures, so it also runs
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
@@ -18,6 +23,7 @@ from ibm_cloud_sdk_core.authenticators import NoAuthAuthenticator
 from ibm_watson import AssistantV2
 
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes.whatsapp import StatusWebhook
 
 VERSION = "2024-08-25"
 TOKEN = "test-token"
@@ -369,3 +375,47 @@ def test_call_abandoned_across_reset_does_not_leak(whatsapp: FakeWhatsApp) -> No
     time.sleep(0.3)
 
     assert whatsapp.sent == []
+
+
+def test_the_fake_reports_sent_delivered_and_read_signed_with_our_reference(whatsapp):
+    """As Meta does: each accepted message's statuses go to the business's webhook, signed with
+    the app secret, echoing biz_opaque_callback_data."""
+    received: list[tuple[dict, str]] = []
+
+    class Webhook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((json.loads(body), self.headers["X-Hub-Signature-256"]))
+            expected = "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+            self.send_response(200 if received[-1][1] == expected else 401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        whatsapp.status_webhook = StatusWebhook(
+            url=f"http://127.0.0.1:{server.server_port}/", app_secret="secret", read_after=0.1
+        )
+        sent = requests.post(
+            f"{whatsapp.url}/v23.0/123/messages",
+            json={
+                "messaging_product": "whatsapp",
+                "to": "573001",
+                "type": "text",
+                "text": {"body": "hola"},
+                "biz_opaque_callback_data": "chatbridge:7",
+            },
+            headers=AUTH,
+            timeout=5,
+        ).json()["messages"][0]["id"]
+        whatsapp.wait_until(lambda: len(whatsapp.statuses_delivered) == 3, 10, "statuses")
+    finally:
+        server.shutdown()
+    statuses = [item["entry"][0]["changes"][0]["value"]["statuses"][0] for item, _ in received]
+    assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]
+    assert {s["id"] for s in statuses} == {sent}
+    assert {s["biz_opaque_callback_data"] for s in statuses} == {"chatbridge:7"}
+    assert [answer for _, _, answer in whatsapp.statuses_delivered] == [200, 200, 200]

@@ -40,11 +40,13 @@ class Command(BaseCommand):
         fake_watson = FakeWatson(
             port=urlsplit(watson_url).port or 8081, session_idle_timeout=watson_session_timeout
         ).start()
-        # Like Meta, the fake reports each message's sent and delivered ticks to the webhook.
+        # Like Meta, the fake reports each message's ticks to the webhook: sent and delivered,
+        # then read as if the customer opened it two seconds later.
         statuses = StatusWebhook(
             url=f"http://127.0.0.1:{port}/whatsapp/external",
             app_secret=settings.WHATSAPP_APP_SECRET,
             delay=0.5,
+            read_after=2.0,
         )
         fake_whatsapp = FakeWhatsApp(
             port=whatsapp.port or 8082, token=settings.WHATSAPP_TOKEN, status_webhook=statuses

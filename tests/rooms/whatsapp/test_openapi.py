@@ -18,6 +18,7 @@ from rooms.whatsapp.client import (
     list_body,
     media_link_body,
     message_payload,
+    read_mark_payload,
     text_body,
 )
 from tests.servers import ROOT
@@ -121,3 +122,21 @@ def test_the_validation_can_fail():
         _validate(payload)
     with pytest.raises(jsonschema.ValidationError):
         _validate({**message_payload(to="573001234567", body=text_body("x")), "colour": "red"})
+
+
+@cache
+def _send_examples() -> dict[str, Any]:
+    assert SPEC is not None
+    paths = yaml.safe_load(SPEC.read_text())["paths"]
+    (messages,) = [item for path, item in paths.items() if path.endswith("/messages")]
+    content = messages["post"]["requestBody"]["content"]["application/json"]
+    return {name: example["value"] for name, example in content["examples"].items()}
+
+
+def test_the_read_mark_is_metas_published_example():
+    """The schema has no read mark; the send endpoint's example of one is the contract."""
+    example = _send_examples()["Send typing indicator and read receipt"]
+    ours = read_mark_payload("wamid.ours", typing=True)
+    assert ours == {**example, "message_id": "wamid.ours"}
+    plain = read_mark_payload("wamid.ours", typing=False)
+    assert plain == {key: value for key, value in ours.items() if key != "typing_indicator"}
