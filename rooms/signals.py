@@ -9,7 +9,7 @@ from django.contrib.sessions.models import Session
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from chatbridge.cache import flush_active_room, flush_room_metrics
 from rooms import realtime
@@ -42,13 +42,19 @@ def whatsapp_client_reset(**kwargs: object) -> None:
 # --- a user's access changed: their consoles check their session again (rooms/consumers.py) ---
 
 
+# Sent once committed, with the ids of users whose access to the desk may have changed (the desk
+# gives the rooms of those who are no longer agents back to the queue: rooms/desk/receivers.py).
+agent_access_changed = Signal()
+
+
 def access_changed(user_ids: set[int]) -> None:
     """Once committed, each of these users' consoles re-checks its own session and closes if it
-    no longer makes them an agent."""
+    no longer makes them an agent; then `agent_access_changed` is sent."""
 
     def notify() -> None:
         for user_id in user_ids:
             realtime.publish(realtime.agent_group_name(user_id), {"type": "agent.access"})
+        agent_access_changed.send(sender=None, user_ids=user_ids)
 
     if user_ids:
         transaction.on_commit(notify)
