@@ -77,6 +77,13 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             # gone agent online, and the loop it ran on may be closing.
             await self._stop_background_tasks()
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # A revoked console is closing: nothing more reaches it or is done for it but its
+        # disconnect (frames, events, queue changes, typing).
+        if getattr(self, "revoked", False) and message["type"] != "websocket.disconnect":
+            return
+        await super().dispatch(message)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()
@@ -126,7 +133,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     # --- frames from the console ----------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not hasattr(self, "user") or self.revoked:
+        if not hasattr(self, "user"):
             return
         try:
             if text_data is None or len(text_data) > MAX_FRAME_CHARS:
@@ -258,8 +265,6 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self._revoked()
 
     async def room_event(self, message: dict) -> None:
-        if self.revoked:
-            return
         event = message["event"]
         room_id, kind, data = event["room"], event["kind"], event["data"]
         mine_now = kind == "room.assigned" and data.get("agent") == self.user.pk
@@ -284,12 +289,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self._leave(room_id)
 
     async def queue_changed(self, message: dict) -> None:
-        if not self.revoked:
-            await self.send_json({"type": "queue", "queue": message["queue"]})
+        await self.send_json({"type": "queue", "queue": message["queue"]})
 
     async def room_typing(self, message: dict) -> None:
-        if self.revoked:
-            return
         if message["room"] in self.rooms and message["from"] != self.channel_name:
             await self.send_json(
                 {"type": "typing", "room": message["room"], "agent": message["agent"]}

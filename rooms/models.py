@@ -28,6 +28,9 @@ class Room(models.Model):
         ASSIGNED = "assigned", "With an agent"
         CLOSED = "closed", "Closed"
 
+    # The statuses in which a room is the agents' (its events and ticks reach their consoles).
+    WITH_AGENTS = frozenset({Status.QUEUED, Status.ASSIGNED})
+
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="rooms")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.BOT)
     agent = models.ForeignKey(

@@ -1,8 +1,10 @@
-"""factory-boy factories for the models tests make most: agents and customers."""
+"""factory-boy factories for the models tests make most: agents, customers, outbound messages."""
 
 import factory
 from django.contrib.auth.models import Group, User
 
+from rooms.models import Message
+from rooms.whatsapp.client import text_body
 from users.models import AgentProfile, Customer
 
 
@@ -49,3 +51,16 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     uid = factory.Sequence(lambda n: f"57300{n:07d}")
     wa_id = factory.SelfAttribute("uid")
     name = factory.Sequence(lambda n: f"Cliente {n}")
+
+
+class OutboundFactory(factory.django.DjangoModelFactory):
+    """A message to the customer, stored and not yet sent (pass `room`)."""
+
+    class Meta:
+        model = Message
+
+    direction = Message.Direction.OUTBOUND
+    author = Message.Author.BOT
+    text = "hola"
+    payload = factory.LazyAttribute(lambda message: text_body(message.text))
+    status = Message.Status.PENDING

@@ -107,6 +107,32 @@ def render_text(body: JSONDict) -> str:
     return str(content.get("caption") or f"[{kind}]")
 
 
+def webhook_notification(*, phone_number_id: str, **value: Any) -> JSONDict:
+    """What Meta POSTs to a business's webhook: one entry, one `messages` change whose value
+    holds `value` (messages and contacts, or statuses)."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "fake-waba",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550000000",
+                                "phone_number_id": phone_number_id,
+                            },
+                            **value,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
 def _parse_path(path: str) -> str | None:
     """Return the phone number id of a ``.../vN.N/<id>/messages`` path, else None."""
     parts = [p for p in path.split("/") if p]
@@ -169,11 +195,11 @@ class FakeWhatsApp(FakeServer):
     def _report_statuses(self, message: JSONDict, webhook: StatusWebhook) -> None:
         """`sent`, `delivered` and, with `read_after`, `read` for one accepted message (in a
         thread of its own)."""
-        time.sleep(webhook.delay)
-        names = ["sent", "delivered"] + (["read"] if webhook.read_after is not None else [])
-        for name in names:
-            if name == "read":
-                time.sleep(webhook.read_after or 0)
+        steps = [("sent", webhook.delay), ("delivered", 0.0)]
+        if webhook.read_after is not None:
+            steps.append(("read", webhook.read_after))
+        for name, pause in steps:
+            time.sleep(pause)
             item: JSONDict = {
                 "id": message["id"],
                 "status": name,
@@ -183,29 +209,10 @@ class FakeWhatsApp(FakeServer):
             reference = message["body"].get("biz_opaque_callback_data")
             if reference is not None:
                 item["biz_opaque_callback_data"] = reference
-            body = json.dumps(
-                {
-                    "object": "whatsapp_business_account",
-                    "entry": [
-                        {
-                            "id": "fake-waba",
-                            "changes": [
-                                {
-                                    "field": "messages",
-                                    "value": {
-                                        "messaging_product": "whatsapp",
-                                        "metadata": {
-                                            "display_phone_number": "15550000000",
-                                            "phone_number_id": message["phone_number_id"],
-                                        },
-                                        "statuses": [item],
-                                    },
-                                }
-                            ],
-                        }
-                    ],
-                }
-            ).encode()
+            notification = webhook_notification(
+                phone_number_id=message["phone_number_id"], statuses=[item]
+            )
+            body = json.dumps(notification).encode()
             signature = hmac.new(webhook.app_secret.encode(), body, hashlib.sha256).hexdigest()
             answer = _post_until_accepted(webhook, body, f"sha256={signature}")
             with self.lock:

@@ -16,12 +16,18 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from rooms.bot.tasks import room_turn
 from rooms.conversation.services import room_queue
-from rooms.delivery.services import TurnTarget, outbound_claim, outbound_deliver, turn_target
+from rooms.delivery.services import (
+    TurnTarget,
+    outbound_claim,
+    outbound_deliver,
+    sends_takeable,
+    turn_target,
+)
 from rooms.models import Message, Room
 from users.selectors import CustomerRef
 
@@ -70,14 +76,8 @@ def _unsent_resend(*, cutoff: dt.datetime) -> int:
     """Sends a dead process left: a message stored but never sent (pending since before
     `cutoff`: a send task that never ran), or one whose sender's lease ended with no status from
     WhatsApp within the grace (outbound_claim decides, under the message's lock)."""
-    expired = timezone.now() - dt.timedelta(seconds=settings.WHATSAPP_SEND_GRACE_SECONDS)
-    unsent = (
-        Message.objects.filter(direction=Message.Direction.OUTBOUND)
-        .filter(
-            Q(status=Message.Status.PENDING, created_at__lt=cutoff)
-            | Q(status=Message.Status.SENDING, send_lease_until__lt=expired)
-        )
-        .select_related("room__customer")
+    unsent = Message.objects.filter(sends_takeable(pending_before=cutoff)).select_related(
+        "room__customer"
     )
     count = 0
     for candidate in unsent.order_by("id"):
@@ -89,7 +89,7 @@ def _unsent_resend(*, cutoff: dt.datetime) -> int:
         )
         room = candidate.room
         target = TurnTarget(**turn_target(CustomerRef.of(room.customer)))
-        in_agents_room = room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
+        in_agents_room = room.status in Room.WITH_AGENTS
         outbound_deliver(message, target, in_agents_room=in_agents_room)
         count += 1
     return count

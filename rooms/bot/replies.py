@@ -223,9 +223,8 @@ def option_value(reply_id: str) -> str | None:
     return match[2] if match and match[2] else None
 
 
-def numbered_choice(text: str, options: list[str]) -> str | None:
-    """A typed number ("2", "2.", " 2 ") answering a numbered list: that option's value."""
+def typed_choice(text: str) -> int | None:
+    """The number of a message that is only a number ("2", "2.", " 2) "): a customer answering
+    numbered options; else None."""
     match = re.fullmatch(r"\s*([0-9]{1,2})[.)]?\s*", text)
-    if match is None or not 1 <= int(match[1]) <= len(options):
-        return None
-    return options[int(match[1]) - 1]
+    return int(match[1]) if match else None

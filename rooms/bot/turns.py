@@ -28,10 +28,10 @@ from rooms.bot.replies import (
     BotReply,
     Draft,
     Handoff,
-    numbered_choice,
     option_value,
     replies_from_watson,
     text_draft,
+    typed_choice,
 )
 from rooms.bot.statements import reply_store, unanswered_read
 from rooms.conversation.services import room_queue, room_queue_locked
@@ -151,7 +151,8 @@ def _watson_input(room_id: int, message: Inbound) -> str:
     if message.type == Message.Type.INTERACTIVE:
         payload = Message.objects.values_list("payload", flat=True).get(pk=message.pk)
         return option_value(interactive_reply_id(payload)) or message.text
-    if message.text.strip().rstrip(".)").isdigit():
+    number = typed_choice(message.text)
+    if number is not None:
         options = (
             Message.objects.filter(
                 room_id=room_id, direction=Message.Direction.OUTBOUND, author=Message.Author.BOT
@@ -159,8 +160,9 @@ def _watson_input(room_id: int, message: Inbound) -> str:
             .order_by("-id")
             .values_list("options", flat=True)
             .first()
-        )
-        return numbered_choice(message.text, options or []) or message.text
+        ) or []
+        if 1 <= number <= len(options):
+            return options[number - 1]
     return message.text
 
 

@@ -73,21 +73,27 @@ def send_lease_until(now: dt.datetime, *, place: int = 0) -> dt.datetime:
     return now + dt.timedelta(seconds=settings.WHATSAPP_SEND_LEASE_SECONDS * (place + 1))
 
 
+def sends_takeable(*, pending_before: dt.datetime | None = None) -> Q:
+    """Outbound messages whose send nobody holds: pending (since before `pending_before`, when
+    given), or sending with a lease that ended more than WHATSAPP_SEND_GRACE_SECONDS ago and no
+    status from WhatsApp since."""
+    expired = timezone.now() - dt.timedelta(seconds=settings.WHATSAPP_SEND_GRACE_SECONDS)
+    pending = Q(status=Message.Status.PENDING)
+    if pending_before is not None:
+        pending &= Q(created_at__lt=pending_before)
+    lapsed = Q(status=Message.Status.SENDING, send_lease_until__lt=expired)
+    return Q(direction=Message.Direction.OUTBOUND) & (pending | lapsed)
+
+
 def outbound_claim(*, message_id: int) -> Message | None:
     """Take the send of a stored message: a pending one, or one whose sender's lease ended more
     than WHATSAPP_SEND_GRACE_SECONDS ago with no status from WhatsApp. None if someone else holds
     it, it is settled, or it was sent WHATSAPP_SEND_MAX_TRIES times already (then it is failed:
     it may well have arrived, and is not sent again)."""
-    now = timezone.now()
-    expired = now - dt.timedelta(seconds=settings.WHATSAPP_SEND_GRACE_SECONDS)
     with transaction.atomic():
         message = (
             Message.objects.select_for_update(of=("self",))
-            .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
-            .filter(
-                Q(status=Message.Status.PENDING)
-                | Q(status=Message.Status.SENDING, send_lease_until__lt=expired)
-            )
+            .filter(sends_takeable(), pk=message_id)
             .first()
         )
         if message is None:
@@ -98,11 +104,11 @@ def outbound_claim(*, message_id: int) -> Message | None:
                 "WhatsApp; not sent again (it may have arrived)"
             )
             room_status = Room.objects.values_list("status", flat=True).get(pk=message.room_id)
-            in_agents_room = room_status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
+            in_agents_room = room_status in Room.WITH_AGENTS
             _failed_update(message, code=None, detail=detail, in_agents_room=in_agents_room)
             return None
         message.status = Message.Status.SENDING
-        message.send_lease_until = send_lease_until(now)
+        message.send_lease_until = send_lease_until(timezone.now())
         message.send_attempts += 1
         message.save(update_fields=["status", "send_lease_until", "send_attempts", "updated_at"])
     return message
@@ -185,7 +191,7 @@ def status_update_apply(*, update: StatusUpdate) -> bool:
             return False
         if message.wa_message_id is None:
             changes["wa_message_id"] = update.wa_message_id
-        in_agents_room = message.room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED)
+        in_agents_room = message.room.status in Room.WITH_AGENTS
         Message.objects.filter(pk=message.pk).update(**changes)
         _status_event(message, changes, in_agents_room=in_agents_room)
     return True

@@ -170,7 +170,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
             room_queue_locked(
                 room=locked.get(pk=room.id), note=f"Mensaje recibido con {late} min de retraso."
             )
-        elif room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+        elif room.status in Room.WITH_AGENTS:
             # The agents' room: the assigned agent sees it within the second.
             room_event_record(room_id=room.id, kind="message.new", data=message_data(stored))
     enqueue_seconds = _enqueue_clock.seconds
@@ -195,7 +195,7 @@ def _receive_in_open_room(
         return None  # a new conversation: the general path opens its room
     if fresh and _needs_turn(room, message):
         return _receive_in_bot_room(message=message, customer=customer, room=room, started=started)
-    if room.status in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+    if room.status in Room.WITH_AGENTS:
         return _receive_in_agents_room(
             message=message, customer=customer, room=room, started=started
         )

@@ -10,6 +10,8 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from chatbridge.fakes.whatsapp import webhook_notification
+
 
 class Command(BaseCommand):
     help = (
@@ -95,36 +97,19 @@ class Command(BaseCommand):
 
 
 def _notification(*, wa_id: str, name: str, text: str) -> dict:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
+    return webhook_notification(
+        phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
+        contacts=[{"profile": {"name": name}, "wa_id": wa_id}],
+        messages=[
             {
-                "id": "0",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550000000",
-                                "phone_number_id": settings.WHATSAPP_PHONE_NUMBER_ID,
-                            },
-                            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-                            "messages": [
-                                {
-                                    "from": wa_id,
-                                    "id": f"wamid.say-{uuid.uuid4().hex}",
-                                    "timestamp": str(int(time.time())),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
+                "from": wa_id,
+                "id": f"wamid.say-{uuid.uuid4().hex}",
+                "timestamp": str(int(time.time())),
+                "type": "text",
+                "text": {"body": text},
             }
         ],
-    }
+    )
 
 
 def _state_file(wa_id: str) -> Path:

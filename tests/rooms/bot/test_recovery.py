@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from rooms.models import Message, Room
+from tests.factories import OutboundFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, post_signed, wait_until
 
@@ -106,14 +107,7 @@ def test_worker_killed_mid_turn_then_resumed_answers_once(
 def test_reply_stored_but_never_sent_is_sent_by_the_sweep(post_webhook, whatsapp):
     post_webhook(text_from(WA, "hola"))
     room = Room.objects.get()
-    stranded = Message.objects.create(
-        room=room,
-        direction=Message.Direction.OUTBOUND,
-        author=Message.Author.BOT,
-        text="respuesta pendiente",
-        payload={"type": "text", "text": {"body": "respuesta pendiente"}},
-        status=Message.Status.PENDING,
-    )
+    stranded = OutboundFactory(room=room, text="respuesta pendiente")
     Message.objects.filter(pk=stranded.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=5)
     )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rooms.delivery.services import send_reference, turn_target
 from rooms.delivery.tasks import message_deliver
 from rooms.models import Message, Room
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, OutboundFactory
 from tests.payloads import notification, status, text_from
 from tests.servers import wait_until
 from users.selectors import CustomerRef
@@ -125,13 +125,8 @@ def test_recovery_never_sends_a_message_someone_is_sending(whatsapp):
     (the message is older than its cutoff): it was sent twice."""
     customer = CustomerFactory(uid=WA, wa_id=WA)
     room = Room.objects.create(customer=customer, status=Room.Status.ASSIGNED)
-    message = Message.objects.create(
-        room=room,
-        direction=Message.Direction.OUTBOUND,
-        author=Message.Author.AGENT,
-        text="Le escribo desde el banco",
-        payload={"type": "text", "text": {"body": "Le escribo desde el banco"}},
-        status=Message.Status.PENDING,
+    message = OutboundFactory(
+        room=room, author=Message.Author.AGENT, text="Le escribo desde el banco"
     )
     target = turn_target(CustomerRef.of(customer))
 

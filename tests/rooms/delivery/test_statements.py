@@ -5,18 +5,15 @@ from django.utils import timezone
 
 from rooms.delivery.statements import outbound_sent_update, outbound_sent_update_orm
 from rooms.models import Message, Room
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, OutboundFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _pending(uid: str, status: str = Message.Status.PENDING) -> Message:
     room = Room.objects.create(customer=CustomerFactory(uid=uid))
-    return Message.objects.create(
+    return OutboundFactory(
         room=room,
-        direction=Message.Direction.OUTBOUND,
-        author=Message.Author.BOT,
-        text="hola",
         status=status,
         send_lease_until=timezone.now() if status == Message.Status.SENDING else None,
     )
