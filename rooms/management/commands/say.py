@@ -68,7 +68,7 @@ class Command(BaseCommand):
         replies = self._wait_for_replies(fake, wa_id, after=last_seq, wait=wait)
         if not replies:
             self.stdout.write(
-                "(no reply yet: the conversation is with the agents, or waiting for one)"
+                "(no reply: the conversation is with the agents, or the bot chose to say nothing)"
             )
         for reply in replies:
             self.stdout.write(f"bot> {reply['text']}")
