@@ -2,6 +2,7 @@
 
 import os
 import urllib.request
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -65,8 +66,17 @@ def post_json(
     headers: dict[str, str],
     timeout: float,
 ) -> requests.Response:
+    return vendor_request(session, "POST", url, json=json, headers=headers, timeout=timeout)
+
+
+def vendor_request(
+    session: requests.Session, method: str, url: str, *, timeout: float, **kwargs: Any
+) -> requests.Response:
+    """One call to a vendor with its errors typed: whether the request can have reached the
+    vendor decides what is safe to repeat. `timeout` is the read timeout; connecting gets at
+    most 3 s of it."""
     try:
-        return session.post(url, json=json, headers=headers, timeout=(min(timeout, 3.0), timeout))
+        return session.request(method, url, timeout=(min(timeout, 3.0), timeout), **kwargs)
     except requests.ConnectTimeout as error:
         raise VendorUnavailable(f"connect timeout: {error}") from error
     except requests.Timeout as error:

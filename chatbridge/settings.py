@@ -367,6 +367,57 @@ WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
 WHATSAPP_SEND_GRACE_SECONDS = _number("WHATSAPP_SEND_GRACE_SECONDS", default=60)
 WHATSAPP_SEND_MAX_TRIES = _whole_number("WHATSAPP_SEND_MAX_TRIES", default=3)
 
+# Files customers and agents send (rooms/media/), through Django's storage API: under MEDIA_ROOT
+# by default; MEDIA_STORAGE=s3 keeps them in a private S3-compatible bucket (django-storages,
+# README "Files"). No URL of the storage is ever shown: people get files only through the
+# authenticated view that checks the room (rooms.views.message_file).
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
+if MEDIA_STORAGE == "filesystem":
+    _media_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": None},
+    }
+elif MEDIA_STORAGE == "s3":
+    _media_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("MEDIA_S3_BUCKET"),
+            "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MEDIA_S3_REGION", default="") or None,
+            "access_key": env.str("MEDIA_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("MEDIA_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("MEDIA_S3_PREFIX", default="chatbridge"),
+            # Private objects, never overwritten; no public URL is handed out.
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    sys.exit(f"chatbridge: MEDIA_STORAGE must be 'filesystem' or 's3', got {MEDIA_STORAGE!r}")
+STORAGES = {
+    "default": _media_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Fetching a customer's file: attempts (each resolves the media id again), the backoff before the
+# second (doubling), each download's read timeout, and when a silent fetch is taken up again.
+MEDIA_FETCH_ATTEMPTS = _whole_number("MEDIA_FETCH_ATTEMPTS", default=3)
+MEDIA_FETCH_BACKOFF = _number("MEDIA_FETCH_BACKOFF", default=2)
+MEDIA_FETCH_TIMEOUT = _number("MEDIA_FETCH_TIMEOUT", default=60)
+MEDIA_FETCH_STALE_SECONDS = _number("MEDIA_FETCH_STALE_SECONDS", default=300)
+if MEDIA_FETCH_STALE_SECONDS <= MEDIA_FETCH_TIMEOUT * 2:
+    sys.exit("chatbridge: MEDIA_FETCH_STALE_SECONDS must exceed two MEDIA_FETCH_TIMEOUTs")
+# Files kept are WhatsApp's types (rooms/whatsapp/client.py MEDIA_KINDS) and these; none larger
+# than WhatsApp's limit for its kind, nor than MEDIA_MAX_BYTES.
+MEDIA_EXTRA_TYPES = env.list("MEDIA_EXTRA_TYPES", default=[])
+MEDIA_MAX_BYTES = _whole_number("MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
+# Where a customer's shared location opens ({latitude}, {longitude}).
+MAP_LINK = env.str(
+    "MAP_LINK",
+    default="https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}#map=17/{latitude}/{longitude}",
+)
+
 # A message whose WhatsApp timestamp is older than this (a delivery held back by an outage, or a
 # replayed payload) is stored and handed to the agents instead of being answered by the bot.
 WEBHOOK_MAX_AGE_SECONDS = _number("WEBHOOK_MAX_AGE_SECONDS", default=3600)

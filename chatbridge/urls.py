@@ -6,7 +6,13 @@ from django.views.generic import RedirectView
 from chatbridge.health import healthz, readyz
 from chatbridge.metrics import metrics_view
 from chatbridge.views import cache_stats
-from rooms.views import agent_console, operations_view, whatsapp_webhook
+from rooms.views import (
+    agent_console,
+    agent_file_upload,
+    message_file,
+    operations_view,
+    whatsapp_webhook,
+)
 
 urlpatterns = [
     path("whatsapp/external", whatsapp_webhook, name="whatsapp-webhook"),
@@ -16,6 +22,8 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/operations/", operations_view, name="operations"),
     path("agent/", agent_console, name="agent-console"),
+    path("agent/rooms/<int:room_id>/files", agent_file_upload, name="agent-file-upload"),
+    path("files/<int:message_id>", message_file, name="message-file"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

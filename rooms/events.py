@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from rooms import realtime
@@ -69,7 +70,7 @@ def event_frame(event: RoomEvent) -> dict[str, Any]:
 
 
 def message_data(message: Message) -> dict[str, Any]:
-    return {
+    data = {
         "id": message.pk,
         "direction": message.direction,
         "author": message.author,
@@ -81,6 +82,84 @@ def message_data(message: Message) -> dict[str, Any]:
         "error_detail": message.error_detail,
         "at": message.created_at.isoformat() if message.created_at else None,
     }
+    # What only some messages have, only when they have it: a text pays nothing for it.
+    if message.media_status:
+        data["media"] = media_data(message)
+    if message.quoted:
+        data["quoted"] = message.quoted
+    if message.edited_at:
+        data["edited_at"] = message.edited_at.isoformat()
+    if message.deleted_at:
+        data["deleted_at"] = message.deleted_at.isoformat()
+    if message.direction == Message.Direction.INBOUND:
+        data.update(_inbound_extras(message))
+    return data
+
+
+def media_data(message: Message) -> dict[str, Any]:
+    """A message's file as a console shows it; `url` (the authenticated view) once it is kept."""
+    stored = message.media_status == Message.MediaStatus.STORED and message.pk
+    return {
+        "status": message.media_status,
+        "mime_type": message.mime_type,
+        "file_name": message.file_name,
+        "size": message.media_size,
+        "error": message.media_error,
+        "url": reverse("message-file", args=[message.pk]) if stored else None,
+    }
+
+
+def _inbound_extras(message: Message) -> dict[str, Any]:
+    """A location's coordinates, shared contacts, a click-to-WhatsApp ad, a forward: read from
+    the message as WhatsApp sent it."""
+    payload = message.payload if isinstance(message.payload, dict) else {}
+    extras: dict[str, Any] = {}
+    location = payload.get("location")
+    if message.type == Message.Type.LOCATION and isinstance(location, dict):
+        latitude, longitude = location.get("latitude"), location.get("longitude")
+        if _is_number(latitude) and _is_number(longitude):
+            extras["location"] = {
+                "latitude": latitude,
+                "longitude": longitude,
+                "name": _text(location.get("name")),
+                "address": _text(location.get("address")),
+                "map_url": settings.MAP_LINK.format(latitude=latitude, longitude=longitude),
+            }
+    cards = payload.get("contacts")
+    if message.type == Message.Type.CONTACTS and isinstance(cards, list):
+        extras["contacts"] = [_contact_card(card) for card in cards if isinstance(card, dict)]
+    referral = payload.get("referral")
+    if isinstance(referral, dict):
+        extras["referral"] = {
+            key: _text(referral.get(key))
+            for key in ("headline", "body", "source_url", "source_type")
+        }
+    context = payload.get("context")
+    if isinstance(context, dict) and (
+        context.get("forwarded") or context.get("frequently_forwarded")
+    ):
+        extras["forwarded"] = True
+    return extras
+
+
+def _contact_card(card: dict[str, Any]) -> dict[str, Any]:
+    name, phones, emails = card.get("name"), card.get("phones"), card.get("emails")
+    name = name if isinstance(name, dict) else {}
+    phones = phones if isinstance(phones, list) else []
+    emails = emails if isinstance(emails, list) else []
+    return {
+        "name": _text(name.get("formatted_name")),
+        "phones": [_text(p.get("phone")) for p in phones if isinstance(p, dict) and p.get("phone")],
+        "emails": [_text(e.get("email")) for e in emails if isinstance(e, dict) and e.get("email")],
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= 180
+
+
+def _text(value: Any) -> str:
+    return value[:500] if isinstance(value, str) else ""
 
 
 def room_data(room: Room) -> dict[str, Any]:

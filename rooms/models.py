@@ -109,6 +109,7 @@ class Message(models.Model):
         DOCUMENT = "document", "Document"
         STICKER = "sticker", "Sticker"
         LOCATION = "location", "Location"
+        CONTACTS = "contacts", "Shared contacts"
         REACTION = "reaction", "Reaction"
         # A WhatsApp notice the customer did not write (a number or identity change).
         SYSTEM = "system", "WhatsApp notice"
@@ -123,6 +124,11 @@ class Message(models.Model):
         DELIVERED = "delivered", "Delivered"
         READ = "read", "Read"
         FAILED = "failed", "Failed"
+
+    class MediaStatus(models.TextChoices):
+        PENDING = "pending", "Not fetched yet"
+        STORED = "stored", "Stored"
+        FAILED = "failed", "Could not be fetched"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(max_length=3, choices=Direction.choices)
@@ -158,6 +164,25 @@ class Message(models.Model):
     resumes = models.PositiveSmallIntegerField(default=0)
     # A bot's options message: the value each numbered option sends back to Watson.
     options = models.JSONField(default=list, blank=True)
+    # A file, either way. Inbound: what the provider declared (its media id, or URL; the type,
+    # name and SHA-256), then the file once a task fetched it (rooms/media/). Outbound: the file
+    # the agent attached, and the media id WhatsApp gave it on upload.
+    media_id = models.CharField(max_length=1000, blank=True)
+    mime_type = models.CharField(max_length=255, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    media_sha256 = models.CharField(max_length=100, blank=True)
+    media_size = models.PositiveBigIntegerField(null=True, blank=True)
+    # Stored through Django's storage API under an unguessable name; people reach it only
+    # through rooms.views.message_file, which checks that they may see the room.
+    file = models.FileField(max_length=300, blank=True)
+    media_status = models.CharField(max_length=10, choices=MediaStatus.choices, blank=True)
+    media_error = models.CharField(max_length=300, blank=True)
+    media_attempts = models.PositiveSmallIntegerField(default=0)
+    # A customer's reply that quotes an earlier message: that message, as it was then.
+    quoted = models.JSONField(default=dict, blank=True)
+    # The customer edited or deleted (revoked) this message in WhatsApp after sending it.
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -171,6 +196,11 @@ class Message(models.Model):
                 fields=["created_at"],
                 condition=Q(direction="out", status__in=["pending", "sending"]),
                 name="message_unsent",
+            ),
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(media_status="pending"),
+                name="message_media_pending",
             ),
         ]
 

@@ -1,23 +1,34 @@
 import hmac
 import logging
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from chatbridge.metrics import WEBHOOK_STAGE, timed
-from rooms.desk.selectors import is_agent, operations_summary
+from rooms.desk.selectors import is_agent, may_see_room, operations_summary
+from rooms.desk.services import agent_file_send
+from rooms.errors import ActionError
+from rooms.events import message_data
 from rooms.inbound.services import notification_handle
+from rooms.media.services import accepted_types
+from rooms.models import Message
+from rooms.whatsapp.client import MEDIA_LIMITS, mime_base
 from rooms.whatsapp.webhook import InboundWebhook, WebhookError
 
 logger = logging.getLogger("chatbridge.webhook")
+
+# The largest file WhatsApp carries (a document), and room for the form around it.
+AGENT_UPLOAD_MAX_BYTES = max(MEDIA_LIMITS.values()) + 64 * 1024
 
 
 @csrf_exempt  # Meta signs the body instead; the signature is checked before anything else
@@ -80,6 +91,77 @@ def _verification_handshake(request: HttpRequest) -> HttpResponse:
     ):
         return HttpResponse(challenge, content_type="text/plain")
     return HttpResponse("verification failed", status=403, content_type="text/plain")
+
+
+# Served inline (the console shows them: an <img>, a player); every other kept type is a download
+# with its file name. Nothing is served as HTML or script, and the browser is told not to guess.
+_INLINE_TYPES = {
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "video/mp4",
+    "video/3gpp",
+    "audio/aac",
+    "audio/amr",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/ogg",
+}
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def message_file(request: HttpRequest, message_id: int) -> FileResponse:
+    """A message's file, to the people who may see its room: its assigned agent, and staff who
+    may view messages. Anyone else gets the same 404 as for a file that does not exist."""
+    message = (
+        Message.objects.select_related("room")
+        .filter(pk=message_id, media_status=Message.MediaStatus.STORED)
+        .exclude(file="")
+        .first()
+    )
+    if message is None or not may_see_room(request.user, message.room):
+        raise Http404("no such file")
+    mime_type = mime_base(message.mime_type)
+    if mime_type not in accepted_types():
+        mime_type = "application/octet-stream"  # no longer accepted: a download, nothing more
+    inline = mime_type in _INLINE_TYPES
+    response = FileResponse(
+        message.file.open("rb"),
+        content_type=mime_type,
+        as_attachment=not inline,
+        filename=message.file_name
+        or f"chatbridge-{message.pk}{Path(message.file.name or '').suffix}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def agent_file_upload(request: HttpRequest, room_id: int) -> JsonResponse:
+    """The composer's attachment (multipart `file`, optional `caption`), for the agent's own
+    room; the console's session and CSRF token, like the admin's forms."""
+    if not isinstance(request.user, User) or not is_agent(request.user):
+        raise PermissionDenied("only agents send files")
+    if int(request.headers.get("Content-Length") or 0) > AGENT_UPLOAD_MAX_BYTES:
+        return JsonResponse({"code": "invalid", "error": "the file is too large"}, status=413)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"code": "invalid", "error": "no file attached"}, status=400)
+    try:
+        message = agent_file_send(
+            room_id=room_id,
+            agent=request.user,
+            upload=upload,
+            caption=request.POST.get("caption", ""),
+        )
+    except ActionError as error:
+        status = 403 if error.code == "not_your_room" else 400
+        return JsonResponse({"code": error.code, "error": error.message}, status=status)
+    return JsonResponse({"message": message_data(message)}, status=201)
 
 
 @login_required

@@ -14,6 +14,7 @@ from django.core.cache import cache
 
 from chatbridge.cache import stats
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from rooms.media.tasks import media_fetches_wait
 from rooms.whatsapp.client import whatsapp_client
 from tests.payloads import signed_post
 from watson.client import watson_client
@@ -45,12 +46,25 @@ def whatsapp(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> FakeWhatsApp:
 
 
 @pytest.fixture(autouse=True)
+def media_storage(settings, tmp_path):
+    """Each test's files in a folder of its own (room ids repeat from one test to the next)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media", "base_url": None},
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
 def clean_state(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> Iterator[None]:
     for fake in fake_vendors:
         fake.reset()
     _clear_cache()
     stats.reset()
     yield
+    media_fetches_wait()  # a file still being fetched would write into the next test
     _clear_cache()
 
 

@@ -4,6 +4,7 @@ Tests run with DEBUG on and against the machine's PostgreSQL and Redis, never su
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatbridge")
@@ -16,6 +17,10 @@ os.environ.setdefault("WHATSAPP_RETRY_BACKOFF", "0.05")
 # Off unless a test turns them on (tests/rooms/bot/test_read_marks.py): a read mark is one more
 # call to the fake's messages endpoint, and would take the failures tests script for sends.
 os.environ.setdefault("WHATSAPP_READ_MARKS", "0")
+os.environ.setdefault(
+    "MEDIA_ROOT", str(Path(__file__).resolve().parent.parent / "var" / "test-media")
+)
+os.environ.setdefault("MEDIA_FETCH_BACKOFF", "0.05")
 
 from chatbridge.settings import *  # noqa: F403
 

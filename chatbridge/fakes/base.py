@@ -50,7 +50,8 @@ class Request:
 @dataclass
 class Response:
     status: int
-    body: Any = field(default_factory=dict)
+    body: Any = field(default_factory=dict)  # JSON, or bytes sent as they are
+    content_type: str = "application/json; charset=utf-8"
 
 
 class ControlError(ValueError):
@@ -98,9 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
             raw=raw,
         )
         response = self.server.fake._handle(request)
-        payload = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
+        if isinstance(response.body, bytes):
+            payload = response.body
+        else:
+            payload = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

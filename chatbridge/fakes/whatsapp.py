@@ -6,6 +6,9 @@ Sent messages are kept with a human-readable rendering so tests (and a developer
 
 from __future__ import annotations
 
+import base64
+import email.parser
+import email.policy
 import hashlib
 import hmac
 import json
@@ -49,6 +52,9 @@ ERROR_TITLES: dict[int, tuple[str, str]] = {
         ),
     ),
     130429: ("Rate limit hit", "Cloud API message throughput has been reached."),
+    131052: ("Media download error", "Unable to download the media sent by the user."),
+    131053: ("Media upload error", "Unable to upload the media used in the message."),
+    132001: ("Template name does not exist in the translation", "template name does not exist"),
 }
 
 
@@ -133,12 +139,49 @@ def webhook_notification(*, phone_number_id: str, **value: Any) -> JSONDict:
     }
 
 
-def _parse_path(path: str) -> str | None:
-    """Return the phone number id of a ``.../vN.N/<id>/messages`` path, else None."""
+def _parse_path(path: str, endpoint: str = "messages") -> str | None:
+    """Return the phone number id of a ``.../vN.N/<id>/<endpoint>`` path, else None."""
     parts = [p for p in path.split("/") if p]
-    if len(parts) >= 3 and parts[-1] == "messages" and parts[-3].startswith("v"):
+    if len(parts) >= 3 and parts[-1] == endpoint and parts[-3].startswith("v"):
         return parts[-2]
     return None
+
+
+def _media_id_path(path: str) -> str | None:
+    """The media id of a ``.../vN.N/<media-id>`` path, else None."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[-2].startswith("v") and parts[-1].isdigit():
+        return parts[-1]
+    return None
+
+
+def media_sha256(content: bytes) -> str:
+    """The hash as Meta declares it: base64 of the SHA-256 digest."""
+    return base64.b64encode(hashlib.sha256(content).digest()).decode()
+
+
+@dataclass
+class FakeMedia:
+    content: bytes
+    mime_type: str
+    filename: str = ""
+
+
+def _multipart_fields(request: Request) -> dict[str, tuple[str, bytes, str]]:
+    """A multipart/form-data body as {name: (filename, content, content type)}."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.raw)
+    fields = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            content = part.get_payload(decode=True)
+            content = content if isinstance(content, bytes) else b""
+            fields[str(name)] = (part.get_filename() or "", content, part.get_content_type())
+    return fields
 
 
 @dataclass(frozen=True)
@@ -157,7 +200,9 @@ class FakeWhatsApp(FakeServer):
     """Fake WhatsApp Cloud API send endpoint with recorded messages and read receipts; with a
     status webhook, it reports statuses back like Meta."""
 
-    control_keys: ClassVar[frozenset[str]] = frozenset({"statuses"})
+    control_keys: ClassVar[frozenset[str]] = frozenset(
+        {"statuses", "templates", "media_url_ttl", "corrupt_downloads"}
+    )
 
     def __init__(
         self,
@@ -165,19 +210,44 @@ class FakeWhatsApp(FakeServer):
         token: str | None = None,
         host: str = "127.0.0.1",
         status_webhook: StatusWebhook | None = None,
+        templates: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.token = token
         self.default_status_webhook = status_webhook
+        # (name, language) of the templates the business has approved; any other gets 132001.
+        self.default_templates = frozenset(templates)
         super().__init__(port=port, host=host)
 
     def _reset_state(self) -> None:
         self.sent: list[JSONDict] = []
         self.read_receipts: list[JSONDict] = []
         self.status_webhook = self.default_status_webhook
+        self.templates = set(self.default_templates)
+        # Media by id: what customers sent (media_add) and what the business uploaded.
+        self.media: dict[str, FakeMedia] = {}
+        self.uploads: list[JSONDict] = []
+        self.last_upload_fields: dict[str, tuple[str, bytes, str]] = {}
+        # Download URLs handed out by GET /{media-id}: token -> (media id, expiry).
+        self.media_urls: dict[str, tuple[str, float]] = {}
+        self.media_url_ttl = 300.0  # Meta's URLs last five minutes
+        self.corrupt_downloads = 0  # the next N downloads lose their last byte
         # (wamid, status, HTTP status of the webhook's answer) for every status delivered.
         self.statuses_delivered: list[tuple[str, str, int]] = []
 
+    def media_add(self, content: bytes, mime_type: str, filename: str = "") -> str:
+        """A file a customer sent: its media id, for a webhook to name."""
+        with self.lock:
+            media_id = str(10**15 + len(self.media) + 1)
+            self.media[media_id] = FakeMedia(content, mime_type, filename)
+            return media_id
+
     def _apply_control(self, data: JSONDict) -> None:
+        if "templates" in data:
+            self.templates = {(str(n), str(lang)) for n, lang in data["templates"]}
+        if "media_url_ttl" in data:
+            self.media_url_ttl = control_number(data, "media_url_ttl")
+        if "corrupt_downloads" in data:
+            self.corrupt_downloads = control_int(data, "corrupt_downloads")
         if "statuses" not in data:
             return
         spec = data["statuses"]
@@ -285,14 +355,22 @@ class FakeWhatsApp(FakeServer):
     # -- vendor API ----------------------------------------------------------------------
 
     def handle_vendor(self, request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            return Response(401, UNAUTHORIZED)
+        if request.path.startswith("/_media/") and request.method == "GET":
+            return self._media_download(request.path.removeprefix("/_media/"))
+        media_id = _media_id_path(request.path)
+        if media_id is not None and request.method == "GET":
+            return self._media_resolve(media_id)
+        upload_to = _parse_path(request.path, "media")
+        if upload_to is not None and request.method == "POST":
+            return self._media_upload(request)
         phone_number_id = _parse_path(request.path)
         if phone_number_id is None:
             return Response(404, meta_error(100, message="Unsupported request path"))
         if request.method != "POST":
             return Response(400, meta_error(100, message="Unsupported method"))
-        authorization = request.headers.get("authorization")
-        if self.token is not None and authorization != f"Bearer {self.token}":
-            return Response(401, UNAUTHORIZED)
         body: Any = request.json
         if not isinstance(body, dict):
             return Response(400, meta_error(100, "Request body must be a JSON object"))
@@ -306,6 +384,9 @@ class FakeWhatsApp(FakeServer):
         recipient = body.get("to") or body.get("recipient")
         if not recipient:
             return Response(400, meta_error(100, "The parameter to is required."))
+        refused = self._refused_content(body)
+        if refused is not None:
+            return refused
         message_id = f"wamid.{uuid.uuid4().hex}"
         record = {
             "seq": len(self.sent) + 1,
@@ -332,6 +413,69 @@ class FakeWhatsApp(FakeServer):
                 "messages": [{"id": message_id}],
             },
         )
+
+    def _refused_content(self, body: JSONDict) -> Response | None:
+        """A template the business does not have (132001), or media by an id never uploaded."""
+        kind = body.get("type")
+        content = body.get(kind) if isinstance(kind, str) else None
+        if kind == "template" and isinstance(content, dict):
+            language = (content.get("language") or {}).get("code", "")
+            if (content.get("name"), language) not in self.templates:
+                return Response(
+                    404,
+                    meta_error(
+                        132001,
+                        f"template name ({content.get('name')}) does not exist in {language}",
+                    ),
+                )
+        if isinstance(content, dict) and "id" in content and content["id"] not in self.media:
+            return Response(400, meta_error(131053, "the media id is not valid"))
+        return None
+
+    def _media_resolve(self, media_id: str) -> Response:
+        media = self.media.get(media_id)
+        if media is None:
+            message = f"Unsupported get request. Object with ID '{media_id}' does not exist"
+            return Response(400, meta_error(100, message=message))
+        token = uuid.uuid4().hex
+        self.media_urls[token] = (media_id, time.monotonic() + self.media_url_ttl)
+        return Response(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}/_media/{token}",
+                "mime_type": media.mime_type,
+                "sha256": media_sha256(media.content),
+                "file_size": len(media.content),
+                "id": media_id,
+            },
+        )
+
+    def _media_download(self, token: str) -> Response:
+        media_id, expires = self.media_urls.get(token, ("", 0.0))
+        if not media_id or time.monotonic() > expires:
+            return Response(404, meta_error(131052, "the URL has expired"))
+        media = self.media[media_id]
+        content = media.content
+        if self.corrupt_downloads > 0:
+            self.corrupt_downloads -= 1
+            content = content[:-1]
+        return Response(200, content, content_type=media.mime_type)
+
+    def _media_upload(self, request: Request) -> Response:
+        fields = _multipart_fields(request)
+        product = fields.get("messaging_product", ("", b"", ""))[1]
+        if "file" not in fields or product != b"whatsapp":
+            return Response(400, meta_error(100, "file and messaging_product are required"))
+        self.last_upload_fields = fields
+        filename, content, mime_type = fields["file"]
+        declared = fields.get("type", ("", b"", ""))[1].decode() or mime_type
+        media_id = str(2 * 10**15 + len(self.uploads) + 1)
+        self.media[media_id] = FakeMedia(content, declared, filename)
+        self.uploads.append(
+            {"id": media_id, "type": declared, "filename": filename, "size": len(content)}
+        )
+        return Response(200, {"id": media_id})
 
 
 def _post_until_accepted(webhook: StatusWebhook, body: bytes, signature: str) -> int:

@@ -17,7 +17,7 @@ from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
 from rooms.delivery.statements import outbound_sent_update
 from rooms.events import room_event_record
 from rooms.models import Message, Room
-from rooms.whatsapp.client import WhatsAppError, whatsapp_client
+from rooms.whatsapp.client import WhatsAppError, media_id_body, whatsapp_client
 from rooms.whatsapp.webhook import StatusUpdate
 from users.models import mask_uid
 from users.selectors import CustomerRef
@@ -122,10 +122,11 @@ def outbound_deliver(
     the agents have (`in_agents_room`), records its ticks as events."""
     try:
         with timed(TURN_STAGE, "send"):
+            body = message.payload if message.payload or not message.file else _uploaded(message)
             wa_message_id = whatsapp_client().send(
                 to=target.wa_id,
                 recipient_user_id=target.user_id,
-                body=message.payload,
+                body=body,
                 reference=send_reference(message.pk),
             )
     except (VendorTimeout, VendorConnectionLost) as error:
@@ -148,6 +149,20 @@ def outbound_deliver(
     WHATSAPP_SENDS.labels(result="sent", code="").inc()
     outbound_sent(message=message, wa_message_id=wa_message_id, in_agents_room=in_agents_room)
     return SendOutcome.SENT
+
+
+def _uploaded(message: Message) -> dict:
+    """An agent's file: uploaded to WhatsApp (once: its media id and body are kept, so a resend
+    after a crash sends the same upload) and sent by id."""
+    with message.file.open("rb") as stored:
+        content = stored.read()
+    media_id = whatsapp_client().media_upload(
+        content, mime_type=message.mime_type, filename=message.file_name
+    )
+    body = media_id_body(message.type, media_id, caption=message.text, filename=message.file_name)
+    Message.objects.filter(pk=message.pk).update(media_id=media_id, payload=body)
+    message.media_id, message.payload = media_id, body
+    return body
 
 
 # A status only moves forward; failed can follow any of the others and nothing follows it.

@@ -50,6 +50,16 @@ def is_agent(user: User | AnonymousUser) -> bool:
     )
 
 
+def may_see_room(user: User | AnonymousUser, room: Room) -> bool:
+    """Whether `user` may read this room's messages and files: the agent it is assigned to, or
+    staff allowed to view messages (supervisors get their own rule with areas)."""
+    if not isinstance(user, User) or not user.is_active:
+        return False
+    if room.status == Room.Status.ASSIGNED and room.agent_id == user.pk and is_agent(user):
+        return True
+    return user.is_staff and user.has_perm("rooms.view_message")
+
+
 class Access(StrEnum):
     """What a console's session still allows (rooms/consumers.py closes the socket otherwise)."""
 

@@ -2,13 +2,24 @@
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
 from rooms.events import message_data, room_event_record
+from rooms.media.services import storage_name
 from rooms.models import Message, Room
-from rooms.whatsapp.client import TEXT_BODY_MAX, text_body, whatsapp_client
+from rooms.whatsapp.client import (
+    CAPTION_MAX,
+    MEDIA_KINDS,
+    MEDIA_LIMITS,
+    TEXT_BODY_MAX,
+    mime_base,
+    text_body,
+    whatsapp_client,
+)
 
 
 def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None) -> str | None:
@@ -68,3 +79,57 @@ def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:
         )
         message_deliver_on_commit(message, room.customer)
     return message
+
+
+def agent_file_send(
+    *, room_id: int, agent: User, upload: UploadedFile, caption: str = ""
+) -> Message:
+    """Store a file an agent attaches (checked against what WhatsApp carries for its type) and
+    send it once committed: uploaded to WhatsApp, then sent by its media id, with ticks and errors
+    like a text (rooms/delivery/services.py)."""
+    mime_type = mime_base(upload.content_type or "")
+    kind = MEDIA_KINDS.get(mime_type)
+    if kind is None:
+        raise ActionError("invalid", f"WhatsApp does not carry files of type {mime_type or '?'}")
+    if not upload.size or upload.size > MEDIA_LIMITS[kind]:
+        limit = MEDIA_LIMITS[kind] // 1024
+        raise ActionError("invalid", f"a {kind} is at most {limit} KB (this one: {upload.size})")
+    caption = caption.strip()
+    if len(caption) > CAPTION_MAX:
+        raise ActionError("invalid", f"the caption is longer than {CAPTION_MAX} characters")
+    _assigned_room(room_id, agent)  # refused before anything is written
+    name = default_storage.save(storage_name(room_id=room_id, mime_type=mime_type), upload)
+    try:
+        with transaction.atomic():
+            room = _assigned_room(room_id, agent, lock=True)
+            message = Message.objects.create(
+                room=room,
+                direction=Message.Direction.OUTBOUND,
+                author=Message.Author.AGENT,
+                agent_id=agent.pk,
+                type=kind,
+                text=caption,
+                file=name,
+                file_name=(upload.name or "")[:255],
+                mime_type=mime_type,
+                media_size=upload.size,
+                media_status=Message.MediaStatus.STORED,
+                status=Message.Status.PENDING,
+            )
+            Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
+            room_event_record(
+                room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
+            )
+            message_deliver_on_commit(message, room.customer)
+    except BaseException:
+        default_storage.delete(name)  # nothing stored: no file left behind either
+        raise
+    return message
+
+
+def _assigned_room(room_id: int, agent: User, *, lock: bool = False) -> Room:
+    rooms = Room.objects.select_related("customer").filter(pk=room_id)
+    room = (rooms.select_for_update(of=("self",)) if lock else rooms).first()
+    if room is None or room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
+        raise ActionError("not_your_room", "this room is not assigned to you")
+    return room

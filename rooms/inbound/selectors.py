@@ -5,7 +5,7 @@ from typing import Any
 
 from chatbridge.cache import active_room_cache_key, cache_get_many, customer_cache_key
 from rooms.inbound.statements import open_route_read
-from rooms.models import Room
+from rooms.models import Message, Room
 from users.selectors import CustomerRef
 
 
@@ -61,3 +61,17 @@ def room_open_get(*, customer_id: int, lock: bool = False) -> Room | None:
     if lock:
         rooms = rooms.select_for_update()
     return rooms.first()
+
+
+def quoted_message(*, wa_message_id: str, room_id: int) -> dict[str, Any]:
+    """The message a customer's reply quotes, as the agent should read it beside the reply; a
+    message of another customer's conversation is never shown (any earlier room of theirs is)."""
+    room = Room.objects.filter(pk=room_id).values_list("customer_id", flat=True)
+    quoted = (
+        Message.objects.filter(wa_message_id=wa_message_id, room__customer_id__in=room)
+        .values("id", "author", "type", "text")
+        .first()
+    )
+    if quoted is None:
+        return {"wa_message_id": wa_message_id[:255], "text": ""}  # older than chatbridge knows
+    return {**quoted, "text": quoted["text"][:500]}

@@ -28,10 +28,17 @@ from rooms.bot.tasks import room_turn
 from rooms.conversation.services import room_queue_locked
 from rooms.delivery.services import status_update_apply, turn_target
 from rooms.events import message_data, room_event_publish, room_event_record
-from rooms.inbound.selectors import RoomRef, inbound_route_get, inbound_route_read, room_open_get
+from rooms.inbound.selectors import (
+    RoomRef,
+    inbound_route_get,
+    inbound_route_read,
+    quoted_message,
+    room_open_get,
+)
 from rooms.inbound.statements import message_insert, warm_store
+from rooms.media.tasks import media_fetch_soon
 from rooms.models import Message, Room, UnusableItem
-from rooms.whatsapp.webhook import InboundMessage, Notification, SkippedItem
+from rooms.whatsapp.webhook import InboundMessage, MessageChange, Notification, SkippedItem
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
 from users.services import customer_cache_fill, customer_get_or_create, customer_number_change
@@ -65,11 +72,69 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
             stored += 1
     for update in notification.statuses:
         statuses += status_update_apply(update=update)
-    if notification.skipped:  # the common POST has none, and pays no query for them
-        unusable_items_keep(items=notification.skipped)
+    skipped = list(notification.skipped)
+    for change in notification.changes:
+        if not inbound_message_change(change=change):
+            skipped.append(
+                SkippedItem(
+                    "message",
+                    "changes a message chatbridge does not have",
+                    change.payload,
+                    change.wa_message_id,
+                )
+            )
+    if skipped:  # the common POST has none, and pays no query for them
+        unusable_items_keep(items=skipped)
     return NotificationResult(
-        stored=stored, duplicates=duplicates, statuses=statuses, skipped=len(notification.skipped)
+        stored=stored, duplicates=duplicates, statuses=statuses, skipped=len(skipped)
     )
+
+
+def inbound_message_change(*, change: MessageChange) -> bool:
+    """A customer edited or deleted one of their messages: the stored message takes the new text
+    (its first text stays in its payload, as WhatsApp sent it) or is marked deleted, and the
+    agents' consoles are told. The bot is not asked anything. Applied once however often
+    WhatsApp redelivers it (a later edit wins); False if chatbridge does not have the message."""
+    edit = change.kind == "edit"
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("room")
+            .filter(
+                wa_message_id=change.original_id,
+                direction=Message.Direction.INBOUND,
+                room__customer__uid=change.uid,
+            )
+            .first()
+        )
+        if message is None:
+            return False
+        if edit:
+            newer = message.edited_at is None or change.timestamp > message.edited_at
+            if not newer and not (
+                change.timestamp == message.edited_at and change.text != message.text
+            ):
+                return True
+            Message.objects.filter(pk=message.pk).update(
+                text=change.text, edited_at=change.timestamp, updated_at=timezone.now()
+            )
+            data = {
+                "id": message.pk,
+                "text": change.text,
+                "edited_at": change.timestamp.isoformat(),
+            }
+        else:
+            if message.deleted_at is not None:
+                return True
+            Message.objects.filter(pk=message.pk).update(
+                deleted_at=change.timestamp, updated_at=timezone.now()
+            )
+            data = {"id": message.pk, "deleted_at": change.timestamp.isoformat()}
+        if message.room.status in Room.WITH_AGENTS:
+            kind = "message.edited" if edit else "message.deleted"
+            room_event_record(room_id=message.room_id, kind=kind, data=data)
+    logger.info("message %s %s by the customer", message.pk, "edited" if edit else "deleted")
+    return True
 
 
 def unusable_items_keep(*, items: list[SkippedItem]) -> None:
@@ -108,7 +173,23 @@ def _unusable_digest(item: SkippedItem) -> str:
 
 def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     """Store a customer's message in their open room (opening one if needed) and start its
-    turn. Returns None when the message was stored before (a redelivery)."""
+    turn, and its file's fetch. Returns None when the message was stored before (a
+    redelivery)."""
+    stored = _receive(message)
+    if stored is not None and stored.media_status == Message.MediaStatus.PENDING:
+        media_fetch_soon(stored.pk)  # after the commit, off the request
+    return stored
+
+
+def _edit_is_new(message: Message, change: MessageChange) -> bool:
+    # A redelivered edit changes nothing; of two edits, the later wins (two in one second: the
+    # one that differs from what is stored).
+    if message.edited_at is None or change.timestamp > message.edited_at:
+        return True
+    return change.timestamp == message.edited_at and change.text != message.text
+
+
+def _receive(message: InboundMessage) -> Message | None:
     started = time.perf_counter()
     _enqueue_clock.seconds = 0.0
     provider = Customer.Provider.WHATSAPP
@@ -258,7 +339,7 @@ def _inbound_row(
     room_id: int, message: InboundMessage, *, handled_at: dt.datetime | None
 ) -> Message:
     """A customer's message as its row, unsaved."""
-    return Message(
+    row = Message(
         room_id=room_id,
         direction=Message.Direction.INBOUND,
         author=Message.Author.CUSTOMER,
@@ -269,6 +350,15 @@ def _inbound_row(
         wa_timestamp=message.timestamp,
         handled_at=handled_at,
     )
+    if message.media is not None:
+        row.media_id = message.media.ref
+        row.mime_type = message.media.mime_type
+        row.file_name = message.media.filename
+        row.media_sha256 = message.media.sha256
+        row.media_status = Message.MediaStatus.PENDING
+    if message.quotes:
+        row.quoted = quoted_message(wa_message_id=message.quotes, room_id=room_id)
+    return row
 
 
 def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> None:

@@ -1,13 +1,23 @@
 """The Cloud API's `messages` endpoint: message bodies, Meta's limits and codes, the client."""
 
+import base64
+import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import requests
 from django.conf import settings
 
-from chatbridge.http import VendorError, post_json, vendor_session
+from chatbridge.http import (
+    VendorConnectionLost,
+    VendorError,
+    post_json,
+    vendor_request,
+    vendor_session,
+)
 
 logger = logging.getLogger("chatbridge.whatsapp")
 
@@ -42,6 +52,54 @@ def media_link_body(kind: str, link: str, *, caption: str = "") -> dict[str, Any
     media: dict[str, Any] = {"link": link}
     if caption and kind != "audio":
         media["caption"] = caption[:CAPTION_MAX]
+    return {"type": kind, kind: media}
+
+
+# What WhatsApp carries, per kind of media, and how large (Meta's supported-media table). A
+# sticker is 100 KB static, 500 KB animated: the larger limit is checked.
+MB = 1024 * 1024
+MEDIA_LIMITS = {
+    "image": 5 * MB,
+    "video": 16 * MB,
+    "audio": 16 * MB,
+    "document": 100 * MB,
+    "sticker": 500 * 1024,
+}
+MEDIA_KINDS = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "sticker",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "audio/aac": "audio",
+    "audio/amr": "audio",
+    "audio/mpeg": "audio",
+    "audio/mp4": "audio",
+    "audio/ogg": "audio",
+    "text/plain": "document",
+    "application/pdf": "document",
+    "application/msword": "document",
+    "application/vnd.ms-excel": "document",
+    "application/vnd.ms-powerpoint": "document",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "document",
+}
+
+
+def mime_base(mime_type: str) -> str:
+    """`audio/ogg; codecs=opus` -> `audio/ogg`."""
+    return mime_type.split(";", 1)[0].strip().lower()
+
+
+def media_id_body(kind: str, media_id: str, *, caption: str = "", filename: str = "") -> dict:
+    """A file uploaded to WhatsApp, sent by its media id (audio and stickers take no caption;
+    a document shows its file name)."""
+    media: dict[str, Any] = {"id": media_id}
+    if caption and kind not in ("audio", "sticker"):
+        media["caption"] = caption[:CAPTION_MAX]
+    if filename and kind == "document":
+        media["filename"] = filename
     return {"type": kind, kind: media}
 
 
@@ -95,6 +153,23 @@ def message_payload(
     return payload
 
 
+class MediaTooLarge(VendorError):
+    """The file is larger than WhatsApp carries for its kind (or than chatbridge accepts)."""
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    content: bytes
+    mime_type: str  # as WhatsApp's media endpoint names it
+    sha256: str  # WhatsApp's declared hash ("" when it gave none)
+
+
+def sha256_matches(content: bytes, declared: str) -> bool:
+    """Meta's `sha256` is the digest in base64 (some versions and BSPs: hex)."""
+    digest = hashlib.sha256(content).digest()
+    return declared.strip() in (base64.b64encode(digest).decode(), digest.hex())
+
+
 class WhatsAppClient:
     """Sends through the Cloud API `messages` endpoint; returns Meta's message id."""
 
@@ -108,7 +183,9 @@ class WhatsAppClient:
         attempts: int,
         backoff: float,
     ) -> None:
+        self.api_url = api_url
         self.url = f"{api_url}/{phone_number_id}/messages"
+        self.upload_url = f"{api_url}/{phone_number_id}/media"
         self.headers = {"Authorization": f"Bearer {token}"}
         self.timeout = timeout
         self.attempts = max(1, attempts)
@@ -153,25 +230,103 @@ class WhatsAppClient:
             return False
         return True
 
+    def media_fetch(self, media_id: str, *, max_bytes: int, timeout: float) -> FetchedMedia:
+        """A customer's file: its URL from `GET /{media-id}` (it expires within minutes, so it
+        is fetched at once, and resolved again on every attempt), then the bytes, with the same
+        bearer token. Refuses more than `max_bytes` (MediaTooLarge) before or while reading."""
+        response = vendor_request(
+            self.session,
+            "GET",
+            f"{self.api_url}/{media_id}",
+            headers=self.headers,
+            timeout=self.timeout,
+        )
+        info = _answer(response)
+        size, url = info.get("file_size"), info.get("url")
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaTooLarge(f"{size} bytes, more than {max_bytes}")
+        if not isinstance(url, str) or not url:
+            raise WhatsAppError("media without a URL", code=None)
+        download = vendor_request(
+            self.session, "GET", url, headers=self.headers, timeout=timeout, stream=True
+        )
+        with download:
+            if download.status_code >= 400:
+                raise WhatsAppError(
+                    f"download answered HTTP {download.status_code}",
+                    code=None,
+                    status=download.status_code,
+                )
+            content = _read_at_most(download, max_bytes)
+        mime_type, sha256 = info.get("mime_type"), info.get("sha256")
+        return FetchedMedia(
+            content=content,
+            mime_type=mime_type if isinstance(mime_type, str) else "",
+            sha256=sha256 if isinstance(sha256, str) else "",
+        )
+
+    def media_upload(self, content: bytes, *, mime_type: str, filename: str) -> str:
+        """Upload a file for sending (`POST /{phone-number-id}/media`); its media id. Retried
+        like a send: a second upload of one file costs nothing but an unused id."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = vendor_request(
+                    self.session,
+                    "POST",
+                    self.upload_url,
+                    headers=self.headers,
+                    timeout=max(self.timeout, 30.0),
+                    data={"messaging_product": "whatsapp", "type": mime_type},
+                    files={"file": (filename or "file", content, mime_type)},
+                )
+                media_id = _answer(response).get("id")
+                if not isinstance(media_id, str) or not media_id:
+                    raise WhatsAppError("upload answered without a media id", code=None)
+                return media_id
+            except VendorError as error:
+                if not error.retryable or attempt == self.attempts:
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
     def _post(self, payload: dict[str, Any]) -> str:
         response = post_json(
             self.session, self.url, json=payload, headers=self.headers, timeout=self.timeout
         )
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if response.status_code >= 400 or not isinstance(data, dict):
-            error = data.get("error") if isinstance(data, dict) else None
-            error = error if isinstance(error, dict) else {}
-            code = error.get("code") if isinstance(error.get("code"), int) else None
-            details = (error.get("error_data") or {}).get("details") if error else None
-            message = str(details or error.get("message") or f"HTTP {response.status_code}")
-            raise WhatsAppError(message[:1000], code=code, status=response.status_code)
+        data = _answer(response)
         try:
             return str(data["messages"][0]["id"])
         except (KeyError, IndexError, TypeError) as error:
             raise WhatsAppError("response without a message id", code=None) from error
+
+
+def _answer(response: requests.Response) -> dict[str, Any]:
+    """A Graph API answer's JSON object; WhatsAppError with Meta's code if it is an error."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code >= 400 or not isinstance(data, dict):
+        error = data.get("error") if isinstance(data, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code") if isinstance(error.get("code"), int) else None
+        details = (error.get("error_data") or {}).get("details") if error else None
+        message = str(details or error.get("message") or f"HTTP {response.status_code}")
+        raise WhatsAppError(message[:1000], code=code, status=response.status_code)
+    return data
+
+
+def _read_at_most(response: requests.Response, max_bytes: int) -> bytes:
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLarge(f"more than {max_bytes} bytes")
+            chunks.append(chunk)
+    except requests.RequestException as error:
+        raise VendorConnectionLost(f"download cut off: {error}") from error
+    return b"".join(chunks)
 
 
 @cache

@@ -23,6 +23,16 @@ class _UnusableError(Exception):
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """A file the customer sent, as the provider declared it; fetched later, by a task."""
+
+    ref: str  # Meta's media id (resolved with GET /{media-id}), or the provider's URL
+    mime_type: str
+    filename: str = ""
+    sha256: str = ""  # Meta's: base64 (some versions: hex) of the file's SHA-256
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     wa_message_id: str
     uid: str  # wa_id, or the business-scoped user id when there is no phone number
@@ -35,6 +45,23 @@ class InboundMessage:
     payload: dict[str, Any]
     # A system notice that the customer's number changed: the new one.
     changed_to: str = ""
+    media: MediaRef | None = None
+    # A reply quoting an earlier message (not a button tap): that message's WhatsApp id.
+    quotes: str = ""
+
+
+@dataclass(frozen=True)
+class MessageChange:
+    """The customer edited or deleted (revoked) one of their earlier messages."""
+
+    kind: str  # "edit" or "revoke"
+    wa_message_id: str  # the notice's own id
+    original_id: str  # the WhatsApp id of the message it changes
+    uid: str
+    timestamp: dt.datetime
+    payload: dict[str, Any]
+    # An edit: the message's new text (a caption, for media).
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,7 @@ class SkippedItem:
 class Notification:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
+    changes: list[MessageChange] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
 
 
@@ -133,7 +161,11 @@ def _read_change(change: Any, notification: Notification) -> None:
     names = _contact_names(value)
     for message in _items(value, "messages", change=change, notification=notification):
         try:
-            notification.messages.append(_inbound_message(_dict(message, "message"), names))
+            message = _dict(message, "message")
+            if message.get("type") in _CHANGE_TYPES:
+                notification.changes.append(_message_change(message))
+            else:
+                notification.messages.append(_inbound_message(message, names))
         except _UnusableError as error:
             notification.skipped.append(_skipped("message", error, message))
     for status in _items(value, "statuses", change=change, notification=notification):
@@ -242,6 +274,9 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
         raise _UnusableError("message has neither from nor from_user_id")
     name, user_id = names.get(wa_id) or names.get(from_user_id) or ("", "")
     message_type, text = _content(message)
+    media = _media_ref(message, message_type)
+    context = _object(message.get("context"))
+    quoted = context.get("id") if message_type != "interactive" else None
     changed_to = ""
     system = _object(message.get("system"))
     if message_type == "system" and system.get("type") == "user_changed_number":
@@ -258,6 +293,53 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
         timestamp=_timestamp(message.get("timestamp")),
         payload=message,
         changed_to=changed_to,
+        media=media,
+        quotes=quoted if isinstance(quoted, str) and len(quoted) <= 255 else "",
+    )
+
+
+_CHANGE_TYPES = {"edit", "revoke"}
+
+
+def _message_change(message: dict[str, Any]) -> MessageChange:
+    """An `edit` or `revoke` item (Meta's edit and revoke webhooks): it names the message it
+    changes in `original_message_id`; an edit carries the new message whole."""
+    kind = message["type"]
+    body = _dict(message.get(kind), f"{kind} body")
+    text = ""
+    if kind == "edit":
+        edited = _dict(body.get("message"), "edited message")
+        _type, text = _content(edited)
+    wa_id = _string(message.get("from"), "message from", required=False, max_length=32)
+    user_id = _string(
+        message.get("from_user_id"), "message from_user_id", required=False, max_length=140
+    )
+    if not wa_id and not user_id:
+        raise _UnusableError("message has neither from nor from_user_id")
+    return MessageChange(
+        kind=kind,
+        wa_message_id=_string(message.get("id"), "message id", max_length=255),
+        original_id=_string(body.get("original_message_id"), "original_message_id", max_length=255),
+        uid=wa_id or user_id,
+        timestamp=_timestamp(message.get("timestamp")),
+        payload=message,
+        text=text,
+    )
+
+
+def _media_ref(message: dict[str, Any], message_type: str) -> MediaRef | None:
+    if message_type not in _MEDIA_TYPES:
+        return None
+    body = _object(message.get(message_type))
+    media_id = body.get("id")
+    if not isinstance(media_id, str) or not media_id or len(media_id) > 1000:
+        return None  # nothing to fetch: the message keeps its caption and says so
+    declared = {key: body.get(key) for key in ("mime_type", "filename", "sha256")}
+    mime_type, filename, sha256 = (
+        value if isinstance(value, str) else "" for value in declared.values()
+    )
+    return MediaRef(
+        ref=media_id, mime_type=mime_type[:255], filename=filename[:255], sha256=sha256[:100]
     )
 
 
@@ -286,6 +368,14 @@ def _content(message: dict[str, Any]) -> tuple[str, str]:
     if kind == "location":
         parts = [body.get("name"), body.get("address")]
         return "location", " — ".join(part for part in parts if isinstance(part, str) and part)
+    if kind == "contacts":
+        cards = message.get("contacts")
+        names = [
+            _object(card.get("name")).get("formatted_name")
+            for card in (cards if isinstance(cards, list) else [])
+            if isinstance(card, dict)
+        ]
+        return "contacts", ", ".join(name for name in names if isinstance(name, str) and name)
     if kind == "reaction":
         emoji = body.get("emoji")
         return "reaction", emoji if isinstance(emoji, str) else ""

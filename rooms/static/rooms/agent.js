@@ -120,7 +120,14 @@
     switch (event.kind) {
       case "message.new":
         if (room && !room.messages.some((m) => m.id === data.id)) room.messages.push(data);
+        // The customer wrote: WhatsApp's 24-hour window starts again from this message.
+        if (room && data.direction === "in" && data.at) {
+          room.window_ends_at = new Date(new Date(data.at).getTime() + DAY).toISOString();
+        }
         break;
+      case "message.media":
+      case "message.edited":
+      case "message.deleted":
       case "message.status":
         if (room) {
           const message = room.messages.find((m) => m.id === data.id);
@@ -211,10 +218,11 @@
         onclick: () => { state.selected = room.id; render(); },
       },
       el("div", { textContent: room.customer.name || room.customer.number }),
-      el("div", { className: "meta", textContent: last ? last.text.slice(0, 60) : "" }));
+      el("div", { className: "meta", textContent: last ? (last.text || `[${last.type}]`).slice(0, 60) : "" }));
     }));
   }
 
+  const DAY = 24 * 3600 * 1000;
   const TICKS = { pending: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
   const AUTHORS = { customer: "Cliente", bot: "Bot", agent: "Agente", system: "Sistema" };
   // What the customer's WhatsApp sent without words of theirs: said so, not shown as theirs.
@@ -241,16 +249,84 @@
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.replaceChildren(...room.messages.map((m) => el("li", {
-      className: `${m.direction} ${m.author}`, dataset: { message: m.id },
+      className: `${m.direction} ${m.author}${m.deleted_at ? " deleted" : ""}`, dataset: { message: m.id },
     },
     el("span", { className: "who", textContent: whoSaid(m) }),
-    m.text || PLACEHOLDERS[m.type] || `[${m.type}]`,
+    ...messageBody(m),
     m.direction === "out" ? el("span", {
       className: `tick ${m.status}`,
       textContent: TICKS[m.status] || "",
       title: m.status === "failed" ? `${m.error_detail || ""} (${m.error_code || ""})` : m.status,
     }) : "")));
     if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  // What a message shows besides who said it: each part built with textContent, links only to
+  // chatbridge's own file view or to https addresses.
+  function messageBody(m) {
+    const parts = [];
+    if (m.forwarded) parts.push(el("div", { className: "meta", textContent: "Reenviado" }));
+    if (m.referral) {
+      const ad = m.referral;
+      parts.push(el("div", { className: "referral" },
+        el("strong", { textContent: "Llegó desde un anuncio: " }),
+        `${ad.headline || ""}${ad.body ? ` — ${ad.body}` : ""}`,
+        ad.source_url ? " " : "", ad.source_url ? safeLink(ad.source_url, "ver anuncio") : ""));
+    }
+    if (m.quoted && Object.keys(m.quoted).length) {
+      parts.push(el("blockquote", { className: "quoted", textContent: m.quoted.text || "(un mensaje anterior)" }));
+    }
+    if (m.media) parts.push(mediaNode(m));
+    if (m.location) {
+      const place = m.location;
+      parts.push(el("div", { className: "location" },
+        el("div", { textContent: [place.name, place.address].filter(Boolean).join(" — ") || "Ubicación" }),
+        el("div", { className: "meta", textContent: `${place.latitude}, ${place.longitude}` }),
+        safeLink(place.map_url, "Ver en el mapa")));
+    } else if (m.contacts) {
+      for (const card of m.contacts) {
+        parts.push(el("div", { className: "contact-card" },
+          el("strong", { textContent: card.name || "Contacto" }),
+          ...card.phones.map((phone) => el("div", { textContent: `📞 ${phone}` })),
+          ...card.emails.map((email) => el("div", { textContent: `✉ ${email}` }))));
+      }
+    } else if (m.text) {
+      parts.push(el("span", { className: "text", textContent: m.text }));
+    } else if (!m.media) {
+      parts.push(PLACEHOLDERS[m.type] || `[${m.type}]`);
+    }
+    if (m.text && m.media) parts.push(el("div", { className: "caption", textContent: m.text }));
+    if (m.edited_at) parts.push(el("span", { className: "meta", textContent: " (editado)" }));
+    if (m.deleted_at) parts.push(el("div", { className: "meta", textContent: "El cliente eliminó este mensaje." }));
+    return parts;
+  }
+
+  function mediaNode(m) {
+    const file = m.media;
+    if (file.status === "pending") return el("div", { className: "meta", textContent: "Descargando archivo…" });
+    if (file.status === "failed") {
+      return el("div", { className: "media-error", textContent: `No se pudo obtener el archivo (${file.error || "?"})` });
+    }
+    if (!file.url) return el("div", { className: "meta", textContent: "Archivo" });
+    if (m.type === "image" || m.type === "sticker") {
+      return el("a", { href: file.url, target: "_blank", rel: "noopener", className: "media" },
+        el("img", { src: file.url, alt: file.file_name || "imagen", className: m.type === "sticker" ? "sticker" : "thumb", loading: "lazy" }));
+    }
+    if (m.type === "audio") return el("audio", { controls: true, preload: "none", src: file.url, className: "media" });
+    if (m.type === "video") return el("video", { controls: true, preload: "metadata", src: file.url, className: "media thumb" });
+    return el("a", { href: file.url, className: "document", download: file.file_name || "" },
+      `📄 ${file.file_name || "documento"}`, el("span", { className: "meta", textContent: ` ${size(file.size)}` }));
+  }
+
+  function safeLink(href, label) {
+    if (typeof href !== "string" || !href.startsWith("https://")) return "";
+    return el("a", { href, textContent: label, target: "_blank", rel: "noopener noreferrer" });
+  }
+
+  function size(bytes) {
+    if (!bytes) return "";
+    if (bytes < 1024 * 1024) return `${Math.ceil(bytes / 1024)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
   }
 
   function renderWindow(room) {
@@ -293,6 +369,56 @@
       send({ type: "typing", room: state.selected });
     }
   });
+  // --- attachments: checked here against WhatsApp's limits (the server checks again) ----------
+
+  const MB = 1024 * 1024;
+  const LIMITS = { image: 5 * MB, video: 16 * MB, audio: 16 * MB, document: 100 * MB, sticker: 500 * 1024 };
+  const KINDS = {
+    "image/jpeg": "image", "image/png": "image", "image/webp": "sticker",
+    "video/mp4": "video", "video/3gpp": "video",
+    "audio/aac": "audio", "audio/amr": "audio", "audio/mpeg": "audio", "audio/mp4": "audio", "audio/ogg": "audio",
+    "text/plain": "document", "application/pdf": "document", "application/msword": "document",
+    "application/vnd.ms-excel": "document", "application/vnd.ms-powerpoint": "document",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "document",
+  };
+
+  async function attach(file) {
+    if (!state.selected || !file) return;
+    const kind = KINDS[file.type];
+    if (!kind) { toast(`WhatsApp no admite archivos de tipo ${file.type || "desconocido"}.`); return; }
+    if (file.size > LIMITS[kind]) { toast(`Demasiado grande: ${size(file.size)} (máximo ${size(LIMITS[kind])}).`); return; }
+    const form = new FormData();
+    form.append("file", file);
+    form.append("caption", $("text").value.trim());
+    const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
+    $("attach-status").textContent = `Enviando ${file.name}…`;
+    try {
+      const response = await fetch(`/agent/rooms/${state.selected}/files`, {
+        method: "POST", body: form, headers: { "X-CSRFToken": token }, credentials: "same-origin",
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) { toast(answer.error || `No se envió (${response.status})`); return; }
+      $("text").value = "";
+    } catch (error) {
+      toast("No se envió el archivo: sin conexión.");
+    } finally {
+      $("attach-status").textContent = "";
+      $("file").value = "";
+    }
+  }
+
+  $("attach").addEventListener("click", () => $("file").click());
+  $("file").addEventListener("change", (event) => attach(event.target.files[0]));
+  $("conversation").addEventListener("dragover", (event) => { event.preventDefault(); $("conversation").classList.add("dropping"); });
+  $("conversation").addEventListener("dragleave", () => $("conversation").classList.remove("dropping"));
+  $("conversation").addEventListener("drop", (event) => {
+    event.preventDefault();
+    $("conversation").classList.remove("dropping");
+    attach(event.dataTransfer.files[0]);
+  });
+
   $("close").addEventListener("click", () => {
     send({ type: "close", room: state.selected, reason: Number($("reason").value) });
   });

@@ -16,10 +16,12 @@ from rooms.delivery.services import send_reference
 from rooms.whatsapp.client import (
     buttons_body,
     list_body,
+    media_id_body,
     media_link_body,
     message_payload,
     read_mark_payload,
     text_body,
+    whatsapp_client,
 )
 from tests.servers import ROOT
 
@@ -99,6 +101,13 @@ BODIES = {
     "list": list_body("Elige", "Ver opciones", [(f"opt{i}:v{i}", f"Opción {i}") for i in range(6)]),
     "image by link": media_link_body("image", "https://example.com/a.png", caption="Tu tarjeta"),
     "audio by link": media_link_body("audio", "https://example.com/a.ogg", caption="ignored"),
+    "image by id": media_id_body("image", "4490709327384033", caption="El comprobante"),
+    "video by id": media_id_body("video", "4490709327384034", caption="Cómo pagar"),
+    "audio by id": media_id_body("audio", "4490709327384035", caption="ignored"),
+    "sticker by id": media_id_body("sticker", "4490709327384036", caption="ignored"),
+    "document by id": media_id_body(
+        "document", "4490709327384037", caption="Su extracto", filename="extracto-marzo.pdf"
+    ),
     **{
         f"from Watson: {draft.type}": draft.body
         for draft in replies_from_watson(WATSON_MEDIA).drafts
@@ -140,3 +149,29 @@ def test_the_read_mark_is_metas_published_example():
     assert ours == {**example, "message_id": "wamid.ours"}
     plain = read_mark_payload("wamid.ours", typing=False)
     assert plain == {key: value for key, value in ours.items() if key != "typing_indicator"}
+
+
+def _upload_schema() -> dict[str, Any]:
+    assert SPEC is not None
+    paths = yaml.safe_load(SPEC.read_text())["paths"]
+    (media,) = [item for path, item in paths.items() if path.endswith("/{Phone-Number-ID}/media")]
+    return media["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+
+
+def test_the_media_upload_is_the_published_form(whatsapp):
+    """The upload is multipart with every field of Meta's schema, and `type` (the MIME type),
+    which the Cloud API's upload reference requires beside them."""
+    media_id = whatsapp_client().media_upload(
+        b"%PDF-1.4 test", mime_type="application/pdf", filename="extracto.pdf"
+    )
+    assert whatsapp.uploads[-1]["id"] == media_id
+    (request,) = [r for r in whatsapp.requests if r["path"].endswith("/media")]
+    assert request["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+    fields = whatsapp.last_upload_fields
+    schema = _upload_schema()
+    form = {name: value[1].decode("latin-1") for name, value in fields.items()}
+    jsonschema.validate(form, {**schema, "required": list(schema["properties"])})
+    assert form["messaging_product"] == "whatsapp"
+    assert form["type"] == "application/pdf"
+    assert fields["file"][0] == "extracto.pdf"
+    assert fields["file"][1] == b"%PDF-1.4 test"

@@ -1,0 +1,113 @@
+"""An agent sends a file: checked against WhatsApp's limits for its type, stored through the
+storage API, uploaded to WhatsApp, sent by its media id with the caption, and ticked or failed
+like a text."""
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from rooms.models import Message, Room
+from tests.factories import AgentFactory, CustomerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JPEG = b"\xff\xd8\xff\xe0" + b"comprobante " * 100
+
+
+@pytest.fixture
+def assigned(db):
+    agent = AgentFactory()
+    room = Room.objects.create(
+        customer=CustomerFactory(uid="573006660001"),
+        status=Room.Status.ASSIGNED,
+        agent=agent,
+        assigned_at=timezone.now(),
+        last_customer_at=timezone.now(),
+    )
+    return agent, room
+
+
+def _upload(client, room, content: bytes, name: str, mime_type: str, caption: str = ""):
+    upload = SimpleUploadedFile(name, content, content_type=mime_type)
+    return client.post(f"/agent/rooms/{room.pk}/files", {"file": upload, "caption": caption})
+
+
+def test_an_image_is_uploaded_then_sent_by_id_with_its_caption(client, assigned, whatsapp):
+    agent, room = assigned
+    client.force_login(agent)
+    response = _upload(client, room, JPEG, "comprobante.jpg", "image/jpeg", "Su comprobante")
+    assert response.status_code == 201
+
+    (upload,) = whatsapp.uploads
+    assert (upload["type"], upload["filename"], upload["size"]) == (
+        "image/jpeg",
+        "comprobante.jpg",
+        len(JPEG),
+    )
+    (sent,) = whatsapp.wait_for_sent(1)
+    assert sent["body"]["image"] == {"id": upload["id"], "caption": "Su comprobante"}
+    stored = Message.objects.get()
+    assert (stored.type, stored.author, stored.status) == ("image", "agent", "sent")
+    assert stored.media_id == upload["id"]
+    assert stored.payload == {"type": "image", "image": sent["body"]["image"]}
+    assert stored.file.read() == JPEG
+    event = room.events.get(kind="message.new")
+    assert event.data["media"]["url"] == f"/files/{stored.pk}"
+    # The agent sees their own file through the same checked view.
+    assert client.get(f"/files/{stored.pk}").status_code == 200
+
+
+def test_a_document_keeps_its_file_name(client, assigned, whatsapp):
+    agent, room = assigned
+    client.force_login(agent)
+    _upload(client, room, b"%PDF-1.4 x", "condiciones.pdf", "application/pdf")
+    (sent,) = whatsapp.wait_for_sent(1)
+    assert sent["body"]["document"]["filename"] == "condiciones.pdf"
+    assert "caption" not in sent["body"]["document"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "mime_type", "error"),
+    [
+        ("big.jpg", b"\xff" * (5 * 1024 * 1024 + 1), "image/jpeg", "a image is at most 5120 KB"),
+        ("setup.exe", b"MZ", "application/x-msdownload", "WhatsApp does not carry files of type"),
+        ("empty.pdf", b"", "application/pdf", "at most"),
+    ],
+)
+def test_what_whatsapp_would_refuse_is_refused_before_anything_is_stored(
+    client, assigned, whatsapp, name, content, mime_type, error
+):
+    agent, room = assigned
+    client.force_login(agent)
+    response = _upload(client, room, content, name, mime_type)
+    assert response.status_code == 400
+    assert error in response.json()["error"]
+    assert not Message.objects.exists()
+    assert whatsapp.uploads == []
+    _dirs, files = (
+        default_storage.listdir(f"rooms/{room.pk}")
+        if default_storage.exists(f"rooms/{room.pk}")
+        else ([], [])
+    )
+    assert files == []
+
+
+def test_another_agents_room_is_refused(client, assigned, whatsapp):
+    _agent, room = assigned
+    client.force_login(AgentFactory(username="not-the-agent"))
+    response = _upload(client, room, JPEG, "a.jpg", "image/jpeg")
+    assert response.status_code == 403
+    assert not Message.objects.exists()
+
+
+def test_a_failed_upload_fails_the_message_with_metas_code(client, assigned, whatsapp):
+    agent, room = assigned
+    client.force_login(agent)
+    whatsapp.fail_with_code(131053)
+    assert _upload(client, room, JPEG, "a.jpg", "image/jpeg").status_code == 201
+    stored = Message.objects.get()
+    assert (stored.status, stored.error_code) == ("failed", 131053)
+    assert whatsapp.sent == []
+    status = room.events.filter(kind="message.status").latest("seq")
+    assert status.data["status"] == "failed"
