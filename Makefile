@@ -31,7 +31,7 @@ run: $(VENV)/.installed
 	$(LOCAL_ENV) $(PY) manage.py runlocal
 
 say: $(VENV)/.installed
-	$(LOCAL_ENV) $(PY) manage.py say $(WA_ID) "$(TEXT)"
+	$(LOCAL_ENV) $(PY) manage.py say $(WA_ID) "$(TEXT)" $(if $(FILE),--file "$(FILE)")
 
 test: $(VENV)/.installed $(CHROMIUM) $(NGINX) lint
 	$(PY) -m pytest

@@ -2,11 +2,13 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
-from rooms.models import ClosureReason, Message, Room, RoomEvent, UnusableItem
+from rooms.events import message_data
+from rooms.media.tasks import media_fetch_again
+from rooms.models import ClosureReason, Message, MessageTemplate, Room, RoomEvent, UnusableItem
 
 
 class MessageInline(admin.TabularInline):
@@ -20,7 +22,7 @@ class MessageInline(admin.TabularInline):
         "direction",
         "author",
         "type",
-        "text",
+        "content",
         "status",
         "error_code",
         "payload",
@@ -28,6 +30,45 @@ class MessageInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="What it says")
+    def content(self, message: Message) -> str:
+        """The message as an agent sees it: its text, its file (through the checked view),
+        a location's map link, contacts, a quote, an ad referral, an edit or a deletion."""
+        return message_summary(message)
+
+
+def message_summary(message: Message) -> str:
+    data = message_data(message)
+    parts = [format_html("<div>{}</div>", message.text)] if message.text else []
+    media = data.get("media")
+    if media and media["url"]:
+        label = media["file_name"] or f"{message.type} ({media['mime_type']})"
+        parts.append(format_html('<a href="{}">{}</a>', media["url"], label))
+    elif media:
+        state = media["status"] if not media["error"] else f"could not fetch ({media['error']})"
+        parts.append(format_html("<div>[{}: {}]</div>", message.type, state))
+    if "location" in data:
+        place = data["location"]
+        parts.append(
+            format_html(
+                '<a href="{}" rel="noopener noreferrer">{}, {}</a>',
+                place["map_url"],
+                place["latitude"],
+                place["longitude"],
+            )
+        )
+    for card in data.get("contacts", []):
+        parts.append(format_html("<div>{}: {}</div>", card["name"], ", ".join(card["phones"])))
+    if data.get("quoted"):
+        parts.append(format_html("<div>quoting: “{}”</div>", data["quoted"].get("text", "")))
+    if data.get("referral"):
+        parts.append(format_html("<div>from an ad: {}</div>", data["referral"]["headline"]))
+    if message.edited_at:
+        parts.append(format_html("<div>(edited {})</div>", message.edited_at))
+    if message.deleted_at:
+        parts.append(format_html("<div>(deleted by the customer {})</div>", message.deleted_at))
+    return format_html_join("", "{}", ((part,) for part in parts)) if parts else "-"
 
 
 class RoomEventInline(admin.TabularInline):
@@ -41,6 +82,51 @@ class RoomEventInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Messages, searchable across rooms; a file that could not be fetched can be fetched again
+    (a token fixed, a type now accepted)."""
+
+    list_display = ["id", "room", "direction", "type", "status", "media_status", "created_at"]
+    list_filter = ["direction", "type", "media_status"]
+    search_fields = ["wa_message_id", "room__customer__uid"]
+    list_select_related = ["room"]
+    actions = ["fetch_again"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [field.name for field in Message._meta.fields] + ["content"]
+
+    def get_fields(self, request: HttpRequest, obj: object = None) -> tuple[str, ...]:
+        return ("content", *(field.name for field in Message._meta.fields))
+
+    @admin.display(description="What it says")
+    def content(self, message: Message) -> str:
+        return message_summary(message)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Fetch the selected files again")
+    def fetch_again(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        count = media_fetch_again(message_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} file(s) will be fetched again.", messages.SUCCESS)
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    """The templates approved in Meta's WhatsApp Manager, as agents may send them; Meta's status
+    updates arrive by webhook and are shown here."""
+
+    list_display = ["name", "language", "status", "active", "status_updated_at"]
+    list_filter = ["status", "active", "language"]
+    search_fields = ["name", "body"]
+    readonly_fields = ["status", "status_reason", "status_updated_at"]
+    fields = ["name", "language", "header", "body", "parameters", "active", *readonly_fields]
 
 
 @admin.register(ClosureReason)

@@ -32,7 +32,7 @@ from rooms.desk.assignment import (
     room_transfer,
 )
 from rooms.desk.selectors import Access, agent_access, agent_profile, closure_reason_get
-from rooms.desk.services import agent_message_send, customer_read_mark
+from rooms.desk.services import agent_message_send, agent_template_send, customer_read_mark
 from rooms.errors import ActionError
 from rooms.models import ClosureReason
 
@@ -185,6 +185,15 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         )
         return {"room": message.room_id, "message": message.pk}
 
+    async def send_template(self, content: dict) -> dict:
+        template = content.get("template")
+        if not isinstance(template, int) or isinstance(template, bool):
+            raise FrameError("invalid", "template must be a template id")
+        message = await db(agent_template_send)(
+            room_id=_room_id(content), agent=self.user, template_id=template
+        )
+        return {"room": message.room_id, "message": message.pk}
+
     async def close_room(self, content: dict) -> dict:
         room_id = _room_id(content)
         reason = await db(_closure_reason)(content.get("reason"))
@@ -249,6 +258,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     commands = {
         "take": take,
         "send": send_message,
+        "template": send_template,
         "close": close_room,
         "release": release,
         "transfer": transfer,

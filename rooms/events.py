@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import realtime
-from rooms.models import Message, Room, RoomEvent
+from rooms.models import Message, MessageTemplate, Room, RoomEvent
 from rooms.statements import event_seq_next
 from users.models import mask_uid
 
@@ -180,8 +180,26 @@ def room_data(room: Room) -> dict[str, Any]:
 
 
 def room_detail(room: Room) -> dict[str, Any]:
+    """A room its agent works in: with its latest messages, and what fills a template's
+    parameters in it (the console shows the text the customer will read)."""
     recent = list(room.messages.order_by("-id")[:RECENT_MESSAGES])
-    return {**room_data(room), "messages": [message_data(m) for m in reversed(recent)]}
+    agent = room.agent
+    fills = MessageTemplate.fills(
+        customer_name=room.customer.name,
+        agent_first_name=(agent.first_name or agent.get_username()) if agent else "",
+    )
+    return {
+        **room_data(room),
+        "messages": [message_data(m) for m in reversed(recent)],
+        "template_fills": fills,
+    }
+
+
+def templates_data() -> list[dict[str, Any]]:
+    """The templates agents may send (active, and approved by Meta)."""
+    approved = MessageTemplate.objects.filter(active=True, status="APPROVED")
+    fields = ("id", "name", "language", "header", "body", "parameters")
+    return [{field: getattr(template, field) for field in fields} for template in approved]
 
 
 def queue_data() -> list[dict[str, Any]]:

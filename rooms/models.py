@@ -1,4 +1,7 @@
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -17,6 +20,85 @@ class ClosureReason(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class MessageTemplate(models.Model):
+    """A template Meta approved for this number: the only message WhatsApp carries once the
+    customer's 24-hour window has closed. Operators keep them here as approved in Meta's
+    WhatsApp Manager; Meta's status updates (approved, paused, rejected...) land here too."""
+
+    class Fill(models.TextChoices):
+        CUSTOMER_FIRST_NAME = "customer_first_name", "The customer's first name"
+        CUSTOMER_NAME = "customer_name", "The customer's full name"
+        AGENT_FIRST_NAME = "agent_first_name", "The agent's first name"
+
+    name = models.CharField(max_length=512, help_text="As in WhatsApp Manager, e.g. follow_up")
+    language = models.CharField(max_length=15, help_text="Its language code, e.g. es or es_CO")
+    header = models.CharField(
+        max_length=60, blank=True, help_text="The template's text header, if it has one"
+    )
+    body = models.TextField(help_text="The body as approved, with {{1}}, {{2}}… for its parameters")
+    # What fills {{1}}, {{2}}…, in order: one of Fill's values each.
+    parameters = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "What fills {{1}}, {{2}}… in order, e.g. "
+            '["customer_first_name", "agent_first_name"]; each one of: '
+            "customer_first_name, customer_name, agent_first_name"
+        ),
+    )
+    active = models.BooleanField(default=True, help_text="Offered to agents")
+    # Meta's word on it, from the message_template_status_update webhook.
+    status = models.CharField(max_length=30, default="APPROVED")
+    status_reason = models.CharField(max_length=200, blank=True)
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "language"], name="template_name_language"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+    @classmethod
+    def fills(cls, *, customer_name: str, agent_first_name: str) -> dict[str, str]:
+        """What each Fill stands for in one conversation. WhatsApp refuses an empty parameter:
+        a customer without a profile name is "cliente"."""
+        name = " ".join(customer_name.split()) or "cliente"
+        return {
+            cls.Fill.CUSTOMER_FIRST_NAME: name.split(" ", 1)[0],
+            cls.Fill.CUSTOMER_NAME: name,
+            cls.Fill.AGENT_FIRST_NAME: agent_first_name.strip() or "tu asesor",
+        }
+
+    def values(self, fills: dict[str, str]) -> list[str]:
+        """The body's parameters, in order."""
+        return [fills[fill] for fill in self.parameters]
+
+    def text(self, fills: dict[str, str]) -> str:
+        """What the customer reads: the header, then the body with its parameters filled."""
+        values = self.values(fills)
+        body = PLACEHOLDER.sub(lambda match: values[int(match[1]) - 1], self.body)
+        return f"{self.header}\n{body}" if self.header else body
+
+    def clean(self) -> None:
+        numbers = sorted({int(number) for number in PLACEHOLDER.findall(self.body)})
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValidationError({"body": "Number the parameters {{1}}, {{2}}… without gaps."})
+        if not isinstance(self.parameters, list) or len(self.parameters) != len(numbers):
+            raise ValidationError(
+                {"parameters": f"One fill for each of the body's {len(numbers)} parameters."}
+            )
+        unknown = [fill for fill in self.parameters if fill not in self.Fill.values]
+        if unknown:
+            raise ValidationError({"parameters": f"Not a fill chatbridge knows: {unknown}"})
+
+
+# A template body's parameter, as Meta writes them: {{1}}, {{2}}…
+PLACEHOLDER = re.compile(r"\{\{(\d+)\}\}")
 
 
 class Room(models.Model):
@@ -110,6 +192,7 @@ class Message(models.Model):
         STICKER = "sticker", "Sticker"
         LOCATION = "location", "Location"
         CONTACTS = "contacts", "Shared contacts"
+        TEMPLATE = "template", "Template"
         REACTION = "reaction", "Reaction"
         # A WhatsApp notice the customer did not write (a number or identity change).
         SYSTEM = "system", "WhatsApp notice"

@@ -228,6 +228,10 @@ class FakeServer:
         """Extra GET /_fake/* routes; return None for "not mine"."""
         return None
 
+    def handle_control_post(self, request: Request) -> Response | None:
+        """Extra ``POST /_fake/...`` routes of a subclass (None: not one of them)."""
+        return None
+
     def _apply_control(self, data: JSONDict) -> None:
         """Apply fake-specific keys of a /_fake/control payload (lock is held)."""
 
@@ -304,10 +308,13 @@ class FakeServer:
                     raise ControlError("control payload is not valid JSON")
                 self._control(request.json)
                 return Response(200, {"ok": True})
-            if request.method == "GET":
-                response = self.handle_control_get(request)
-                if response is not None:
-                    return response
+            response = (
+                self.handle_control_get(request)
+                if request.method == "GET"
+                else self.handle_control_post(request)
+            )
+            if response is not None:
+                return response
         except ControlError as exc:
             return Response(400, {"ok": False, "error": str(exc)})
         return Response(404, {"ok": False, "error": f"unknown control route {path}"})

@@ -352,6 +352,17 @@ class FakeWhatsApp(FakeServer):
             messages = [m for m in self.sent if m["seq"] > after and (to is None or m["to"] == to)]
         return Response(200, {"messages": messages})
 
+    def handle_control_post(self, request: Request) -> Response | None:
+        """``POST /_fake/media?mime_type=…&filename=…`` with the file as the body: a file a
+        customer sent (``make say FILE=…``); answers its media id."""
+        if request.path != "/_fake/media":
+            return None
+        mime_type = request.query.get("mime_type") or ""
+        if not request.raw or not mime_type:
+            raise ControlError("POST the file as the body, with ?mime_type=")
+        media_id = self.media_add(request.raw, mime_type, request.query.get("filename") or "")
+        return Response(200, {"id": media_id})
+
     # -- vendor API ----------------------------------------------------------------------
 
     def handle_vendor(self, request: Request) -> Response:

@@ -23,7 +23,7 @@ from chatbridge.cache import (
     room_metrics_cache_key,
     stats,
 )
-from rooms.events import event_frame, queue_data, room_detail
+from rooms.events import event_frame, queue_data, room_detail, templates_data
 from rooms.models import ClosureReason, Message, Room, RoomEvent
 from users.models import AgentProfile
 from users.selectors import AGENTS_GROUP
@@ -166,7 +166,7 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
     profile = agent_profile(user)
     rooms = (
         Room.objects.filter(agent_id=user.pk, status=Room.Status.ASSIGNED)
-        .select_related("customer")
+        .select_related("customer", "agent")
         .order_by("assigned_at", "id")
     )
     return {
@@ -181,13 +181,14 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         "rooms": [room_detail(room) for room in rooms],
         "agents": [vars(agent) for agent in agents_list()],
         "closure_reasons": list(ClosureReason.objects.filter(active=True).values("id", "title")),
+        "templates": templates_data(),
     }
 
 
 def room_detail_for_agent(*, room_id: int, agent_id: int) -> dict[str, Any] | None:
     room = (
         Room.objects.filter(pk=room_id, agent_id=agent_id, status=Room.Status.ASSIGNED)
-        .select_related("customer")
+        .select_related("customer", "agent")
         .first()
     )
     return room_detail(room) if room else None

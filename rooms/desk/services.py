@@ -5,18 +5,20 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.utils import timezone
 
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
-from rooms.events import message_data, room_event_record
+from rooms.events import CUSTOMER_WINDOW, message_data, room_event_record
 from rooms.media.services import storage_name
-from rooms.models import Message, Room
+from rooms.models import Message, MessageTemplate, Room
 from rooms.whatsapp.client import (
     CAPTION_MAX,
     MEDIA_KINDS,
     MEDIA_LIMITS,
     TEXT_BODY_MAX,
     mime_base,
+    template_body,
     text_body,
     whatsapp_client,
 )
@@ -63,6 +65,7 @@ def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:
         )
         if room is None or room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
             raise ActionError("not_your_room", "this room is not assigned to you")
+        _window_open(room)
         message = Message.objects.create(
             room=room,
             direction=Message.Direction.OUTBOUND,
@@ -97,7 +100,7 @@ def agent_file_send(
     caption = caption.strip()
     if len(caption) > CAPTION_MAX:
         raise ActionError("invalid", f"the caption is longer than {CAPTION_MAX} characters")
-    _assigned_room(room_id, agent)  # refused before anything is written
+    _window_open(_assigned_room(room_id, agent))  # refused before anything is written
     name = default_storage.save(storage_name(room_id=room_id, mime_type=mime_type), upload)
     try:
         with transaction.atomic():
@@ -133,3 +136,45 @@ def _assigned_room(room_id: int, agent: User, *, lock: bool = False) -> Room:
     if room is None or room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
         raise ActionError("not_your_room", "this room is not assigned to you")
     return room
+
+
+def agent_template_send(*, room_id: int, agent: User, template_id: int) -> Message:
+    """Send an approved template to the agent's customer: the only message WhatsApp carries once
+    the 24-hour window has closed. The message keeps the text the customer reads; the window
+    opens again when the customer answers."""
+    template = MessageTemplate.objects.filter(
+        pk=template_id, active=True, status="APPROVED"
+    ).first()
+    if template is None:
+        raise ActionError("invalid", "no such template, or it is not approved")
+    with transaction.atomic():
+        room = _assigned_room(room_id, agent, lock=True)
+        fills = MessageTemplate.fills(
+            customer_name=room.customer.name,
+            agent_first_name=agent.first_name or agent.get_username(),
+        )
+        message = Message.objects.create(
+            room=room,
+            direction=Message.Direction.OUTBOUND,
+            author=Message.Author.AGENT,
+            agent_id=agent.pk,
+            type=Message.Type.TEMPLATE,
+            text=template.text(fills),
+            payload=template_body(template.name, template.language, template.values(fills)),
+            status=Message.Status.PENDING,
+        )
+        Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
+        room_event_record(
+            room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
+        )
+        message_deliver_on_commit(message, room.customer)
+    return message
+
+
+def _window_open(room: Room) -> None:
+    """Free-form messages only within WhatsApp's 24 hours since the customer last wrote (a room
+    without a customer message yet is WhatsApp's to judge)."""
+    if room.last_customer_at and timezone.now() - room.last_customer_at > CUSTOMER_WINDOW:
+        raise ActionError(
+            "window_closed", "the customer's 24-hour window has closed: send a template"
+        )

@@ -37,8 +37,14 @@ from rooms.inbound.selectors import (
 )
 from rooms.inbound.statements import message_insert, warm_store
 from rooms.media.tasks import media_fetch_soon
-from rooms.models import Message, Room, UnusableItem
-from rooms.whatsapp.webhook import InboundMessage, MessageChange, Notification, SkippedItem
+from rooms.models import Message, MessageTemplate, Room, UnusableItem
+from rooms.whatsapp.webhook import (
+    InboundMessage,
+    MessageChange,
+    Notification,
+    SkippedItem,
+    TemplateStatus,
+)
 from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
 from users.services import customer_cache_fill, customer_get_or_create, customer_number_change
@@ -72,6 +78,8 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
             stored += 1
     for update in notification.statuses:
         statuses += status_update_apply(update=update)
+    for template in notification.template_statuses:
+        template_status_apply(update=template)
     skipped = list(notification.skipped)
     for change in notification.changes:
         if not inbound_message_change(change=change):
@@ -88,6 +96,16 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
     return NotificationResult(
         stored=stored, duplicates=duplicates, statuses=statuses, skipped=len(skipped)
     )
+
+
+def template_status_apply(*, update: TemplateStatus) -> bool:
+    """Meta approved, paused, rejected or disabled a template: agents are offered approved ones
+    only. False if operators have not entered that template."""
+    updated = MessageTemplate.objects.filter(name=update.name, language=update.language).update(
+        status=update.event, status_reason=update.reason, status_updated_at=timezone.now()
+    )
+    logger.info("template %s (%s) is now %s", update.name, update.language, update.event)
+    return bool(updated)
 
 
 def inbound_message_change(*, change: MessageChange) -> bool:

@@ -103,6 +103,19 @@ def media_id_body(kind: str, media_id: str, *, caption: str = "", filename: str 
     return {"type": kind, kind: media}
 
 
+def template_body(name: str, language: str, parameters: list[str]) -> dict[str, Any]:
+    """An approved template, its body's parameters as text, in order."""
+    # "deterministic": the only language policy the Cloud API has (its schema requires it).
+    template: dict[str, Any] = {
+        "name": name,
+        "language": {"policy": "deterministic", "code": language},
+    }
+    if parameters:
+        values = [{"type": "text", "text": value} for value in parameters]
+        template["components"] = [{"type": "body", "parameters": values}]
+    return {"type": "template", "template": template}
+
+
 def buttons_body(prompt: str, options: list[tuple[str, str]]) -> dict[str, Any]:
     """Reply buttons; `options` is (id, title) with titles already within Meta's limit."""
     buttons = [{"type": "reply", "reply": {"id": oid, "title": title}} for oid, title in options]

@@ -86,10 +86,21 @@ class SkippedItem:
 
 
 @dataclass(frozen=True)
+class TemplateStatus:
+    """Meta's word on one of the business's templates (message_template_status_update)."""
+
+    name: str
+    language: str
+    event: str  # APPROVED, REJECTED, PAUSED, DISABLED, PENDING_DELETION...
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Notification:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     changes: list[MessageChange] = field(default_factory=list)
+    template_statuses: list[TemplateStatus] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
 
 
@@ -152,9 +163,13 @@ class InboundWebhook:
 
 def _read_change(change: Any, notification: Notification) -> None:
     try:
-        if _dict(change, "change").get("field") != "messages":
-            return  # account and template updates: not ours to handle
+        kind = _dict(change, "change").get("field")
+        if kind not in ("messages", "message_template_status_update"):
+            return  # account and quality updates: not ours to handle
         value = _dict(change.get("value"), "change value")
+        if kind == "message_template_status_update":
+            notification.template_statuses.append(_template_status(value))
+            return
     except _UnusableError as error:
         notification.skipped.append(SkippedItem("change", str(error), change))
         return
@@ -383,6 +398,18 @@ def _content(message: dict[str, Any]) -> tuple[str, str]:
         text = body.get("body")
         return "system", text if isinstance(text, str) else ""
     return "unsupported", ""
+
+
+def _template_status(value: dict[str, Any]) -> TemplateStatus:
+    reason = value.get("reason")
+    return TemplateStatus(
+        name=_string(value.get("message_template_name"), "template name", max_length=512),
+        language=_string(
+            value.get("message_template_language"), "template language", max_length=15
+        ),
+        event=_string(value.get("event"), "template event", max_length=30),
+        reason=reason[:200] if isinstance(reason, str) and reason != "NONE" else "",
+    )
 
 
 def _status_update(status: dict[str, Any]) -> StatusUpdate:

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,7 +14,15 @@ from django.db import close_old_connections
 
 from chatbridge.fakes import FakeWatson, FakeWhatsApp
 from chatbridge.fakes.whatsapp import StatusWebhook
+from rooms.models import MessageTemplate
 from rooms.periodic import periodic_run
+
+DEMO_TEMPLATE: dict[str, Any] = {
+    "name": "seguimiento_caso",
+    "language": "es",
+    "body": "Hola {{1}}, soy {{2}} del banco. Seguimos con tu caso: respóndenos para continuar.",
+    "parameters": ["customer_first_name", "agent_first_name"],
+}
 
 
 class Command(BaseCommand):
@@ -49,10 +58,14 @@ class Command(BaseCommand):
             read_after=2.0,
         )
         fake_whatsapp = FakeWhatsApp(
-            port=whatsapp.port or 8082, token=settings.WHATSAPP_TOKEN, status_webhook=statuses
+            port=whatsapp.port or 8082,
+            token=settings.WHATSAPP_TOKEN,
+            status_webhook=statuses,
+            templates=((DEMO_TEMPLATE["name"], DEMO_TEMPLATE["language"]),),
         ).start()
         call_command("migrate", interactive=False, verbosity=0)
         self._demo_admin()
+        self._demo_template()
         stop = threading.Event()
         resumer = threading.Thread(target=self._periodic_loop, args=(stop,), daemon=True)
         resumer.start()
@@ -88,6 +101,13 @@ class Command(BaseCommand):
         users = get_user_model().objects
         if not users.filter(username="admin").exists():
             users.create_superuser("admin", "admin@example.com", "admin")
+
+    def _demo_template(self) -> None:
+        # The one template the fake WhatsApp knows as approved: what an agent sends once a
+        # customer's 24 hours have passed. A real business enters its own in the admin.
+        MessageTemplate.objects.get_or_create(
+            name=DEMO_TEMPLATE["name"], language=DEMO_TEMPLATE["language"], defaults=DEMO_TEMPLATE
+        )
 
     def _periodic_loop(self, stop: threading.Event) -> None:
         while not stop.wait(30):

@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import json
+import mimetypes
 import time
 import uuid
 from pathlib import Path
@@ -10,7 +11,8 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chatbridge.fakes.whatsapp import webhook_notification
+from chatbridge.fakes.whatsapp import media_sha256, webhook_notification
+from rooms.whatsapp.client import MEDIA_KINDS
 
 
 class Command(BaseCommand):
@@ -25,6 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="chatbridge's address")
         parser.add_argument("--name", default="Cliente de prueba", help="profile name")
         parser.add_argument("--wait", type=float, default=5, help="seconds to wait for replies")
+        parser.add_argument(
+            "--file", type=Path, help="send this file (a photo, a PDF…) with TEXT as its caption"
+        )
 
     def handle(
         self,
@@ -34,6 +39,7 @@ class Command(BaseCommand):
         url: str,
         name: str,
         wait: float,
+        file: Path | None = None,
         **options: object,
     ) -> None:
         fake = "{0.scheme}://{0.netloc}".format(urlsplit(settings.WHATSAPP_API_URL))
@@ -49,7 +55,8 @@ class Command(BaseCommand):
             if reply["seq"] > last_shown:
                 self.stdout.write(f"chatbridge (earlier)> {reply['text']}")
         last_seq = max((item["seq"] for item in sent), default=0)
-        body = json.dumps(_notification(wa_id=wa_id, name=name, text=text)).encode()
+        item = _text_item(wa_id, text) if file is None else _file_item(fake, wa_id, text, file)
+        body = json.dumps(_notification(wa_id=wa_id, name=name, item=item)).encode()
         signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
         try:
             response = requests.post(
@@ -96,20 +103,50 @@ class Command(BaseCommand):
         return replies
 
 
-def _notification(*, wa_id: str, name: str, text: str) -> dict:
+def _notification(*, wa_id: str, name: str, item: dict) -> dict:
     return webhook_notification(
         phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
         contacts=[{"profile": {"name": name}, "wa_id": wa_id}],
-        messages=[
-            {
-                "from": wa_id,
-                "id": f"wamid.say-{uuid.uuid4().hex}",
-                "timestamp": str(int(time.time())),
-                "type": "text",
-                "text": {"body": text},
-            }
-        ],
+        messages=[item],
     )
+
+
+def _item(wa_id: str, kind: str, body: dict) -> dict:
+    return {
+        "from": wa_id,
+        "id": f"wamid.say-{uuid.uuid4().hex}",
+        "timestamp": str(int(time.time())),
+        "type": kind,
+        kind: body,
+    }
+
+
+def _text_item(wa_id: str, text: str) -> dict:
+    return _item(wa_id, "text", {"body": text})
+
+
+def _file_item(fake: str, wa_id: str, caption: str, path: Path) -> dict:
+    """The customer sends a file: it goes to the fake WhatsApp's media store first, as a
+    customer's upload goes to Meta's, and the webhook names its media id."""
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error}") from error
+    mime_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    kind = MEDIA_KINDS.get(mime_type, "document")
+    response = requests.post(
+        f"{fake}/_fake/media",
+        params={"mime_type": mime_type, "filename": path.name},
+        data=content,
+        timeout=10,
+    )
+    response.raise_for_status()
+    body = {"id": response.json()["id"], "mime_type": mime_type, "sha256": media_sha256(content)}
+    if kind == "document":
+        body["filename"] = path.name
+    if caption and kind in ("image", "video", "document"):
+        body["caption"] = caption
+    return _item(wa_id, kind, body)
 
 
 def _state_file(wa_id: str) -> Path:

@@ -11,6 +11,7 @@
     lastSeq: new Map(), // room id -> last sequence number applied
     agents: [],
     reasons: [],
+    templates: [],
     selected: null,
     socket: null,
     retry: 0,
@@ -85,6 +86,7 @@
     state.queue = snapshot.queue;
     state.agents = snapshot.agents;
     state.reasons = snapshot.closure_reasons;
+    state.templates = snapshot.templates || [];
     state.rooms = new Map();
     state.lastSeq = new Map();
     const catchUp = {};
@@ -218,11 +220,15 @@
         onclick: () => { state.selected = room.id; render(); },
       },
       el("div", { textContent: room.customer.name || room.customer.number }),
-      el("div", { className: "meta", textContent: last ? (last.text || `[${last.type}]`).slice(0, 60) : "" }));
+      el("div", { className: "meta", textContent: last ? (last.text || `[${TYPE_LABELS[last.type] || last.type}]`).slice(0, 60) : "" }));
     }));
   }
 
   const DAY = 24 * 3600 * 1000;
+  const TYPE_LABELS = {
+    image: "imagen", sticker: "sticker", audio: "audio", video: "video", document: "documento",
+    location: "ubicación", contacts: "contacto", template: "plantilla", reaction: "reacción",
+  };
   const TICKS = { pending: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
   const AUTHORS = { customer: "Cliente", bot: "Bot", agent: "Agente", system: "Sistema" };
   // What the customer's WhatsApp sent without words of theirs: said so, not shown as theirs.
@@ -241,6 +247,7 @@
     $("room-title").textContent = `${room.customer.name || ""} ${room.customer.number}`;
     $("room-note").textContent = room.handoff_note || "";
     renderWindow(room);
+    renderComposer(room);
     $("reason").replaceChildren(...state.reasons.map((r) => el("option", { value: r.id, textContent: r.title })));
     const others = state.agents.filter((a) => a.id !== state.agent.id);
     $("transfer-to").replaceChildren(...others.map((a) => el("option", {
@@ -287,15 +294,16 @@
       for (const card of m.contacts) {
         parts.push(el("div", { className: "contact-card" },
           el("strong", { textContent: card.name || "Contacto" }),
-          ...card.phones.map((phone) => el("div", { textContent: `📞 ${phone}` })),
-          ...card.emails.map((email) => el("div", { textContent: `✉ ${email}` }))));
+          ...card.phones.map((phone) => el("div", { textContent: `Tel. ${phone}` })),
+          ...card.emails.map((email) => el("div", { textContent: email }))));
       }
+    } else if (m.media) {
+      if (m.text) parts.push(el("div", { className: "caption text", textContent: m.text }));
     } else if (m.text) {
       parts.push(el("span", { className: "text", textContent: m.text }));
-    } else if (!m.media) {
-      parts.push(PLACEHOLDERS[m.type] || `[${m.type}]`);
+    } else {
+      parts.push(PLACEHOLDERS[m.type] || `[${TYPE_LABELS[m.type] || m.type}]`);
     }
-    if (m.text && m.media) parts.push(el("div", { className: "caption", textContent: m.text }));
     if (m.edited_at) parts.push(el("span", { className: "meta", textContent: " (editado)" }));
     if (m.deleted_at) parts.push(el("div", { className: "meta", textContent: "El cliente eliminó este mensaje." }));
     return parts;
@@ -315,7 +323,7 @@
     if (m.type === "audio") return el("audio", { controls: true, preload: "none", src: file.url, className: "media" });
     if (m.type === "video") return el("video", { controls: true, preload: "metadata", src: file.url, className: "media thumb" });
     return el("a", { href: file.url, className: "document", download: file.file_name || "" },
-      `📄 ${file.file_name || "documento"}`, el("span", { className: "meta", textContent: ` ${size(file.size)}` }));
+      `${file.file_name || "documento"}`, el("span", { className: "meta", textContent: ` ${size(file.size)}` }));
   }
 
   function safeLink(href, label) {
@@ -327,6 +335,39 @@
     if (!bytes) return "";
     if (bytes < 1024 * 1024) return `${Math.ceil(bytes / 1024)} KB`;
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  // Outside WhatsApp's 24-hour window (or once WhatsApp said so, 131047) only a template goes.
+  function needsTemplate(room) {
+    if (room.window_ends_at && new Date(room.window_ends_at) <= Date.now()) return true;
+    for (let i = room.messages.length - 1; i >= 0; i--) {
+      const m = room.messages[i];
+      if (m.direction === "in") return false;
+      if (m.author === "agent" && m.status === "failed" && m.error_code === 131047) return true;
+    }
+    return false;
+  }
+
+  function templateText(template, fills) {
+    const values = template.parameters.map((fill) => fills[fill] || "");
+    const body = template.body.replace(/\{\{(\d+)\}\}/g, (_, n) => values[Number(n) - 1] ?? "");
+    return template.header ? `${template.header}\n${body}` : body;
+  }
+
+  function renderComposer(room) {
+    const closed = needsTemplate(room);
+    $("composer").hidden = closed;
+    $("templates").hidden = !closed;
+    if (!closed) return;
+    const select = $("template");
+    const chosen = select.value;
+    select.replaceChildren(...state.templates.map((t) => el("option", { value: t.id, textContent: `${t.name} (${t.language})` })));
+    if (chosen && state.templates.some((t) => String(t.id) === chosen)) select.value = chosen;
+    const template = state.templates.find((t) => String(t.id) === select.value);
+    $("send-template").disabled = !template;
+    $("template-preview").textContent = template
+      ? templateText(template, room.template_fills || {})
+      : "No hay plantillas aprobadas: un operador las registra en el admin (Message templates).";
   }
 
   function renderWindow(room) {
@@ -419,6 +460,12 @@
     attach(event.dataTransfer.files[0]);
   });
 
+  $("template").addEventListener("change", () => renderComposer(state.rooms.get(state.selected)));
+  $("templates").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (state.selected) send({ type: "template", room: state.selected, template: Number($("template").value) });
+  });
+
   $("close").addEventListener("click", () => {
     send({ type: "close", room: state.selected, reason: Number($("reason").value) });
   });
@@ -430,7 +477,11 @@
   $("available").addEventListener("change", (event) => {
     send({ type: "available", available: event.target.checked });
   });
-  setInterval(() => { renderQueue(); if (state.selected) renderWindow(state.rooms.get(state.selected)); }, 30000);
+  setInterval(() => {
+    renderQueue();
+    const room = state.rooms.get(state.selected);
+    if (room) { renderWindow(room); renderComposer(room); }
+  }, 30000);
 
   connect();
 })();

@@ -20,6 +20,7 @@ from rooms.whatsapp.client import (
     media_link_body,
     message_payload,
     read_mark_payload,
+    template_body,
     text_body,
     whatsapp_client,
 )
@@ -101,6 +102,8 @@ BODIES = {
     "list": list_body("Elige", "Ver opciones", [(f"opt{i}:v{i}", f"Opción {i}") for i in range(6)]),
     "image by link": media_link_body("image", "https://example.com/a.png", caption="Tu tarjeta"),
     "audio by link": media_link_body("audio", "https://example.com/a.ogg", caption="ignored"),
+    "template": template_body("seguimiento_caso", "es", ["Ana", "Marta"]),
+    "template without parameters": template_body("bienvenida", "es_CO", []),
     "image by id": media_id_body("image", "4490709327384033", caption="El comprobante"),
     "video by id": media_id_body("video", "4490709327384034", caption="Cómo pagar"),
     "audio by id": media_id_body("audio", "4490709327384035", caption="ignored"),
