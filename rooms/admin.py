@@ -111,7 +111,7 @@ class MessageAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    @admin.action(description="Fetch the selected files again")
+    @admin.action(description="Fetch the selected files again", permissions=["change"])
     def fetch_again(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         count = media_fetch_again(message_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} file(s) will be fetched again.", messages.SUCCESS)

@@ -130,3 +130,50 @@ def test_every_admin_action_declares_the_permission_it_needs():
         for action in model_admin.actions or ():
             function = getattr(model_admin, action) if isinstance(action, str) else action
             assert getattr(function, "allowed_permissions", None), (model_admin, action)
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_a_message_with_its_file_and_template_statuses(admin_client):
+    from django.utils import timezone
+
+    from rooms.models import Message, MessageTemplate, Room
+    from tests.factories import CustomerFactory
+
+    room = Room.objects.create(customer=CustomerFactory(), status=Room.Status.BOT)
+    stored = Message.objects.create(
+        room=room,
+        direction="in",
+        author="customer",
+        type="document",
+        text="mi extracto",
+        file="rooms/1/x.pdf",
+        file_name="extracto.pdf",
+        mime_type="application/pdf",
+        media_status="stored",
+        media_id="1",
+    )
+    failed = Message.objects.create(
+        room=room,
+        direction="in",
+        author="customer",
+        type="image",
+        media_id="2",
+        media_status="failed",
+        media_error="131052",
+        edited_at=timezone.now(),
+    )
+    page = admin_client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert f'<a href="/files/{stored.pk}">extracto.pdf</a>' in page
+    assert "could not fetch (131052)" in page
+    assert "(edited " in page
+    assert admin_client.get(f"/admin/rooms/message/{failed.pk}/change/").status_code == 200
+    MessageTemplate.objects.create(
+        name="seguimiento",
+        language="es",
+        body="Hola {{1}}",
+        parameters=["customer_first_name"],
+        status="PAUSED",
+        status_reason="Low quality",
+    )
+    listing = admin_client.get("/admin/rooms/messagetemplate/").content.decode()
+    assert "PAUSED" in listing
