@@ -12,7 +12,7 @@ COPY . .
 # DEBUG only for this build step: collectstatic needs no secrets.
 RUN DEBUG=1 python manage.py collectstatic --noinput \
     && useradd --system --no-create-home chatbridge \
-    && install -d -o chatbridge /var/lib/chatbridge-metrics
+    && install -d -o chatbridge /var/lib/chatbridge-metrics /var/lib/chatbridge-media
 USER chatbridge
 
 EXPOSE 8000 8001
