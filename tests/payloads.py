@@ -7,8 +7,10 @@ exist so a test can say "a text from this customer" in one line.
 import hashlib
 import hmac
 import json
+import struct
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,20 @@ def notification(
 
 def text_from(wa_id: str, text: str = "hola", **kwargs: Any) -> dict[str, Any]:
     return notification(messages=[message(wa_id, text, **kwargs)])
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG, written out by hand (no imaging library in the project)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        body = tag + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

@@ -6,8 +6,6 @@ fetched; an agent attaches a file; outside the 24-hour window only templates are
 the text the customer will read. Screenshots go to docs/screenshots/."""
 
 import datetime as dt
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,29 +17,13 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from rooms.models import Message, MessageTemplate, Room
 from tests.factories import AgentFactory, CustomerFactory
+from tests.payloads import png
 from tests.servers import AppProcess
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-
-
-def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A solid-colour PNG, written out by hand (no imaging library in the project)."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        body = tag + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture

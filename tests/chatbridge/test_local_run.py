@@ -91,3 +91,49 @@ def test_missing_secret_stops_start_up_with_one_line():
     assert result.stderr.strip() == (
         "chatbridge: WHATSAPP_APP_SECRET is required when DEBUG is off (see .env.example)"
     )
+
+
+def test_a_person_can_send_a_photo_and_it_is_kept(local_run, tmp_path):
+    """`make say FILE=...`: the photo goes through the fake WhatsApp's media store, the webhook
+    names it, and the embedded run fetches and keeps it."""
+    import sqlite3
+    import time
+
+    from tests.payloads import png
+
+    url, env = local_run
+    assert "Te comunico con un asesor." in _say(url, env, "agente").stdout
+    photo = tmp_path / "comprobante.png"
+    photo.write_bytes(png(40, 30, (200, 30, 30)))
+    sent = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "say",
+            "573001234567",
+            "mi comprobante",
+            "--url",
+            url,
+            "--wait",
+            "1",
+            "--file",
+            str(photo),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    database = sqlite3.connect(tmp_path / "chatbridge.sqlite3")
+    deadline, row = time.monotonic() + 15, None
+    while time.monotonic() < deadline:
+        row = database.execute(
+            "SELECT type, text, media_status, media_size, mime_type FROM rooms_message"
+            " WHERE type = 'image'"
+        ).fetchone()
+        if row and row[2] != "pending":
+            break
+        time.sleep(0.2)
+    assert row == ("image", "mi comprobante", "stored", photo.stat().st_size, "image/png")
