@@ -12,6 +12,7 @@ distributions as a PNG, --profile a py-spy flame graph of the webhook under load
 """
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -68,7 +69,11 @@ def psql(sql: str, database: str = "postgres") -> str:
     ).stdout.strip()
 
 
-def body_for(uid: str, text: str) -> bytes:
+def body_for(uid: str, text: str, media: dict | None = None) -> bytes:
+    """A webhook POST with one message: a text, or with `media` a photo (`text` its caption)."""
+    content = {"type": "text", "text": {"body": text}}
+    if media is not None:
+        content = {"type": "image", "image": {**media, "caption": text}}
     payload = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -91,8 +96,7 @@ def body_for(uid: str, text: str) -> bytes:
                                     "from": uid,
                                     "id": f"wamid.bench-{uuid.uuid4().hex}",
                                     "timestamp": str(int(time.time()) + 3000),
-                                    "type": "text",
-                                    "text": {"body": text},
+                                    **content,
                                 }
                             ],
                         },
@@ -110,6 +114,11 @@ def signature(body: bytes) -> str:
 
 def customer(index: int) -> str:
     return f"5731{index % CUSTOMERS:08d}"
+
+
+def queued_customer(index: int) -> str:
+    """Customers whose rooms wait for an agent (none is online in the benchmark)."""
+    return f"5732{index % CUSTOMERS:08d}"
 
 
 def ratio(value: float, base: float) -> str:
@@ -153,6 +162,7 @@ class Run:
             "WATSON_ASSISTANT_ID": "a",
             "WATSON_ENVIRONMENT_ID": "e",
             "TASKS_BACKEND": "database",
+            "MEDIA_ROOT": str(self.tmp / "media"),
             "LOG_LEVEL": "WARNING",
             "DJANGO_SETTINGS_MODULE": "chatbridge.settings",
         }
@@ -247,18 +257,20 @@ class Run:
 
     # --- load -------------------------------------------------------------------------------
 
-    def messages(self, count: int, uid=customer) -> list[tuple[str, bytes]]:
+    def messages(
+        self, count: int, uid=customer, media: dict | None = None
+    ) -> list[tuple[str, bytes]]:
         out = []
         for index in range(count):
             self.serial += 1
-            body = body_for(uid(index), f"consulta {self.serial}")
+            body = body_for(uid(index), f"consulta {self.serial}", media)
             out.append((signature(body), body))
         return out
 
-    def bodies(self, count: int) -> Path:
+    def bodies(self, count: int, media: dict | None = None, uid=customer) -> Path:
         path = self.tmp / f"bodies-{uuid.uuid4().hex[:8]}.txt"
         with path.open("w") as out:
-            for sig, body in self.messages(count):
+            for sig, body in self.messages(count, uid=uid, media=media):
                 out.write(f"{sig} {body.decode()}\n")
         return path
 
@@ -344,6 +356,69 @@ class Run:
         self.panels["webhook acknowledgement, c=1 (wrk)"]["gunicorn, cache Redis up"] = hook["cdf"]
         self.panels["webhook acknowledgement, c=1 (wrk)"]["bare view, gunicorn"] = bare["cdf"]
         self.hook_gunicorn = hook
+
+    def media_path(self) -> None:
+        """A customer's photo (200 KB) beside a text, both to rooms waiting for an agent (no turn,
+        so the difference is the file's alone): the webhook's ack (its fetch is a task, off the
+        request), and what resolving, fetching, checking and keeping the file costs all
+        processes, in the same run."""
+        handoffs = [
+            (signature(body), body)
+            for body in (body_for(queued_customer(i), "agente") for i in range(CUSTOMERS))
+        ]
+        open_loop("127.0.0.1", self.http_port, HOOK, handoffs, 100)
+        self.wait_answered()
+        photo = os.urandom(200 * 1024)
+        status, answer = _http(
+            "POST", self.whatsapp_port, "/_fake/media?mime_type=image/jpeg", photo
+        )
+        assert status == 200, answer
+        media = {
+            "id": json.loads(answer)["id"],
+            "mime_type": "image/jpeg",
+            "sha256": base64.b64encode(hashlib.sha256(photo).digest()).decode(),
+        }
+        runs: dict[str, list[dict]] = {"text": [], "photo": []}
+        cpu: dict[str, list[float]] = {"text": [], "photo": []}
+        for _ in range(self.repeats):
+            for kind in ("text", "photo"):
+                before = tree_cpu(self.app_pids())
+                bodies = self.bodies(30000, media if kind == "photo" else None, uid=queued_customer)
+                run = self.wrk(self.http_port, HOOK, 1, bodies)
+                self.wait_answered()
+                self.wait_fetched()
+                cpu[kind].append((tree_cpu(self.app_pids()) - before) / run["requests"] * 1000)
+                runs[kind].append(run)
+        text, photo_run = self.median_of(runs["text"]), self.median_of(runs["photo"])
+        for q in ("p50", "p95"):
+            self.rows.append(
+                (
+                    f"webhook ack {q} with a photo (agents' room, c=1, gunicorn)",
+                    f"a text {text[q]:.2f} ms",
+                    f"{photo_run[q]:.2f} ms ({ratio(photo_run[q], text[q])})",
+                    "within noise (the fetch is off the request)",
+                )
+            )
+        text_cpu, photo_cpu = statistics.median(cpu["text"]), statistics.median(cpu["photo"])
+        self.rows.append(
+            (
+                "CPU per message with a 200 KB photo (agents' room), all processes",
+                f"a text {text_cpu:.2f} ms",
+                f"{photo_cpu:.2f} ms (+{photo_cpu - text_cpu:.2f} ms)",
+                "stated",
+            )
+        )
+        self.panels["webhook acknowledgement, c=1 (wrk)"]["a photo, gunicorn"] = photo_run["cdf"]
+
+    def wait_fetched(self, timeout: float = 300) -> None:
+        """Until every customer's file has been fetched (or given up on)."""
+        deadline = time.monotonic() + timeout
+        sql = "SELECT count(*) FROM rooms_message WHERE media_status = 'pending'"
+        while time.monotonic() < deadline:
+            if psql(sql, DB_NAME) == "0":
+                return
+            time.sleep(0.2)
+        raise TimeoutError("files left unfetched")
 
     def capacity(self) -> None:
         bare, hook = [], []
@@ -874,6 +949,7 @@ def main() -> None:
         run.inprocess()
         run.floor()
         run.ack_latency()
+        run.media_path()
         run.capacity()
         run.daphne_comparison()
         run.redis_round_trips()
