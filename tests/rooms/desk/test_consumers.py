@@ -10,9 +10,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from chatbridge.asgi import application
-from rooms.models import ClosureReason, Message, Room, RoomEvent
+from rooms.models import ClosureReason, Message, MessageTemplate, Room, RoomEvent
 from tests.factories import AgentFactory
 from tests.payloads import signed_post, text_from
 
@@ -163,6 +164,43 @@ async def test_window_closed_reaches_the_agent_with_its_reason(
     assert status["data"]["status"] == "failed"
     assert status["data"]["error_code"] == 131047
     assert "24 hours" in status["data"]["error_detail"]
+    await communicator.disconnect()
+
+
+async def test_after_the_window_the_console_sends_a_template(
+    fake_vendors, whatsapp, no_auto_assign
+):
+    room = await queued_room()
+    template = await MessageTemplate.objects.acreate(
+        name="seguimiento_caso",
+        language="es",
+        body="Hola {{1}}, seguimos.",
+        parameters=["customer_first_name"],
+    )
+    whatsapp.templates = {("seguimiento_caso", "es")}
+    agent = await sync_to_async(AgentFactory)(username="ana")
+    communicator = await connect(agent)
+    snapshot = await receive_until(communicator, lambda f: f["type"] == "snapshot")
+    assert [t["name"] for t in snapshot["templates"]] == ["seguimiento_caso"]
+    await communicator.send_json_to({"type": "take", "room": room.pk})
+    taken = await receive_until(communicator, lambda f: f["type"] == "room")
+    assert taken["room"]["template_fills"]["customer_first_name"] == "Cliente"
+    await Room.objects.filter(pk=room.pk).aupdate(
+        last_customer_at=room.opened_at - timezone.timedelta(hours=25)
+    )
+
+    await communicator.send_json_to({"type": "send", "room": room.pk, "text": "¿Sigues ahí?"})
+    refused = await receive_until(communicator, lambda f: f["type"] == "error")
+    assert refused["code"] == "window_closed"
+    await communicator.send_json_to({"type": "template", "room": room.pk, "template": template.pk})
+    ack = await receive_until(communicator, lambda f: f["type"] == "ack")
+    status = await receive_until(communicator, lambda f: f.get("kind") == "message.status")
+    assert status["data"]["status"] == "sent"
+    assert whatsapp.sent[-1]["body"]["template"]["name"] == "seguimiento_caso"
+    stored = await Message.objects.aget(pk=ack["message"])
+    assert stored.text == "Hola Cliente, seguimos."
+    await communicator.send_json_to({"type": "template", "room": room.pk, "template": "x"})
+    assert (await receive_until(communicator, lambda f: f["type"] == "error"))["code"] == "invalid"
     await communicator.disconnect()
 
 
