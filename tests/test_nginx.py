@@ -67,6 +67,11 @@ class Nginx:
             files = ["-keyout", str(self.dir / "tls" / "privkey.pem"), "-out", str(self.cert)]
             subprocess.run([*openssl, *subject, *files], check=True, capture_output=True)
         temp = {name: self.dir / name for name in ("body", "proxy", "fcgi", "uwsgi", "scgi")}
+        # nginx's workers (not root) spool large bodies there: an agent's attachment.
+        self.dir.chmod(0o755)
+        for folder in temp.values():
+            folder.mkdir(mode=0o777)
+            folder.chmod(0o777)
         (self.dir / "main.conf").write_text(
             f"daemon off;\nworker_processes 1;\npid {self.dir}/nginx.pid;\n"
             "events { worker_connections 256; }\n"
@@ -275,3 +280,25 @@ def test_slow_bodies_do_not_reach_gunicorn(behind_proxy, record_fault):
     finally:
         for client in slow:
             client.close()
+
+
+def test_an_agents_attachment_gets_through_where_a_large_webhook_does_not(behind_proxy):
+    """WhatsApp carries documents up to 100 MB: nginx lets them through on the upload path only
+    (chatbridge checks each type's limit and the agent's session there); 4 MB elsewhere."""
+    https = {"X-Forwarded-Proto": "https"}
+    big = b"x" * (20 * 1024 * 1024)
+    upload = requests.post(
+        f"{behind_proxy.url}/agent/rooms/1/files",
+        data=big,
+        headers=https,
+        allow_redirects=False,
+        timeout=60,
+    )
+    errors = (behind_proxy.dir / "error.log").read_text()
+    # Reached chatbridge, whose CSRF check refuses a form from nowhere.
+    assert upload.status_code == 403, errors[-500:]
+    assert "CSRF verification failed" in upload.text
+    hook = requests.post(
+        f"{behind_proxy.url}/whatsapp/external", data=big, headers=https, timeout=60
+    )
+    assert hook.status_code == 413

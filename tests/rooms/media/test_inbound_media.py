@@ -21,24 +21,24 @@ JPEG = b"\xff\xd8\xff\xe0" + b"chatbridge test image" * 50
 PDF = b"%PDF-1.4\n" + b"extracto bancario " * 100
 
 
-def _media_message(whatsapp, kind: str, content: bytes, mime_type: str, **extra) -> dict:
+def media_message(whatsapp, kind: str, content: bytes, mime_type: str, **extra) -> dict:
     media_id = whatsapp.media_add(content, mime_type, extra.get("filename", ""))
     body = {
         "id": media_id,
         "mime_type": mime_type,
-        "sha256": extra.pop("sha256", None) or _meta_sha256(content),
+        "sha256": extra.pop("sha256", None) or meta_sha256(content),
         **extra,
     }
     return message(WA, kind=kind, body=body)
 
 
-def _meta_sha256(content: bytes) -> str:
+def meta_sha256(content: bytes) -> str:
     import base64
 
     return base64.b64encode(hashlib.sha256(content).digest()).decode()
 
 
-def _settled(timeout: float = 10.0) -> Message:
+def settled(timeout: float = 10.0) -> Message:
     """The customer's media message once its fetch has ended (stored or failed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,7 +52,7 @@ def _settled(timeout: float = 10.0) -> Message:
 def test_a_photo_is_fetched_off_the_request_checked_and_kept(post_webhook, whatsapp):
     """The customer's photo of a failed transfer reached the agent as its caption only."""
     post_webhook(notification(messages=[message(WA, "agente")]))  # the agents' room: no turn
-    item = _media_message(whatsapp, "image", JPEG, "image/jpeg", caption="la transferencia")
+    item = media_message(whatsapp, "image", JPEG, "image/jpeg", caption="la transferencia")
     whatsapp.requests.clear()
     whatsapp.delay = 0.5  # WhatsApp's media endpoint is slow today: the webhook does not wait
 
@@ -66,7 +66,7 @@ def test_a_photo_is_fetched_off_the_request_checked_and_kept(post_webhook, whats
     assert (stored.type, stored.text) == ("image", "la transferencia")
     assert stored.media_id == item["image"]["id"]
     assert (stored.mime_type, stored.media_sha256) == ("image/jpeg", item["image"]["sha256"])
-    kept = _settled()
+    kept = settled()
     whatsapp.delay = 0
     assert kept.media_status == Message.MediaStatus.STORED
     assert kept.file.read() == JPEG
@@ -80,16 +80,16 @@ def test_a_photo_is_fetched_off_the_request_checked_and_kept(post_webhook, whats
 
 
 def test_a_checksum_mismatch_is_retried_then_reported_and_the_message_kept(post_webhook, whatsapp):
-    item = _media_message(
+    item = media_message(
         whatsapp,
         "document",
         PDF,
         "application/pdf",
         filename="extracto.pdf",
-        sha256=_meta_sha256(b"another file"),
+        sha256=meta_sha256(b"another file"),
     )
     post_webhook(notification(messages=[item]))
-    failed = _settled()
+    failed = settled()
     assert failed.media_status == Message.MediaStatus.FAILED
     assert failed.media_error == "sha256 mismatch"
     assert not failed.file
@@ -101,8 +101,8 @@ def test_a_checksum_mismatch_is_retried_then_reported_and_the_message_kept(post_
 
 def test_a_download_cut_short_is_fetched_again(post_webhook, whatsapp):
     whatsapp.corrupt_downloads = 1
-    post_webhook(notification(messages=[_media_message(whatsapp, "image", JPEG, "image/jpeg")]))
-    kept = _settled()
+    post_webhook(notification(messages=[media_message(whatsapp, "image", JPEG, "image/jpeg")]))
+    kept = settled()
     assert kept.media_status == Message.MediaStatus.STORED
     assert kept.file.read() == JPEG
     assert kept.media_attempts == 2
@@ -111,10 +111,10 @@ def test_a_download_cut_short_is_fetched_again(post_webhook, whatsapp):
 def test_an_expired_url_is_resolved_again(post_webhook, whatsapp):
     whatsapp.media_url_ttl = 0.2
     whatsapp.delay = 0.3  # the URL has expired by the time the download reaches WhatsApp
-    post_webhook(notification(messages=[_media_message(whatsapp, "image", JPEG, "image/jpeg")]))
+    post_webhook(notification(messages=[media_message(whatsapp, "image", JPEG, "image/jpeg")]))
     time.sleep(0.5)
     whatsapp.media_url_ttl = 300
-    kept = _settled()
+    kept = settled()
     whatsapp.delay = 0
     assert kept.media_status == Message.MediaStatus.STORED
     assert kept.media_attempts >= 2
@@ -125,9 +125,9 @@ def test_an_expired_url_is_resolved_again(post_webhook, whatsapp):
 def test_an_oversize_file_is_refused_at_once(post_webhook, whatsapp, settings):
     settings.MEDIA_MAX_BYTES = 1024
     post_webhook(
-        notification(messages=[_media_message(whatsapp, "document", PDF, "application/pdf")])
+        notification(messages=[media_message(whatsapp, "document", PDF, "application/pdf")])
     )
-    failed = _settled()
+    failed = settled()
     assert failed.media_status == Message.MediaStatus.FAILED
     assert failed.media_error.startswith("too large for a document")
     assert failed.media_attempts == 1  # no retry can make it smaller
@@ -136,9 +136,9 @@ def test_an_oversize_file_is_refused_at_once(post_webhook, whatsapp, settings):
 
 def test_a_type_outside_the_allow_list_is_not_kept(post_webhook, whatsapp):
     exe = b"MZ\x90\x00" * 100
-    item = _media_message(whatsapp, "document", exe, "application/x-msdownload", filename="a.exe")
+    item = media_message(whatsapp, "document", exe, "application/x-msdownload", filename="a.exe")
     post_webhook(notification(messages=[item]))
-    failed = _settled()
+    failed = settled()
     assert failed.media_status == Message.MediaStatus.FAILED
     assert failed.media_error == "type not accepted: application/x-msdownload"
     assert not failed.file
@@ -147,7 +147,7 @@ def test_a_type_outside_the_allow_list_is_not_kept(post_webhook, whatsapp):
 def test_an_unknown_media_id_fails_with_meta_code_without_retrying(post_webhook, whatsapp):
     item = message(WA, kind="image", body={"id": "999", "mime_type": "image/jpeg", "sha256": "x"})
     post_webhook(notification(messages=[item]))
-    failed = _settled()
+    failed = settled()
     assert (failed.media_status, failed.media_error) == ("failed", "100")
     assert failed.media_attempts == 1
 
@@ -156,10 +156,10 @@ def test_a_fetch_whose_process_died_is_taken_up_by_the_periodic_job(
     post_webhook, whatsapp, settings
 ):
     post_webhook(notification(messages=[message(WA, "agente")]))  # no turn: the fetch's calls only
-    item = _media_message(whatsapp, "image", JPEG, "image/jpeg")
+    item = media_message(whatsapp, "image", JPEG, "image/jpeg")
     whatsapp.fail_next(503, count=3)  # every attempt of the first fetch fails...
     post_webhook(notification(messages=[item]))
-    assert _settled().media_status == Message.MediaStatus.FAILED
+    assert settled().media_status == Message.MediaStatus.FAILED
     # ...then a fetch that was claimed and whose process died: pending, silent for long.
     Message.objects.filter(type="image").update(
         media_status="pending", updated_at=timezone.now() - timezone.timedelta(hours=1)
@@ -172,19 +172,19 @@ def test_a_fetch_whose_process_died_is_taken_up_by_the_periodic_job(
 def test_an_operator_fetches_a_failed_file_again(post_webhook, whatsapp):
     post_webhook(notification(messages=[message(WA, "agente")]))  # no turn: the fetch's calls only
     whatsapp.fail_next(400, {"error": {"code": 190, "message": "token expired"}}, count=3)
-    post_webhook(notification(messages=[_media_message(whatsapp, "image", JPEG, "image/jpeg")]))
-    failed = _settled()
+    post_webhook(notification(messages=[media_message(whatsapp, "image", JPEG, "image/jpeg")]))
+    failed = settled()
     assert failed.media_error == "190"
     assert media_fetch_again(message_ids=[failed.pk]) == 1
-    assert _settled().media_status == Message.MediaStatus.STORED
+    assert settled().media_status == Message.MediaStatus.STORED
 
 
 def test_a_file_in_an_agents_room_reaches_the_console_when_kept(post_webhook, whatsapp):
     post_webhook(notification(messages=[message(WA, "agente")]))
     room = Room.objects.get()
     assert room.status == Room.Status.QUEUED
-    post_webhook(notification(messages=[_media_message(whatsapp, "image", JPEG, "image/jpeg")]))
-    kept = _settled()
+    post_webhook(notification(messages=[media_message(whatsapp, "image", JPEG, "image/jpeg")]))
+    kept = settled()
     new, media = (
         room.events.filter(kind="message.new").latest("seq"),
         room.events.get(kind="message.media"),
@@ -210,12 +210,12 @@ def _assigned_room_with(whatsapp, post_webhook, item: dict) -> tuple[Message, ob
     agent = AgentFactory()
     Room.objects.update(status=Room.Status.ASSIGNED, agent=agent, assigned_at=timezone.now())
     post_webhook(notification(messages=[item]))
-    return _settled(), agent
+    return settled(), agent
 
 
 def test_the_assigned_agent_gets_an_image_inline_with_nosniff(client, post_webhook, whatsapp):
     kept, agent = _assigned_room_with(
-        whatsapp, post_webhook, _media_message(whatsapp, "image", JPEG, "image/jpeg")
+        whatsapp, post_webhook, media_message(whatsapp, "image", JPEG, "image/jpeg")
     )
     client.force_login(agent)
     response = client.get(f"/files/{kept.pk}")
@@ -228,7 +228,7 @@ def test_the_assigned_agent_gets_an_image_inline_with_nosniff(client, post_webho
 
 
 def test_a_document_is_an_attachment_with_its_file_name(client, post_webhook, whatsapp):
-    item = _media_message(
+    item = media_message(
         whatsapp, "document", PDF, "application/pdf", filename="extracto marzo.pdf"
     )
     kept, agent = _assigned_room_with(whatsapp, post_webhook, item)
@@ -242,7 +242,7 @@ def test_a_document_is_an_attachment_with_its_file_name(client, post_webhook, wh
 
 def test_nobody_else_gets_the_file(client, post_webhook, whatsapp):
     kept, _agent = _assigned_room_with(
-        whatsapp, post_webhook, _media_message(whatsapp, "image", JPEG, "image/jpeg")
+        whatsapp, post_webhook, media_message(whatsapp, "image", JPEG, "image/jpeg")
     )
     url = f"/files/{kept.pk}"
     assert client.get(url).status_code == 302  # to the login page
@@ -257,7 +257,7 @@ def test_nobody_else_gets_the_file(client, post_webhook, whatsapp):
 
 def test_no_storage_url_is_served(client, post_webhook, whatsapp):
     kept, agent = _assigned_room_with(
-        whatsapp, post_webhook, _media_message(whatsapp, "image", JPEG, "image/jpeg")
+        whatsapp, post_webhook, media_message(whatsapp, "image", JPEG, "image/jpeg")
     )
     client.force_login(agent)
     assert client.get(f"/media/{kept.file.name}").status_code == 404

@@ -11,7 +11,7 @@ from moto import mock_aws
 from rooms.models import Message, Room
 from tests.factories import AgentFactory
 from tests.payloads import message, notification
-from tests.rooms.media.test_inbound_media import JPEG, WA, _media_message, _settled
+from tests.rooms.media.test_inbound_media import JPEG, WA, media_message, settled
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,8 +47,8 @@ def test_a_customers_photo_is_kept_in_the_bucket_and_served_by_the_checked_view(
     post_webhook(notification(messages=[message(WA, "agente")]))
     agent = AgentFactory()
     Room.objects.update(status=Room.Status.ASSIGNED, agent=agent)
-    post_webhook(notification(messages=[_media_message(whatsapp, "image", JPEG, "image/jpeg")]))
-    kept = _settled()
+    post_webhook(notification(messages=[media_message(whatsapp, "image", JPEG, "image/jpeg")]))
+    kept = settled()
     assert kept.media_status == Message.MediaStatus.STORED
     (item,) = bucket.list_objects_v2(Bucket=BUCKET)["Contents"]
     assert item["Key"] == f"chatbridge/{kept.file.name}"
