@@ -2,6 +2,8 @@
 
 import os
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -12,6 +14,8 @@ class VendorError(Exception):
     """A vendor call failed. `retryable` says whether the same call may succeed later."""
 
     retryable = False
+    # The vendor's own error code (Meta's 131047, Twilio's 63016), when it gave one.
+    code: int | None = None
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -65,8 +69,36 @@ def post_json(
     headers: dict[str, str],
     timeout: float,
 ) -> requests.Response:
-    try:
+    with vendor_errors(timeout):
         return session.post(url, json=json, headers=headers, timeout=(min(timeout, 3.0), timeout))
+
+
+def post_form(
+    session: requests.Session,
+    url: str,
+    *,
+    data: dict[str, str],
+    auth: tuple[str, str],
+    timeout: float,
+) -> requests.Response:
+    with vendor_errors(timeout):
+        return session.post(url, data=data, auth=auth, timeout=(min(timeout, 3.0), timeout))
+
+
+def get_streamed(
+    session: requests.Session, url: str, *, auth: tuple[str, str], timeout: float
+) -> requests.Response:
+    """A GET whose body the caller reads in chunks (inside `vendor_errors` too), following
+    redirects; requests drops the credentials when a redirect leaves the host."""
+    with vendor_errors(timeout):
+        return session.get(url, auth=auth, stream=True, timeout=(min(timeout, 3.0), timeout))
+
+
+@contextmanager
+def vendor_errors(timeout: float) -> Iterator[None]:
+    """requests' failures as the typed errors above."""
+    try:
+        yield
     except requests.ConnectTimeout as error:
         raise VendorUnavailable(f"connect timeout: {error}") from error
     except requests.Timeout as error:

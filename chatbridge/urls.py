@@ -6,10 +6,12 @@ from django.views.generic import RedirectView
 from chatbridge.health import healthz, readyz
 from chatbridge.metrics import metrics_view
 from chatbridge.views import cache_stats
-from rooms.views import agent_console, operations_view, whatsapp_webhook
+from rooms.views import agent_console, operations_view, twilio_webhook, whatsapp_webhook
 
 urlpatterns = [
     path("whatsapp/external", whatsapp_webhook, name="whatsapp-webhook"),
+    path("twilio/whatsapp", twilio_webhook, name="twilio-webhook"),
+    path("twilio/status", twilio_webhook, name="twilio-status"),
     path("cache/stats", cache_stats, name="cache-stats"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -17,7 +17,7 @@ from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
 from rooms.delivery.statements import outbound_sent_update
 from rooms.events import room_event_record
 from rooms.models import Message, Room
-from rooms.whatsapp.client import WhatsAppError, whatsapp_client
+from rooms.providers import provider_for
 from rooms.whatsapp.webhook import StatusUpdate
 from users.models import mask_uid
 from users.selectors import CustomerRef
@@ -122,7 +122,7 @@ def outbound_deliver(
     the agents have (`in_agents_room`), records its ticks as events."""
     try:
         with timed(TURN_STAGE, "send"):
-            wa_message_id = whatsapp_client().send(
+            wa_message_id = provider_for(target.provider).send(
                 to=target.wa_id,
                 recipient_user_id=target.user_id,
                 body=message.payload,
@@ -138,7 +138,7 @@ def outbound_deliver(
         )
         return SendOutcome.UNKNOWN
     except VendorError as error:
-        code = error.code if isinstance(error, WhatsAppError) else None
+        code = error.code
         WHATSAPP_SENDS.labels(result="failed", code=str(code or "")).inc()
         logger.warning("send to %s failed (code %s): %s", mask_uid(target.uid), code, error)
         outbound_failed(

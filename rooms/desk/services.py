@@ -8,7 +8,8 @@ from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
 from rooms.events import message_data, room_event_record
 from rooms.models import Message, Room
-from rooms.whatsapp.client import TEXT_BODY_MAX, text_body, whatsapp_client
+from rooms.providers import provider_for
+from rooms.whatsapp.client import TEXT_BODY_MAX, text_body
 
 
 def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None) -> str | None:
@@ -27,13 +28,14 @@ def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None
             wa_message_id__isnull=False,
         )
         .order_by("-id")
-        .values_list("wa_message_id", flat=True)
+        .values_list("wa_message_id", "room__customer__provider")
         .first()
     )
-    if latest is None or latest == marked:
+    wa_message_id, provider = latest or (None, "")
+    if wa_message_id is None or wa_message_id == marked:
         return marked
-    whatsapp_client().mark_read(latest, typing=settings.WHATSAPP_TYPING_INDICATOR)
-    return latest
+    provider_for(provider).mark_read(wa_message_id, typing=settings.WHATSAPP_TYPING_INDICATOR)
+    return wa_message_id
 
 
 def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:

@@ -32,7 +32,7 @@ from rooms.inbound.selectors import RoomRef, inbound_route_get, inbound_route_re
 from rooms.inbound.statements import message_insert, warm_store
 from rooms.models import Message, Room, UnusableItem
 from rooms.whatsapp.webhook import InboundMessage, Notification, SkippedItem
-from users.models import Customer, mask_uid
+from users.models import mask_uid
 from users.selectors import CustomerRef
 from users.services import customer_cache_fill, customer_get_or_create, customer_number_change
 
@@ -111,7 +111,7 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
     turn. Returns None when the message was stored before (a redelivery)."""
     started = time.perf_counter()
     _enqueue_clock.seconds = 0.0
-    provider = Customer.Provider.WHATSAPP
+    provider = message.provider
     if message.type == Message.Type.SYSTEM and message.changed_to:
         # "Ana changed from …0003 to …0004": the same customer, with their history, under the
         # new number; the notice itself is stored in their room.

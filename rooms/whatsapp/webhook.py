@@ -23,6 +23,16 @@ class _UnusableError(Exception):
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """A customer's file, named by its provider: fetched later by a task, never in the webhook."""
+
+    ref: str  # Meta's media id, or Twilio's MediaUrl0
+    mime_type: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     wa_message_id: str
     uid: str  # wa_id, or the business-scoped user id when there is no phone number
@@ -35,6 +45,9 @@ class InboundMessage:
     payload: dict[str, Any]
     # A system notice that the customer's number changed: the new one.
     changed_to: str = ""
+    media: MediaRef | None = None
+    # Whose customer this is (users.Customer.Provider): Meta's unless another provider parsed it.
+    provider: str = "whatsapp"
 
 
 @dataclass(frozen=True)
