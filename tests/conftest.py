@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from chatbridge.cache import stats
-from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes import FakeTwilio, FakeWatson, FakeWhatsApp
+from rooms.providers.twilio import twilio_client
 from rooms.whatsapp.client import whatsapp_client
 from tests.payloads import signed_post
 from watson.client import watson_client
@@ -34,6 +35,22 @@ def fake_vendors() -> Iterator[tuple[FakeWatson, FakeWhatsApp]]:
     whatsapp.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio(
+        account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN
+    ).start()
+    settings.TWILIO_API_URL = fake.url
+    twilio_client.cache_clear()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def twilio(fake_twilio: FakeTwilio) -> FakeTwilio:
+    return fake_twilio
+
+
 @pytest.fixture
 def watson(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> FakeWatson:
     return fake_vendors[0]
@@ -45,8 +62,10 @@ def whatsapp(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> FakeWhatsApp:
 
 
 @pytest.fixture(autouse=True)
-def clean_state(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> Iterator[None]:
-    for fake in fake_vendors:
+def clean_state(
+    fake_vendors: tuple[FakeWatson, FakeWhatsApp], fake_twilio: FakeTwilio
+) -> Iterator[None]:
+    for fake in (*fake_vendors, fake_twilio):
         fake.reset()
     _clear_cache()
     stats.reset()
