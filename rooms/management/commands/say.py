@@ -10,13 +10,16 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from chatbridge.fakes.twilio import inbound_form
+from chatbridge.fakes.twilio import sign as twilio_sign
 from chatbridge.fakes.whatsapp import webhook_notification
 
 
 class Command(BaseCommand):
     help = (
-        "Play a customer: post a signed WhatsApp webhook with TEXT from WA_ID to the running "
-        "chatbridge and print the replies that reached the fake WhatsApp."
+        "Play a customer: post a signed WhatsApp webhook (Meta's, or Twilio's with --provider "
+        "twilio) with TEXT from WA_ID to the running chatbridge and print the replies that "
+        "reached the fake WhatsApp (or the fake Twilio)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="chatbridge's address")
         parser.add_argument("--name", default="Cliente de prueba", help="profile name")
         parser.add_argument("--wait", type=float, default=5, help="seconds to wait for replies")
+        parser.add_argument("--provider", choices=["whatsapp", "twilio"], default="whatsapp")
 
     def handle(
         self,
@@ -34,33 +38,27 @@ class Command(BaseCommand):
         url: str,
         name: str,
         wait: float,
+        provider: str,
         **options: object,
     ) -> None:
-        fake = "{0.scheme}://{0.netloc}".format(urlsplit(settings.WHATSAPP_API_URL))
+        api_url = settings.TWILIO_API_URL if provider == "twilio" else settings.WHATSAPP_API_URL
+        fake = "{0.scheme}://{0.netloc}".format(urlsplit(api_url))
         try:
             sent = self._sent(fake, wa_id, after=0)
         except requests.RequestException as error:
             raise CommandError(
-                f"no fake WhatsApp at {fake} ({error}); is `make run` up?"
+                f"no fake {provider} at {fake} ({error}); is `make run` up?"
             ) from error
         # What reached this customer since their last `say` (an agent's answer, say) comes first.
-        last_shown = _last_shown(wa_id)
+        state = f"{provider}-{wa_id}"
+        last_shown = _last_shown(state)
         for reply in sent:
             if reply["seq"] > last_shown:
                 self.stdout.write(f"chatbridge (earlier)> {reply['text']}")
         last_seq = max((item["seq"] for item in sent), default=0)
-        body = json.dumps(_notification(wa_id=wa_id, name=name, text=text)).encode()
-        signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
+        post = _twilio_post if provider == "twilio" else _whatsapp_post
         try:
-            response = requests.post(
-                f"{url.rstrip('/')}/whatsapp/external",
-                data=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": f"sha256={signature.hexdigest()}",
-                },
-                timeout=30,
-            )
+            response = post(url.rstrip("/"), wa_id=wa_id, name=name, text=text)
         except requests.RequestException as error:
             raise CommandError(f"chatbridge is not answering at {url}: {error}") from error
         if response.status_code != 200:
@@ -72,7 +70,7 @@ class Command(BaseCommand):
             )
         for reply in replies:
             self.stdout.write(f"bot> {reply['text']}")
-        _remember_shown(wa_id, max([last_seq, *(reply["seq"] for reply in replies)]))
+        _remember_shown(state, max([last_seq, *(reply["seq"] for reply in replies)]))
 
     def _sent(self, fake: str, wa_id: str, *, after: int) -> list[dict]:
         response = requests.get(
@@ -96,6 +94,37 @@ class Command(BaseCommand):
         return replies
 
 
+def _whatsapp_post(url: str, *, wa_id: str, name: str, text: str) -> requests.Response:
+    body = json.dumps(_notification(wa_id=wa_id, name=name, text=text)).encode()
+    signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
+    return requests.post(
+        f"{url}/whatsapp/external",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": f"sha256={signature.hexdigest()}",
+        },
+        timeout=30,
+    )
+
+
+def _twilio_post(url: str, *, wa_id: str, name: str, text: str) -> requests.Response:
+    """Twilio's form, signed as Twilio signs it: over the public URL chatbridge is configured
+    with (TWILIO_WEBHOOK_BASE_URL), wherever it is posted."""
+    form = inbound_form(
+        wa_id=wa_id,
+        text=text,
+        name=name,
+        to=settings.TWILIO_WHATSAPP_FROM,
+        account_sid=settings.TWILIO_ACCOUNT_SID,
+    )
+    signed_url = f"{settings.TWILIO_WEBHOOK_BASE_URL}/twilio/whatsapp"
+    signature = twilio_sign(settings.TWILIO_AUTH_TOKEN, signed_url, form)
+    return requests.post(
+        f"{url}/twilio/whatsapp", data=form, headers={"X-Twilio-Signature": signature}, timeout=30
+    )
+
+
 def _notification(*, wa_id: str, name: str, text: str) -> dict:
     return webhook_notification(
         phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
@@ -112,18 +141,18 @@ def _notification(*, wa_id: str, name: str, text: str) -> dict:
     )
 
 
-def _state_file(wa_id: str) -> Path:
-    return Path(settings.BASE_DIR) / "var" / "say" / "".join(c for c in wa_id if c.isalnum())
+def _state_file(state: str) -> Path:
+    return Path(settings.BASE_DIR) / "var" / "say" / "".join(c for c in state if c.isalnum())
 
 
-def _last_shown(wa_id: str) -> int:
+def _last_shown(state: str) -> int:
     try:
-        return int(_state_file(wa_id).read_text())
+        return int(_state_file(state).read_text())
     except (OSError, ValueError):
         return 1 << 62  # first time: nothing counts as "earlier"
 
 
-def _remember_shown(wa_id: str, seq: int) -> None:
-    path = _state_file(wa_id)
+def _remember_shown(state: str, seq: int) -> None:
+    path = _state_file(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(seq))
