@@ -1,4 +1,5 @@
-"""Inbound: what Meta sends, stored. Each service owns its transaction; the turn runs after it.
+"""Inbound: what a provider (Meta, Twilio) sends, stored. Each service owns its transaction; the
+turn runs after it.
 
 The webhook's path for a message (`inbound_message_receive`) is built around three guarantees:
 - one open room per customer, decided by a database constraint and a per-customer lock;

@@ -66,7 +66,7 @@ def test_a_signed_message_is_stored_and_answered_through_twilio(client, twilio, 
     assert (reply.status, reply.wa_message_id) == (Message.Status.SENT, sent["id"])
     assert sent["form"]["From"] == settings.TWILIO_WHATSAPP_FROM
     assert sent["form"]["To"] == f"whatsapp:+{WA}"
-    callback = f"{settings.TWILIO_WEBHOOK_BASE_URL}/twilio/status?ref=chatbridge%3A{reply.pk}"
+    callback = f"{settings.TWILIO_WEBHOOK_BASE_URL}/twilio/status?ref=chatbridge:{reply.pk}"
     assert sent["form"]["StatusCallback"] == callback
     assert whatsapp.sent == []  # nothing went through Meta
 
