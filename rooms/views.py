@@ -17,7 +17,7 @@ from rooms.desk.selectors import is_agent, operations_summary
 from rooms.inbound.services import NotificationResult, notification_handle
 from rooms.providers import provider_for
 from rooms.providers.base import Provider
-from rooms.whatsapp.webhook import WebhookError
+from rooms.whatsapp.webhook import Notification, WebhookError
 from users.models import Customer
 
 logger = logging.getLogger("chatbridge.webhook")
@@ -62,18 +62,10 @@ def _notification_receive(
 ) -> NotificationResult | HttpResponse:
     """Verify, parse and store one provider's POST; the refusal to answer with, if any."""
     try:
-        if int(request.headers.get("Content-Length") or 0) > settings.WEBHOOK_MAX_BODY_BYTES:
-            raise WebhookError(413, "body too large")
-        with timed(WEBHOOK_STAGE, "verify"):
-            provider.verify(request)
-            notification = provider.parse(request)
-    except RequestDataTooBig:
-        return JsonResponse({"error": "body too large"}, status=413)
+        notification = _notification_read(request, provider)
     except WebhookError as error:
         logger.info("%s webhook refused (%s): %s", provider.name, error.status, error.message)
         return JsonResponse({"error": error.message}, status=error.status)
-    except ValueError:
-        return JsonResponse({"error": "invalid Content-Length"}, status=400)
     try:
         return notification_handle(notification=notification)
     except (OperationalError, InterfaceError) as error:
@@ -86,6 +78,22 @@ def _notification_receive(
     except DatabaseError:
         logger.exception("webhook failed")
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
+
+
+def _notification_read(request: HttpRequest, provider: Provider) -> Notification:
+    """The provider's POST, verified and parsed; WebhookError with the status to refuse it."""
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError as error:
+        raise WebhookError(400, "invalid Content-Length") from error
+    if declared > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise WebhookError(413, "body too large")
+    try:
+        with timed(WEBHOOK_STAGE, "verify"):
+            provider.verify(request)
+            return provider.parse(request)
+    except RequestDataTooBig as error:
+        raise WebhookError(413, "body too large") from error
 
 
 def _verification_handshake(request: HttpRequest) -> HttpResponse:

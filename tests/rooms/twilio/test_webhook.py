@@ -331,3 +331,10 @@ def test_postgresql_unreachable_answers_503_then_the_redelivery_is_stored_once(
         held="503, nothing stored; then stored and answered once",
         figures=f"503 answered in {waited * 1000:.0f} ms",
     )
+
+
+def test_an_oversized_twilio_form_is_refused(client, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 2048
+    response = twilio_post(client, inbound_form(wa_id=WA, text="x" * 4096))
+    assert response.status_code == 413
+    assert Message.objects.count() == 0
