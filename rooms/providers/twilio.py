@@ -111,6 +111,7 @@ _STATUSES = {
 _INBOUND_STATUSES = {"", "received", "receiving"}
 _STATUS_NAME = re.compile(r"[a-z_]{1,40}\Z")
 _DIGITS = re.compile(r"[0-9]{1,32}\Z")
+_ERROR_CODE = re.compile(r"[0-9]{1,9}\Z")
 
 
 def notification_from_form(form: dict[str, str], *, reference: str = "") -> Notification:
@@ -140,7 +141,7 @@ def _inbound_message(form: dict[str, str]) -> InboundMessage:
         name=form.get("ProfileName", "")[:255],
         type=message_type,
         text=text,
-        # Twilio sends no time: it posts as the message arrives, and never redelivers late.
+        # Twilio sends no time: it posts as the message arrives (a retry within seconds).
         timestamp=dt.datetime.now(dt.UTC),
         payload=form,
         media=media,
@@ -197,7 +198,7 @@ def _status_update(form: dict[str, str], status: str, reference: str) -> StatusU
     error_code, error_detail = None, ""
     if _STATUSES[status] == "failed":
         code = form.get("ErrorCode", "")
-        error_code = int(code) if code.isdigit() and len(code) < 10 else None
+        error_code = int(code) if _ERROR_CODE.match(code) else None
         error_detail = form.get("ErrorMessage") or _ERROR_DETAILS.get(
             error_code or 0, f"Twilio error {error_code or 'without a code'}"
         )

@@ -2,6 +2,7 @@
 port), MessageSid as the idempotency key, the order of a customer's messages, what each kind of
 message is stored as, and the database down."""
 
+import os
 import threading
 import time
 from urllib.parse import urlencode
@@ -11,6 +12,9 @@ import requests
 from django.conf import settings as django_settings
 from django.db import connection, connections
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from chatbridge.fakes.twilio import inbound_form, sign
 from rooms.models import Message, Room, UnusableItem
@@ -338,3 +342,41 @@ def test_an_oversized_twilio_form_is_refused(client, settings):
     response = twilio_post(client, inbound_form(wa_id=WA, text="x" * 4096))
     assert response.status_code == 413
     assert Message.objects.count() == 0
+
+
+_FIELDS = [
+    "MessageSid",
+    "From",
+    "WaId",
+    "Body",
+    "ProfileName",
+    "MessageStatus",
+    "ErrorCode",
+    "MediaUrl0",
+    "MediaContentType0",
+    "Latitude",
+    "Longitude",
+    "ButtonText",
+]
+_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["SM1", "whatsapp:+573001234567", "573001234567", "failed", "read", "²"]),
+)
+_FORMS = st.dictionaries(
+    st.one_of(st.sampled_from(_FIELDS), st.text(min_size=1, max_size=12)),
+    _VALUES,
+    min_size=1,
+    max_size=8,
+)
+
+
+@hypothesis_settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(form=_FORMS)
+def test_a_signed_twilio_form_of_any_shape_is_answered_never_an_error(twilio, form):
+    # Twilio sends what it sends: whatever the form holds, it is used or kept, never a 500.
+    response = twilio_post(Client(), form)
+    assert response.status_code == 200, response.content[:200]
