@@ -238,3 +238,11 @@ def test_the_fakes_callbacks_settle_a_lost_answer_and_report_63016(server, twili
         done="the fake Twilio answered after chatbridge's timeout; its callbacks carried the ref",
         held="sent once; the callbacks' ref settled it and recorded 63016",
     )
+
+
+def test_an_error_code_that_is_not_ascii_digits_still_fails_the_message(client, twilio):
+    reply = _sent_reply(client, twilio)
+    failed = {**twilio_status(reply.wa_message_id, "failed"), "ErrorCode": "²"}  # "²".isdigit()
+    assert twilio_post(client, failed, path="/twilio/status").status_code == 200
+    reply.refresh_from_db()
+    assert (reply.status, reply.error_code) == (Message.Status.FAILED, None)
