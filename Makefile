@@ -4,11 +4,14 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 WA_ID ?= 573001234567
 TEXT ?= hola
+# whatsapp (Meta's Cloud API) or twilio: the provider `make say` writes through.
+PROVIDER ?= whatsapp
 
 # The embedded run: DEBUG defaults (SQLite, local-memory cache, in-memory channel layer) and the
 # fake vendors that `manage.py runlocal` starts on these ports.
 LOCAL_ENV := DEBUG=1 LOG_FORMAT=plain \
 	WHATSAPP_API_URL=http://127.0.0.1:8082/v23.0 \
+	TWILIO_API_URL=http://127.0.0.1:8083 \
 	ASSISTANT_URL=http://127.0.0.1:8081 \
 	ASSISTANT_AUTH_TYPE=noauth
 
@@ -31,7 +34,7 @@ run: $(VENV)/.installed
 	$(LOCAL_ENV) $(PY) manage.py runlocal
 
 say: $(VENV)/.installed
-	$(LOCAL_ENV) $(PY) manage.py say $(WA_ID) "$(TEXT)" $(if $(FILE),--file "$(FILE)")
+	$(LOCAL_ENV) $(PY) manage.py say --provider $(PROVIDER) $(WA_ID) "$(TEXT)" $(if $(FILE),--file "$(FILE)")
 
 test: $(VENV)/.installed $(CHROMIUM) $(NGINX) lint
 	$(PY) -m pytest

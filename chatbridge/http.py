@@ -2,6 +2,8 @@
 
 import os
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -13,10 +15,16 @@ class VendorError(Exception):
     """A vendor call failed. `retryable` says whether the same call may succeed later."""
 
     retryable = False
+    # The vendor's own error code (Meta's 131047, Twilio's 63016), when it gave one.
+    code: int | None = None
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class MediaTooLarge(VendorError):
+    """A file larger than the caller accepts (or than the provider carries for its kind)."""
 
 
 class VendorTimeout(VendorError):
@@ -66,17 +74,45 @@ def post_json(
     headers: dict[str, str],
     timeout: float,
 ) -> requests.Response:
-    return vendor_request(session, "POST", url, json=json, headers=headers, timeout=timeout)
+    with vendor_errors(timeout):
+        return session.post(url, json=json, headers=headers, timeout=(min(timeout, 3.0), timeout))
 
 
 def vendor_request(
     session: requests.Session, method: str, url: str, *, timeout: float, **kwargs: Any
 ) -> requests.Response:
-    """One call to a vendor with its errors typed: whether the request can have reached the
-    vendor decides what is safe to repeat. `timeout` is the read timeout; connecting gets at
-    most 3 s of it."""
-    try:
+    """Any call to a vendor, with its errors typed. `timeout` is the read timeout; connecting
+    gets at most 3 s of it."""
+    with vendor_errors(timeout):
         return session.request(method, url, timeout=(min(timeout, 3.0), timeout), **kwargs)
+
+
+def post_form(
+    session: requests.Session,
+    url: str,
+    *,
+    data: dict[str, str],
+    auth: tuple[str, str],
+    timeout: float,
+) -> requests.Response:
+    with vendor_errors(timeout):
+        return session.post(url, data=data, auth=auth, timeout=(min(timeout, 3.0), timeout))
+
+
+def get_streamed(
+    session: requests.Session, url: str, *, auth: tuple[str, str], timeout: float
+) -> requests.Response:
+    """A GET whose body the caller reads in chunks (inside `vendor_errors` too), following
+    redirects; requests drops the credentials when a redirect leaves the host."""
+    with vendor_errors(timeout):
+        return session.get(url, auth=auth, stream=True, timeout=(min(timeout, 3.0), timeout))
+
+
+@contextmanager
+def vendor_errors(timeout: float) -> Iterator[None]:
+    """requests' failures as the typed errors above."""
+    try:
+        yield
     except requests.ConnectTimeout as error:
         raise VendorUnavailable(f"connect timeout: {error}") from error
     except requests.Timeout as error:

@@ -418,6 +418,35 @@ MAP_LINK = env.str(
     default="https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}#map=17/{latitude}/{longitude}",
 )
 
+# --- Twilio's WhatsApp (a second provider; README, "Twilio") ------------------------------------
+# Off in production unless TWILIO_ACCOUNT_SID is set; then the rest is required. Sends use the
+# WHATSAPP_TIMEOUT, WHATSAPP_SEND_ATTEMPTS and WHATSAPP_RETRY_BACKOFF above, so the send lease
+# covers them too.
+
+TWILIO_ACCOUNT_SID = env.str(
+    "TWILIO_ACCOUNT_SID", default="AC00000000000000000000000000000000" if DEBUG else ""
+)
+
+
+def _twilio(name: str, *, development_default: str) -> str:
+    if TWILIO_ACCOUNT_SID:
+        return _required(name, development_default=development_default)
+    return ""
+
+
+# Signs every webhook Twilio sends (X-Twilio-Signature) and authenticates every call to Twilio.
+TWILIO_AUTH_TOKEN = _twilio("TWILIO_AUTH_TOKEN", development_default="development-auth-token")
+TWILIO_WHATSAPP_FROM = _twilio("TWILIO_WHATSAPP_FROM", development_default="whatsapp:+14155238886")
+# The public address Twilio calls, up to where chatbridge's own paths begin: the signature is
+# checked against it, never against the request's Host (behind the proxy, an internal name).
+TWILIO_WEBHOOK_BASE_URL = _twilio(
+    "TWILIO_WEBHOOK_BASE_URL", development_default="http://127.0.0.1:8000"
+).rstrip("/")
+_twilio_api_url = env.str(
+    "TWILIO_API_URL", default="http://127.0.0.1:8083" if DEBUG else "https://api.twilio.com"
+)
+TWILIO_API_URL = _twilio_api_url.rstrip("/")
+
 # A message whose WhatsApp timestamp is older than this (a delivery held back by an outage, or a
 # replayed payload) is stored and handed to the agents instead of being answered by the bot.
 WEBHOOK_MAX_AGE_SECONDS = _number("WEBHOOK_MAX_AGE_SECONDS", default=3600)

@@ -11,11 +11,14 @@ from rooms.views import (
     agent_file_upload,
     message_file,
     operations_view,
+    twilio_webhook,
     whatsapp_webhook,
 )
 
 urlpatterns = [
     path("whatsapp/external", whatsapp_webhook, name="whatsapp-webhook"),
+    path("twilio/whatsapp", twilio_webhook, name="twilio-webhook"),
+    path("twilio/status", twilio_webhook, name="twilio-status"),
     path("cache/stats", cache_stats, name="cache-stats"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -14,6 +14,7 @@ from django.dispatch import Signal, receiver
 from chatbridge.cache import flush_active_room, flush_room_metrics
 from rooms import realtime
 from rooms.models import Room
+from rooms.providers.twilio import twilio_client
 from rooms.whatsapp.client import whatsapp_client
 from users.models import Customer
 
@@ -35,8 +36,9 @@ def room_flush(sender: type, instance: Room, **kwargs: object) -> None:
 
 
 @receiver(setting_changed)
-def whatsapp_client_reset(**kwargs: object) -> None:
+def vendor_clients_reset(**kwargs: object) -> None:
     whatsapp_client.cache_clear()
+    twilio_client.cache_clear()
 
 
 # --- a user's access changed: their consoles check their session again (rooms/consumers.py) ---

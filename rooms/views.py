@@ -12,18 +12,21 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from chatbridge.metrics import WEBHOOK_STAGE, timed
 from rooms.desk.selectors import is_agent, may_see_room, operations_summary
 from rooms.desk.services import agent_file_send
 from rooms.errors import ActionError
 from rooms.events import message_data
-from rooms.inbound.services import notification_handle
+from rooms.inbound.services import NotificationResult, notification_handle
 from rooms.media.services import accepted_types
 from rooms.models import Message
+from rooms.providers import provider_for
+from rooms.providers.base import Provider
 from rooms.whatsapp.client import MEDIA_LIMITS, mime_base
-from rooms.whatsapp.webhook import InboundWebhook, WebhookError
+from rooms.whatsapp.webhook import Notification, WebhookError
+from users.models import Customer
 
 logger = logging.getLogger("chatbridge.webhook")
 
@@ -36,31 +39,49 @@ AGENT_UPLOAD_MAX_BYTES = max(MEDIA_LIMITS.values()) + 64 * 1024
 def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _verification_handshake(request)
+    received = _notification_receive(request, provider_for(Customer.Provider.WHATSAPP))
+    if isinstance(received, HttpResponse):
+        return received
+    # 200 even with skipped items: they are kept (rooms.UnusableItem), and a refusal would only
+    # make Meta redeliver the whole batch, the good messages with them, for days.
+    return JsonResponse(
+        {
+            "stored": received.stored,
+            "duplicates": received.duplicates,
+            "statuses": received.statuses,
+            "skipped": received.skipped,
+        }
+    )
+
+
+# Twilio reads the answer as TwiML: an empty one sends nothing back by itself.
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@csrf_exempt  # Twilio signs the URL and the form instead (X-Twilio-Signature)
+@require_POST
+def twilio_webhook(request: HttpRequest) -> HttpResponse:
+    """A customer's message (twilio/whatsapp) or a send's status callback (twilio/status)."""
+    received = _notification_receive(request, provider_for(Customer.Provider.TWILIO))
+    if isinstance(received, HttpResponse):
+        return received
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+def _notification_receive(
+    request: HttpRequest, provider: Provider
+) -> NotificationResult | HttpResponse:
+    """Verify, parse and store one provider's POST; the refusal to answer with, if any."""
     try:
-        if int(request.headers.get("Content-Length") or 0) > settings.WEBHOOK_MAX_BODY_BYTES:
-            raise WebhookError(413, "body too large")
-        try:
-            body = request.body
-        except RequestDataTooBig as error:
-            raise WebhookError(413, "body too large") from error
-        webhook = InboundWebhook(
-            body=body,
-            signature=request.headers.get("X-Hub-Signature-256"),
-            app_secret=settings.WHATSAPP_APP_SECRET,
-        )
-        with timed(WEBHOOK_STAGE, "verify"):
-            webhook.validate()
-            notification = webhook.parse()
+        notification = _notification_read(request, provider)
     except WebhookError as error:
-        logger.info("webhook refused (%s): %s", error.status, error.message)
+        logger.info("%s webhook refused (%s): %s", provider.name, error.status, error.message)
         return JsonResponse({"error": error.message}, status=error.status)
-    except ValueError:
-        return JsonResponse({"error": "invalid Content-Length"}, status=400)
     try:
-        result = notification_handle(notification=notification)
+        return notification_handle(notification=notification)
     except (OperationalError, InterfaceError) as error:
-        # PostgreSQL unreachable: refuse, so WhatsApp delivers again later. What was committed
-        # before the failure is recognised as a duplicate on redelivery.
+        # PostgreSQL unreachable: refuse, so the provider delivers again later. What was
+        # committed before the failure is recognised as a duplicate on redelivery.
         logger.error("database unavailable, webhook refused: %s", error)
         return JsonResponse(
             {"error": "temporarily unavailable"}, status=503, headers={"Retry-After": "30"}
@@ -68,16 +89,22 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         logger.exception("webhook failed")
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
-    # 200 even with skipped items: they are kept (rooms.UnusableItem), and a refusal would only
-    # make Meta redeliver the whole batch, the good messages with them, for days.
-    return JsonResponse(
-        {
-            "stored": result.stored,
-            "duplicates": result.duplicates,
-            "statuses": result.statuses,
-            "skipped": result.skipped,
-        }
-    )
+
+
+def _notification_read(request: HttpRequest, provider: Provider) -> Notification:
+    """The provider's POST, verified and parsed; WebhookError with the status to refuse it."""
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError as error:
+        raise WebhookError(400, "invalid Content-Length") from error
+    if declared > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise WebhookError(413, "body too large")
+    try:
+        with timed(WEBHOOK_STAGE, "verify"):
+            provider.verify(request)
+            return provider.parse(request)
+    except RequestDataTooBig as error:
+        raise WebhookError(413, "body too large") from error
 
 
 def _verification_handshake(request: HttpRequest) -> HttpResponse:

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from chatbridge.cache import stats
-from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes import FakeTwilio, FakeWatson, FakeWhatsApp
 from rooms.media.tasks import media_fetches_wait
+from rooms.providers.twilio import twilio_client
 from rooms.whatsapp.client import whatsapp_client
 from tests.payloads import signed_post
 from watson.client import watson_client
@@ -33,6 +34,22 @@ def fake_vendors() -> Iterator[tuple[FakeWatson, FakeWhatsApp]]:
     yield watson, whatsapp
     watson.stop()
     whatsapp.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio(
+        account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN
+    ).start()
+    settings.TWILIO_API_URL = fake.url
+    twilio_client.cache_clear()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def twilio(fake_twilio: FakeTwilio) -> FakeTwilio:
+    return fake_twilio
 
 
 @pytest.fixture
@@ -58,8 +75,10 @@ def media_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def clean_state(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> Iterator[None]:
-    for fake in fake_vendors:
+def clean_state(
+    fake_vendors: tuple[FakeWatson, FakeWhatsApp], fake_twilio: FakeTwilio
+) -> Iterator[None]:
+    for fake in (*fake_vendors, fake_twilio):
         fake.reset()
     _clear_cache()
     stats.reset()

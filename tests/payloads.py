@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API notifications as Meta sends them, and their signatures.
+"""WhatsApp Cloud API notifications as Meta sends them, Twilio's forms, and their signatures.
 
 The shapes follow tests/fixtures/whatsapp/*.json (captured from Meta's reference); builders
 exist so a test can say "a text from this customer" in one line.
@@ -13,8 +13,11 @@ import uuid
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
+
+from chatbridge.fakes.twilio import sign as twilio_sign
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -137,3 +140,41 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+# --- Twilio ---------------------------------------------------------------------------------------
+
+
+def twilio_post(
+    client: Any,
+    form: dict[str, str],
+    *,
+    path: str = "/twilio/whatsapp",
+    signed_url: str | None = None,
+    token: str | None = None,
+    **headers: str,
+) -> Any:
+    """POST a Twilio form to chatbridge, signed as Twilio signs it: over the public URL
+    (TWILIO_WEBHOOK_BASE_URL and the path, query included) unless `signed_url` says otherwise."""
+    url = signed_url or settings.TWILIO_WEBHOOK_BASE_URL + path
+    signature = twilio_sign(token or settings.TWILIO_AUTH_TOKEN, url, form)
+    headers.setdefault("HTTP_X_TWILIO_SIGNATURE", signature)
+    body = urlencode(form)
+    return client.post(path, data=body, content_type="application/x-www-form-urlencoded", **headers)
+
+
+def twilio_status(sid: str, status: str, *, error_code: int | None = None) -> dict[str, str]:
+    """A status callback's form, as Twilio posts it for a WhatsApp message."""
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": settings.TWILIO_ACCOUNT_SID,
+        "From": settings.TWILIO_WHATSAPP_FROM,
+        "To": "whatsapp:+573000000000",
+        "ApiVersion": "2010-04-01",
+    }
+    if error_code is not None:
+        form["ErrorCode"] = str(error_code)
+    return form

@@ -119,6 +119,7 @@ def app_env(**overrides: str) -> dict[str, str]:
         CHANNELS_REDIS_URL=os.environ.get("CHANNELS_REDIS_URL", ""),
         CHANNELS_PREFIX=os.environ.get("CHANNELS_PREFIX", ""),
         WHATSAPP_API_URL=settings.WHATSAPP_API_URL,
+        TWILIO_API_URL=settings.TWILIO_API_URL,
         WATSON_TIMEOUT=str(settings.WATSON_TIMEOUT),
         WHATSAPP_RETRY_BACKOFF=str(settings.WHATSAPP_RETRY_BACKOFF),
         LOG_LEVEL="WARNING",

@@ -9,6 +9,7 @@ class Customer(models.Model):
 
     class Provider(models.TextChoices):
         WHATSAPP = "whatsapp", "WhatsApp"
+        TWILIO = "twilio", "WhatsApp through Twilio"
 
     provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.WHATSAPP)
     # The id chatbridge knows the customer by: the WhatsApp id (phone digits), or Meta's

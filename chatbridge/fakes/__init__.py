@@ -1,9 +1,11 @@
-"""In-process fake vendor servers (Watson Assistant v2, WhatsApp Cloud API) for tests and dev.
+"""In-process fake vendor servers (Watson Assistant v2, WhatsApp Cloud API, Twilio) for tests
+and dev.
 
-Run both standalone with ``python manage.py fakes``; drive them over ``/_fake/*``.
+Run them standalone with ``python manage.py fakes``; drive them over ``/_fake/*``.
 """
 
+from chatbridge.fakes.twilio import FakeTwilio
 from chatbridge.fakes.watson import FakeWatson
 from chatbridge.fakes.whatsapp import FakeWhatsApp
 
-__all__ = ["FakeWatson", "FakeWhatsApp"]
+__all__ = ["FakeTwilio", "FakeWatson", "FakeWhatsApp"]

@@ -50,8 +50,11 @@ class Request:
 @dataclass
 class Response:
     status: int
-    body: Any = field(default_factory=dict)  # JSON, or bytes sent as they are
-    content_type: str = "application/json; charset=utf-8"
+    body: Any = field(default_factory=dict)
+    # Bytes sent as they are (a file) instead of `body` as JSON, and headers of their own
+    # (Content-Type, Location).
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ControlError(ValueError):
@@ -99,12 +102,13 @@ class _Handler(BaseHTTPRequestHandler):
             raw=raw,
         )
         response = self.server.fake._handle(request)
-        if isinstance(response.body, bytes):
-            payload = response.body
-        else:
+        payload = response.content
+        if payload is None:
             payload = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
         self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

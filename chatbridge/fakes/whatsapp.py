@@ -471,7 +471,7 @@ class FakeWhatsApp(FakeServer):
         if self.corrupt_downloads > 0:
             self.corrupt_downloads -= 1
             content = content[:-1]
-        return Response(200, content, content_type=media.mime_type)
+        return Response(200, content=content, headers={"Content-Type": media.mime_type})
 
     def _media_upload(self, request: Request) -> Response:
         fields = _multipart_fields(request)

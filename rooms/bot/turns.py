@@ -38,7 +38,7 @@ from rooms.conversation.services import room_queue, room_queue_locked
 from rooms.delivery.services import SendOutcome, TurnTarget, outbound_deliver, send_lease_until
 from rooms.desk.selectors import free_agent_exists
 from rooms.models import Message, Room
-from rooms.whatsapp.client import whatsapp_client
+from rooms.providers import provider_for
 from rooms.whatsapp.webhook import interactive_reply_id
 from watson.services import watson_reply, watson_session_touch
 
@@ -64,7 +64,7 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
     ) as rows:
         messages = [Inbound(*row) for row in rows]
         if messages:
-            _read_mark(messages)
+            _read_mark(messages, target)
         with_bot = True
         for message in messages:
             if with_bot:
@@ -74,16 +74,17 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
                 _mark_handled(message)
 
 
-def _read_mark(messages: list[Inbound]) -> None:
+def _read_mark(messages: list[Inbound], target: TurnTarget) -> None:
     """The customer sees their messages read, and "typing…" while Watson thinks: one call, for
-    the last of them (it marks the earlier ones too), outside any transaction."""
+    the last of them (it marks the earlier ones too), outside any transaction; none where the
+    provider has no read marks (Twilio)."""
     last = messages[-1]
     if not settings.WHATSAPP_READ_MARKS or not last.wa_message_id:
         return
     to_watson = last.type in _TEXT_TYPES and bool(last.text.strip())
     typing = settings.WHATSAPP_TYPING_INDICATOR and to_watson
     with timed(TURN_STAGE, "read_mark"):
-        whatsapp_client().mark_read(last.wa_message_id, typing=typing)
+        provider_for(target.provider).mark_read(last.wa_message_id, typing=typing)
 
 
 def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:

@@ -17,7 +17,8 @@ from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
 from rooms.delivery.statements import outbound_sent_update
 from rooms.events import room_event_record
 from rooms.models import Message, Room
-from rooms.whatsapp.client import WhatsAppError, media_id_body, whatsapp_client
+from rooms.providers import provider_for
+from rooms.whatsapp.client import media_id_body, whatsapp_client
 from rooms.whatsapp.webhook import StatusUpdate
 from users.models import mask_uid
 from users.selectors import CustomerRef
@@ -123,7 +124,7 @@ def outbound_deliver(
     try:
         with timed(TURN_STAGE, "send"):
             body = message.payload if message.payload or not message.file else _uploaded(message)
-            wa_message_id = whatsapp_client().send(
+            wa_message_id = provider_for(target.provider).send(
                 to=target.wa_id,
                 recipient_user_id=target.user_id,
                 body=body,
@@ -139,7 +140,7 @@ def outbound_deliver(
         )
         return SendOutcome.UNKNOWN
     except VendorError as error:
-        code = error.code if isinstance(error, WhatsAppError) else None
+        code = error.code
         WHATSAPP_SENDS.labels(result="failed", code=str(code or "")).inc()
         logger.warning("send to %s failed (code %s): %s", mask_uid(target.uid), code, error)
         outbound_failed(

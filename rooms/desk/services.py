@@ -12,6 +12,7 @@ from rooms.errors import ActionError
 from rooms.events import CUSTOMER_WINDOW, message_data, room_event_record
 from rooms.media.services import storage_name
 from rooms.models import Message, MessageTemplate, Room
+from rooms.providers import provider_for
 from rooms.whatsapp.client import (
     CAPTION_MAX,
     MEDIA_KINDS,
@@ -20,8 +21,8 @@ from rooms.whatsapp.client import (
     mime_base,
     template_body,
     text_body,
-    whatsapp_client,
 )
+from users.models import Customer
 
 
 def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None) -> str | None:
@@ -40,13 +41,14 @@ def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None
             wa_message_id__isnull=False,
         )
         .order_by("-id")
-        .values_list("wa_message_id", flat=True)
+        .values_list("wa_message_id", "room__customer__provider")
         .first()
     )
-    if latest is None or latest == marked:
+    wa_message_id, provider = latest or (None, "")
+    if wa_message_id is None or wa_message_id == marked:
         return marked
-    whatsapp_client().mark_read(latest, typing=settings.WHATSAPP_TYPING_INDICATOR)
-    return latest
+    provider_for(provider).mark_read(wa_message_id, typing=settings.WHATSAPP_TYPING_INDICATOR)
+    return wa_message_id
 
 
 def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:
@@ -100,7 +102,11 @@ def agent_file_send(
     caption = caption.strip()
     if len(caption) > CAPTION_MAX:
         raise ActionError("invalid", f"the caption is longer than {CAPTION_MAX} characters")
-    _window_open(_assigned_room(room_id, agent))  # refused before anything is written
+    room = _assigned_room(room_id, agent)  # refused before anything is written
+    _window_open(room)
+    if room.customer.provider != Customer.Provider.WHATSAPP:
+        # Twilio sends files by a public URL: not offered until chatbridge has signed ones.
+        raise ActionError("invalid", f"files cannot be sent through {room.customer.provider} yet")
     name = default_storage.save(storage_name(room_id=room_id, mime_type=mime_type), upload)
     try:
         with transaction.atomic():

@@ -1,4 +1,5 @@
-"""Inbound: what Meta sends, stored. Each service owns its transaction; the turn runs after it.
+"""Inbound: what a provider (Meta, Twilio) sends, stored. Each service owns its transaction; the
+turn runs after it.
 
 The webhook's path for a message (`inbound_message_receive`) is built around three guarantees:
 - one open room per customer, decided by a database constraint and a per-customer lock;
@@ -122,6 +123,7 @@ def inbound_message_change(*, change: MessageChange) -> bool:
                 wa_message_id=change.original_id,
                 direction=Message.Direction.INBOUND,
                 room__customer__uid=change.uid,
+                room__customer__provider=Customer.Provider.WHATSAPP,
             )
             .first()
         )
@@ -210,7 +212,7 @@ def _edit_is_new(message: Message, change: MessageChange) -> bool:
 def _receive(message: InboundMessage) -> Message | None:
     started = time.perf_counter()
     _enqueue_clock.seconds = 0.0
-    provider = Customer.Provider.WHATSAPP
+    provider = message.provider
     if message.type == Message.Type.SYSTEM and message.changed_to:
         # "Ana changed from …0003 to …0004": the same customer, with their history, under the
         # new number; the notice itself is stored in their room.

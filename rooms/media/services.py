@@ -23,18 +23,17 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chatbridge.http import VendorError
+from chatbridge.http import MediaTooLarge, VendorError
 from rooms.events import media_data, room_event_record
 from rooms.models import Message, Room
+from rooms.providers import provider_for
 from rooms.whatsapp.client import (
     MEDIA_KINDS,
     MEDIA_LIMITS,
     FetchedMedia,
-    MediaTooLarge,
     WhatsAppError,
     mime_base,
     sha256_matches,
-    whatsapp_client,
 )
 
 logger = logging.getLogger("chatbridge.media")
@@ -117,9 +116,8 @@ def _fetch(message: Message) -> FetchedMedia:
     kind = message.type if message.type in MEDIA_LIMITS else "document"
     limit = media_limit(kind)
     try:
-        return whatsapp_client().media_fetch(
-            message.media_id, max_bytes=limit, timeout=settings.MEDIA_FETCH_TIMEOUT
-        )
+        provider = provider_for(message.room.customer.provider)
+        return provider.media_fetch(message.media_id, max_bytes=limit)
     except MediaTooLarge as error:
         raise MediaRefused(f"too large for a {kind} (over {limit // 1024} KB)") from error
 

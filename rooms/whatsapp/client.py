@@ -12,6 +12,7 @@ import requests
 from django.conf import settings
 
 from chatbridge.http import (
+    MediaTooLarge,
     VendorConnectionLost,
     VendorError,
     post_json,
@@ -166,15 +167,11 @@ def message_payload(
     return payload
 
 
-class MediaTooLarge(VendorError):
-    """The file is larger than WhatsApp carries for its kind (or than chatbridge accepts)."""
-
-
 @dataclass(frozen=True)
 class FetchedMedia:
     content: bytes
-    mime_type: str  # as WhatsApp's media endpoint names it
-    sha256: str  # WhatsApp's declared hash ("" when it gave none)
+    mime_type: str  # as the provider's media endpoint names it
+    sha256: str = ""  # the provider's declared hash ("" when it gave none)
 
 
 def sha256_matches(content: bytes, declared: str) -> bool:

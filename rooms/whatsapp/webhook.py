@@ -24,9 +24,9 @@ class _UnusableError(Exception):
 
 @dataclass(frozen=True)
 class MediaRef:
-    """A file the customer sent, as the provider declared it; fetched later, by a task."""
+    """A customer's file, named by its provider: fetched later by a task, never in the webhook."""
 
-    ref: str  # Meta's media id (resolved with GET /{media-id}), or the provider's URL
+    ref: str  # Meta's media id (resolved with GET /{media-id}), or Twilio's MediaUrl0
     mime_type: str
     filename: str = ""
     sha256: str = ""  # Meta's: base64 (some versions: hex) of the file's SHA-256
@@ -46,6 +46,8 @@ class InboundMessage:
     # A system notice that the customer's number changed: the new one.
     changed_to: str = ""
     media: MediaRef | None = None
+    # Whose customer this is (users.Customer.Provider): Meta's unless another provider parsed it.
+    provider: str = "whatsapp"
     # A reply quoting an earlier message (not a button tap): that message's WhatsApp id.
     quotes: str = ""
 

@@ -11,7 +11,7 @@ from tests.servers import ROOT, AppProcess, free_port, wait_for_port
 
 @pytest.fixture
 def local_run(tmp_path):
-    port, watson_port, whatsapp_port = free_port(), free_port(), free_port()
+    port, watson_port, whatsapp_port, twilio_port = (free_port() for _ in range(4))
     env = {
         "DEBUG": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'chatbridge.sqlite3'}",
@@ -20,6 +20,8 @@ def local_run(tmp_path):
         "ASSISTANT_URL": f"http://127.0.0.1:{watson_port}",
         "ASSISTANT_AUTH_TYPE": "noauth",
         "WHATSAPP_API_URL": f"http://127.0.0.1:{whatsapp_port}/v23.0",
+        "TWILIO_API_URL": f"http://127.0.0.1:{twilio_port}",
+        "TWILIO_WEBHOOK_BASE_URL": f"http://127.0.0.1:{port}",
     }
     process = AppProcess(
         [sys.executable, "manage.py", "runlocal", "--port", str(port)],
@@ -43,9 +45,14 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def _say(url: str, env: dict[str, str], text: str) -> subprocess.CompletedProcess:
+_SAY = [sys.executable, "manage.py", "say"]
+
+
+def _say(
+    url: str, env: dict[str, str], text: str, *, provider: str = "whatsapp"
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "say", "573001234567", text, "--url", url, "--wait", "3"],
+        [*_SAY, "573001234567", text, "--url", url, "--wait", "3", "--provider", provider],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -68,6 +75,13 @@ def test_a_person_can_say_hola_and_see_the_bot_answer(local_run):
 
     handoff = _say(url, env, "agente")
     assert "bot> Te comunico con un asesor." in handoff.stdout
+
+    # The same number through Twilio is a customer of its own, with the bot.
+    twilio = _say(url, env, "opciones", provider="twilio")
+    assert twilio.returncode == 0, twilio.stderr
+    assert "bot> Elige una opción\n1. Saldo\n2. Tarjetas\n3. Créditos" in twilio.stdout
+    picked = _say(url, env, "3", provider="twilio")
+    assert "bot> Dijiste: créditos" in picked.stdout
 
 
 def test_missing_secret_stops_start_up_with_one_line():
@@ -137,3 +151,24 @@ def test_a_person_can_send_a_photo_and_it_is_kept(local_run, tmp_path):
             break
         time.sleep(0.2)
     assert row == ("image", "mi comprobante", "stored", photo.stat().st_size, "image/png")
+
+
+def test_twilio_on_in_production_stops_start_up_without_its_token():
+    env = {
+        **_base_env(),
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 50,
+        "DATABASE_URL": "postgres://x@h/db",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "WHATSAPP_APP_SECRET": "s",
+        "WHATSAPP_VERIFY_TOKEN": "v",
+        "WHATSAPP_TOKEN": "t",
+        "WHATSAPP_PHONE_NUMBER_ID": "1",
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.stderr.strip() == (
+        "chatbridge: TWILIO_AUTH_TOKEN is required when DEBUG is off (see .env.example)"
+    )

@@ -1,7 +1,8 @@
-"""``manage.py fakes``: run the fake Watson and WhatsApp servers until interrupted.
+"""``manage.py fakes``: run the fake Watson, WhatsApp and Twilio servers until interrupted.
 
-Meant for local development and end-to-end runs: point the project's Watson service URL
-and WhatsApp Graph URL at the printed addresses and drive the fakes over ``/_fake/*``.
+Meant for local development and end-to-end runs: point the project's Watson service URL,
+WhatsApp Graph URL and Twilio API URL at the printed addresses and drive the fakes over
+``/_fake/*``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import threading
 from types import FrameType
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes import FakeTwilio, FakeWatson, FakeWhatsApp
+from chatbridge.fakes.twilio import StatusCallbacks
 from chatbridge.fakes.whatsapp import StatusWebhook
 
 
 class Command(BaseCommand):
-    help = "Run fake Watson Assistant and WhatsApp Cloud API servers until Ctrl+C/SIGTERM."
+    help = "Run fake Watson Assistant, WhatsApp Cloud API and Twilio servers until Ctrl+C/SIGTERM."
 
     # The fakes need neither the database nor a fully valid project to be useful.
     requires_system_checks: list[str] = []
@@ -28,6 +31,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--watson-port", type=int, default=8081)
         parser.add_argument("--whatsapp-port", type=int, default=8082)
+        parser.add_argument("--twilio-port", type=int, default=8083)
         parser.add_argument(
             "--whatsapp-token",
             default=None,
@@ -48,6 +52,11 @@ class Command(BaseCommand):
             "--status-app-secret",
             default="",
             help="The app secret the status notifications are signed with.",
+        )
+        parser.add_argument(
+            "--twilio-callbacks",
+            action="store_true",
+            help="Call each message's StatusCallback back (queued, sent, delivered, read).",
         )
         parser.add_argument(
             "--host",
@@ -72,7 +81,16 @@ class Command(BaseCommand):
             host=options["host"],
             status_webhook=statuses,
         )
-        watson.keep_alive = whatsapp.keep_alive = options["keep_alive"]
+        # The account and token chatbridge's settings hold: the fake checks the one and signs
+        # its callbacks with the other.
+        twilio = FakeTwilio(
+            port=options["twilio_port"],
+            account_sid=settings.TWILIO_ACCOUNT_SID,
+            auth_token=settings.TWILIO_AUTH_TOKEN,
+            host=options["host"],
+            statuses=StatusCallbacks(read_after=2.0) if options["twilio_callbacks"] else None,
+        )
+        watson.keep_alive = whatsapp.keep_alive = twilio.keep_alive = options["keep_alive"]
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -83,14 +101,18 @@ class Command(BaseCommand):
             try:
                 watson.start()
                 whatsapp.start()
+                twilio.start()
             except OSError as exc:  # typically "address already in use"
                 raise CommandError(f"cannot start fakes: {exc}") from exc
-            # Bare URLs on stdout (watson first) so scripts can read them; labels go to stderr.
+            # Bare URLs on stdout (watson, whatsapp, twilio) so scripts can read them; labels go
+            # to stderr.
             self.stdout.write(watson.url)
             self.stdout.write(whatsapp.url)
+            self.stdout.write(twilio.url)
             self.stdout.flush()
             print(
-                f"fake Watson on {watson.url}, fake WhatsApp on {whatsapp.url}; Ctrl+C to stop",
+                f"fake Watson on {watson.url}, fake WhatsApp on {whatsapp.url}, "
+                f"fake Twilio on {twilio.url}; Ctrl+C to stop",
                 file=sys.stderr,
                 flush=True,
             )
@@ -101,5 +123,6 @@ class Command(BaseCommand):
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
+            twilio.stop()
             whatsapp.stop()
             watson.stop()

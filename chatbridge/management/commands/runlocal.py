@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
-from chatbridge.fakes import FakeWatson, FakeWhatsApp
+from chatbridge.fakes import FakeTwilio, FakeWatson, FakeWhatsApp
+from chatbridge.fakes.twilio import StatusCallbacks
 from chatbridge.fakes.whatsapp import StatusWebhook
 from rooms.models import MessageTemplate
 from rooms.periodic import periodic_run
@@ -27,8 +28,8 @@ DEMO_TEMPLATE: dict[str, Any] = {
 
 class Command(BaseCommand):
     help = (
-        "Run chatbridge locally on the embedded defaults: the fake Watson and WhatsApp servers, "
-        "Daphne, and the periodic job (inactivity, resumed turns). DEBUG only."
+        "Run chatbridge locally on the embedded defaults: the fake Watson, WhatsApp and Twilio "
+        "servers, Daphne, and the periodic job (inactivity, resumed turns). DEBUG only."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -42,9 +43,12 @@ class Command(BaseCommand):
             raise CommandError("runlocal is for trying chatbridge out: set DEBUG=1")
         watson_url = os.environ.get("ASSISTANT_URL", "")
         whatsapp = urlsplit(settings.WHATSAPP_API_URL)
-        if whatsapp.hostname not in {"127.0.0.1", "localhost"} or not watson_url:
+        twilio = urlsplit(settings.TWILIO_API_URL)
+        local = {"127.0.0.1", "localhost"}
+        if whatsapp.hostname not in local or twilio.hostname not in local or not watson_url:
             raise CommandError(
-                "point WHATSAPP_API_URL and ASSISTANT_URL at 127.0.0.1 (the Makefile does)"
+                "point WHATSAPP_API_URL, TWILIO_API_URL and ASSISTANT_URL at 127.0.0.1 "
+                "(the Makefile does)"
             )
         fake_watson = FakeWatson(
             port=urlsplit(watson_url).port or 8081, session_idle_timeout=watson_session_timeout
@@ -62,6 +66,14 @@ class Command(BaseCommand):
             token=settings.WHATSAPP_TOKEN,
             status_webhook=statuses,
             templates=((DEMO_TEMPLATE["name"], DEMO_TEMPLATE["language"]),),
+        ).start()
+        # Twilio's callbacks go where each send's StatusCallback says: TWILIO_WEBHOOK_BASE_URL,
+        # this server by default.
+        fake_twilio = FakeTwilio(
+            port=twilio.port or 8083,
+            account_sid=settings.TWILIO_ACCOUNT_SID,
+            auth_token=settings.TWILIO_AUTH_TOKEN,
+            statuses=StatusCallbacks(delay=0.5, read_after=2.0),
         ).start()
         call_command("migrate", interactive=False, verbosity=0)
         self._demo_admin()
@@ -83,8 +95,9 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"chatbridge on http://127.0.0.1:{port}/ (admin: /admin/, user admin, password admin)\n"
-            f"fake Watson {fake_watson.url}, fake WhatsApp {fake_whatsapp.url}\n"
-            f'try, in another terminal: make say TEXT="hola"\n'
+            f"fake Watson {fake_watson.url}, fake WhatsApp {fake_whatsapp.url}, "
+            f"fake Twilio {fake_twilio.url}\n"
+            f'try, in another terminal: make say TEXT="hola" (or PROVIDER=twilio)\n'
         )
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())
         try:
@@ -96,6 +109,7 @@ class Command(BaseCommand):
             stop.set()
             fake_watson.stop()
             fake_whatsapp.stop()
+            fake_twilio.stop()
 
     def _demo_admin(self) -> None:
         users = get_user_model().objects

@@ -11,14 +11,17 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from chatbridge.fakes.twilio import inbound_form
+from chatbridge.fakes.twilio import sign as twilio_sign
 from chatbridge.fakes.whatsapp import media_sha256, webhook_notification
 from rooms.whatsapp.client import MEDIA_KINDS
 
 
 class Command(BaseCommand):
     help = (
-        "Play a customer: post a signed WhatsApp webhook with TEXT from WA_ID to the running "
-        "chatbridge and print the replies that reached the fake WhatsApp."
+        "Play a customer: post a signed WhatsApp webhook (Meta's, or Twilio's with --provider "
+        "twilio) with TEXT from WA_ID to the running chatbridge and print the replies that "
+        "reached the fake WhatsApp (or the fake Twilio)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="chatbridge's address")
         parser.add_argument("--name", default="Cliente de prueba", help="profile name")
         parser.add_argument("--wait", type=float, default=5, help="seconds to wait for replies")
+        parser.add_argument("--provider", choices=["whatsapp", "twilio"], default="whatsapp")
         parser.add_argument(
             "--file", type=Path, help="send this file (a photo, a PDF…) with TEXT as its caption"
         )
@@ -39,35 +43,35 @@ class Command(BaseCommand):
         url: str,
         name: str,
         wait: float,
+        provider: str,
         file: Path | None = None,
         **options: object,
     ) -> None:
-        fake = "{0.scheme}://{0.netloc}".format(urlsplit(settings.WHATSAPP_API_URL))
+        if file is not None and provider != "whatsapp":
+            raise CommandError("--file plays Meta's customer only (--provider whatsapp)")
+        api_url = settings.TWILIO_API_URL if provider == "twilio" else settings.WHATSAPP_API_URL
+        fake = "{0.scheme}://{0.netloc}".format(urlsplit(api_url))
         try:
             sent = self._sent(fake, wa_id, after=0)
         except requests.RequestException as error:
             raise CommandError(
-                f"no fake WhatsApp at {fake} ({error}); is `make run` up?"
+                f"no fake {provider} at {fake} ({error}); is `make run` up?"
             ) from error
         # What reached this customer since their last `say` (an agent's answer, say) comes first.
-        last_shown = _last_shown(wa_id)
+        state = f"{provider}-{wa_id}"
+        last_shown = _last_shown(state)
         for reply in sent:
             if reply["seq"] > last_shown:
                 self.stdout.write(f"chatbridge (earlier)> {reply['text']}")
         last_seq = max((item["seq"] for item in sent), default=0)
-        item = _text_item(wa_id, text) if file is None else _file_item(fake, wa_id, text, file)
-        body = json.dumps(_notification(wa_id=wa_id, name=name, item=item)).encode()
-        signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
         try:
-            response = requests.post(
-                f"{url.rstrip('/')}/whatsapp/external",
-                data=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": f"sha256={signature.hexdigest()}",
-                },
-                timeout=30,
-            )
+            if provider == "twilio":
+                response = _twilio_post(url.rstrip("/"), wa_id=wa_id, name=name, text=text)
+            else:
+                item = (
+                    _text_item(wa_id, text) if file is None else _file_item(fake, wa_id, text, file)
+                )
+                response = _whatsapp_post(url.rstrip("/"), wa_id=wa_id, name=name, item=item)
         except requests.RequestException as error:
             raise CommandError(f"chatbridge is not answering at {url}: {error}") from error
         if response.status_code != 200:
@@ -79,7 +83,7 @@ class Command(BaseCommand):
             )
         for reply in replies:
             self.stdout.write(f"bot> {reply['text']}")
-        _remember_shown(wa_id, max([last_seq, *(reply["seq"] for reply in replies)]))
+        _remember_shown(state, max([last_seq, *(reply["seq"] for reply in replies)]))
 
     def _sent(self, fake: str, wa_id: str, *, after: int) -> list[dict]:
         response = requests.get(
@@ -101,6 +105,37 @@ class Command(BaseCommand):
                 break
             time.sleep(0.1)
         return replies
+
+
+def _whatsapp_post(url: str, *, wa_id: str, name: str, item: dict) -> requests.Response:
+    body = json.dumps(_notification(wa_id=wa_id, name=name, item=item)).encode()
+    signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
+    return requests.post(
+        f"{url}/whatsapp/external",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": f"sha256={signature.hexdigest()}",
+        },
+        timeout=30,
+    )
+
+
+def _twilio_post(url: str, *, wa_id: str, name: str, text: str) -> requests.Response:
+    """Twilio's form, signed as Twilio signs it: over the public URL chatbridge is configured
+    with (TWILIO_WEBHOOK_BASE_URL), wherever it is posted."""
+    form = inbound_form(
+        wa_id=wa_id,
+        text=text,
+        name=name,
+        to=settings.TWILIO_WHATSAPP_FROM,
+        account_sid=settings.TWILIO_ACCOUNT_SID,
+    )
+    signed_url = f"{settings.TWILIO_WEBHOOK_BASE_URL}/twilio/whatsapp"
+    signature = twilio_sign(settings.TWILIO_AUTH_TOKEN, signed_url, form)
+    return requests.post(
+        f"{url}/twilio/whatsapp", data=form, headers={"X-Twilio-Signature": signature}, timeout=30
+    )
 
 
 def _notification(*, wa_id: str, name: str, item: dict) -> dict:
@@ -149,18 +184,18 @@ def _file_item(fake: str, wa_id: str, caption: str, path: Path) -> dict:
     return _item(wa_id, kind, body)
 
 
-def _state_file(wa_id: str) -> Path:
-    return Path(settings.BASE_DIR) / "var" / "say" / "".join(c for c in wa_id if c.isalnum())
+def _state_file(state: str) -> Path:
+    return Path(settings.BASE_DIR) / "var" / "say" / "".join(c for c in state if c.isalnum())
 
 
-def _last_shown(wa_id: str) -> int:
+def _last_shown(state: str) -> int:
     try:
-        return int(_state_file(wa_id).read_text())
+        return int(_state_file(state).read_text())
     except (OSError, ValueError):
         return 1 << 62  # first time: nothing counts as "earlier"
 
 
-def _remember_shown(wa_id: str, seq: int) -> None:
-    path = _state_file(wa_id)
+def _remember_shown(state: str, seq: int) -> None:
+    path = _state_file(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(seq))
