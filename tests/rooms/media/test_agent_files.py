@@ -111,3 +111,18 @@ def test_a_failed_upload_fails_the_message_with_metas_code(client, assigned, wha
     assert whatsapp.sent == []
     status = room.events.filter(kind="message.status").latest("seq")
     assert status.data["status"] == "failed"
+
+
+def test_a_file_to_a_twilio_customer_is_refused_with_the_reason(client, whatsapp):
+    agent = AgentFactory(username="agent-twilio")
+    room = Room.objects.create(
+        customer=CustomerFactory(uid="573006660009", provider="twilio"),
+        status=Room.Status.ASSIGNED,
+        agent=agent,
+        last_customer_at=timezone.now(),
+    )
+    client.force_login(agent)
+    response = _upload(client, room, JPEG, "a.jpg", "image/jpeg")
+    assert response.status_code == 400
+    assert response.json()["error"] == "files cannot be sent through twilio yet"
+    assert not Message.objects.exists()
