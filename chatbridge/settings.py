@@ -365,6 +365,9 @@ if _send_longest > WHATSAPP_SEND_LEASE_SECONDS:
 WHATSAPP_READ_MARKS = env.bool("WHATSAPP_READ_MARKS", default=True)
 WHATSAPP_TYPING_INDICATOR = env.bool("WHATSAPP_TYPING_INDICATOR", default=True)
 WHATSAPP_SEND_GRACE_SECONDS = _number("WHATSAPP_SEND_GRACE_SECONDS", default=60)
+# An agent's file going up to WhatsApp (up to 100 MB): each attempt's read timeout. The upload
+# runs before the send is claimed, so it needs no lease.
+WHATSAPP_UPLOAD_TIMEOUT = _number("WHATSAPP_UPLOAD_TIMEOUT", default=60)
 WHATSAPP_SEND_MAX_TRIES = _whole_number("WHATSAPP_SEND_MAX_TRIES", default=3)
 
 # Files customers and agents send (rooms/media/), through Django's storage API: under MEDIA_ROOT
@@ -520,6 +523,9 @@ SESSION_RECHECK_SECONDS = _number("SESSION_RECHECK_SECONDS", default=60)
 QUEUE_VIEW_LIMIT = 200
 # A room whose customer has not answered for this long is closed (RN-064 of the original).
 ROOM_INACTIVITY_MINUTES = _number("ROOM_INACTIVITY_MINUTES", default=7)
+# After an agent's template (sent because the customer's 24 hours had passed), the room waits
+# this long for the answer before inactivity may close it.
+TEMPLATE_REPLY_HOURS = _number("TEMPLATE_REPLY_HOURS", default=24)
 # "07:00-22:00" closes open rooms outside those hours (in BUSINESS_TIMEZONE); empty: always open.
 BUSINESS_HOURS = env.str("BUSINESS_HOURS", default="")
 BUSINESS_TIMEZONE = env.str("BUSINESS_TIMEZONE", default="America/Bogota")

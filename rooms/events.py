@@ -192,12 +192,14 @@ def room_detail(room: Room) -> dict[str, Any]:
         **room_data(room),
         "messages": [message_data(m) for m in reversed(recent)],
         "template_fills": fills,
+        # Templates go through Meta's Cloud API only (Twilio's need its Content API).
+        "templates_available": room.customer.provider == "whatsapp",
     }
 
 
 def templates_data() -> list[dict[str, Any]]:
     """The templates agents may send (active, and approved by Meta)."""
-    approved = MessageTemplate.objects.filter(active=True, status="APPROVED")
+    approved = MessageTemplate.objects.filter(active=True, status__in=MessageTemplate.SENDABLE)
     fields = ("id", "name", "language", "header", "body", "parameters")
     return [{field: getattr(template, field) for field in fields} for template in approved]
 

@@ -60,6 +60,10 @@ class MessageTemplate(models.Model):
             models.UniqueConstraint(fields=["name", "language"], name="template_name_language"),
         ]
 
+    # Meta's events after which the template can be sent: approved, back from a pause
+    # (REINSTATED), or flagged for quality (sendable until Meta pauses it).
+    SENDABLE = frozenset({"APPROVED", "REINSTATED", "FLAGGED"})
+
     def __str__(self) -> str:
         return f"{self.name} ({self.language})"
 

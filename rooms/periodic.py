@@ -6,7 +6,7 @@ from chatbridge.worker.liveness import tasks_reclaim
 from rooms.bot.recovery import turns_resume
 from rooms.conversation.lifecycle import rooms_close_inactive, rooms_close_out_of_hours
 from rooms.desk.assignment import assignment_run
-from rooms.media.services import media_fetches_resume
+from rooms.media.tasks import media_fetches_resume
 from users.services import login_failures_prune
 
 

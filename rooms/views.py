@@ -166,14 +166,20 @@ def message_file(request: HttpRequest, message_id: int) -> FileResponse:
     return response
 
 
-@login_required
 @require_http_methods(["POST"])
 def agent_file_upload(request: HttpRequest, room_id: int) -> JsonResponse:
     """The composer's attachment (multipart `file`, optional `caption`), for the agent's own
-    room; the console's session and CSRF token, like the admin's forms."""
+    room; the console's session and CSRF token, like the admin's forms. Answers JSON only (a
+    session that ended is 401, not the login page, so the console can say so)."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"code": "signed_out", "error": "the session has ended"}, status=401)
     if not isinstance(request.user, User) or not is_agent(request.user):
         raise PermissionDenied("only agents send files")
-    if int(request.headers.get("Content-Length") or 0) > AGENT_UPLOAD_MAX_BYTES:
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return JsonResponse({"code": "invalid", "error": "invalid Content-Length"}, status=400)
+    if length > AGENT_UPLOAD_MAX_BYTES:
         return JsonResponse({"code": "invalid", "error": "the file is too large"}, status=413)
     upload = request.FILES.get("file")
     if upload is None:

@@ -123,6 +123,13 @@ def _a_day_of_messages(room: Room) -> None:
             }
         },
     )
+    # A customer's words never become markup or a script link.
+    _inbound(
+        room,
+        "text",
+        '<img src=x onerror="document.title=1">',
+        payload={"referral": {"headline": "<b>oferta</b>", "source_url": "javascript:alert(1)"}},
+    )
     _inbound(room, "text", "mi cuenta termina en 4321", edited_at=timezone.now())
     _inbound(room, "text", "me equivoqué de chat", deleted_at=timezone.now())
     _inbound(
@@ -174,10 +181,15 @@ def test_every_kind_of_message_attachments_and_templates(server, page, whatsapp,
     assert "mlat=4.6097" in location.locator("a").get_attribute("href")
     expect(messages.locator(".contact-card")).to_contain_text("+57 300 111 2222")
     expect(messages.locator("blockquote.quoted")).to_contain_text("problema con una transferencia")
-    expect(messages.locator(".referral")).to_contain_text("Tarjeta sin cuota")
+    expect(messages.locator(".referral").first).to_contain_text("Tarjeta sin cuota")
     expect(messages).to_contain_text("(editado)")
     expect(messages.locator("li.deleted")).to_contain_text("El cliente eliminó este mensaje.")
     expect(messages.locator(".media-error")).to_have_text("No se pudo obtener el archivo (131052)")
+    expect(messages).to_contain_text('<img src=x onerror="document.title=1">')
+    assert messages.locator("img[src=x]").count() == 0
+    assert messages.locator("b").count() == 0
+    assert page.locator("a[href^=javascript]").count() == 0
+    assert page.title() != "1"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "console-messages.png"), full_page=True)
 
@@ -199,14 +211,26 @@ def test_every_kind_of_message_attachments_and_templates(server, page, whatsapp,
     expect(page.locator("#toast")).to_contain_text("WhatsApp no admite")
     assert len(whatsapp.uploads) == 1
 
-    # A day later the window has closed: the console offers the approved templates only.
+    # WhatsApp says the window has closed (131047) although the console thought it open: the
+    # composer gives way to the templates at once.
     whatsapp.templates = {("seguimiento_caso", "es")}
     MessageTemplate.objects.create(
         name="seguimiento_caso",
         language="es",
+        header="Banco de Prueba",
         body="Hola {{1}}, soy {{2}} del banco. Seguimos con tu caso: respóndenos para continuar.",
         parameters=["customer_first_name", "agent_first_name"],
     )
+    page.reload()  # the console learns of the new template on connecting
+    expect(page.locator("#connection")).to_have_text("conectado")
+    page.locator("#rooms li").first.click()
+    whatsapp.fail_with_code(131047)
+    page.fill("#text", "¿Sigue ahí?")
+    page.keyboard.press("Enter")
+    expect(page.locator("#composer")).to_be_hidden()
+    expect(page.locator("#templates")).to_be_visible()
+
+    # A day later the window has closed by the clock too: still the templates only.
     Room.objects.filter(pk=room.pk).update(last_customer_at=timezone.now() - dt.timedelta(hours=25))
     page.reload()
     expect(page.locator("#connection")).to_have_text("conectado")
@@ -215,11 +239,15 @@ def test_every_kind_of_message_attachments_and_templates(server, page, whatsapp,
     expect(page.locator("#room-window")).to_contain_text("cerrada")
     preview = page.locator("#template-preview")
     expect(preview).to_have_text(
+        "Banco de Prueba\n"
         "Hola Ana, soy Marta del banco. Seguimos con tu caso: respóndenos para continuar."
     )
+    previewed = preview.inner_text()
     page.screenshot(path=str(SCREENSHOTS / "console-template.png"), full_page=True)
     page.click("#send-template")
     template_sent = whatsapp.wait_for_sent(2, timeout=10)[-1]
     assert template_sent["body"]["template"]["name"] == "seguimiento_caso"
     expect(messages.locator("li.agent").last).to_contain_text("Hola Ana, soy Marta del banco")
+    # What the agent saw is what was stored as sent, to the letter.
+    assert Message.objects.get(type="template").text == previewed
     assert problems == []

@@ -23,8 +23,8 @@ from rooms.bot.tasks import room_turn
 from rooms.conversation.services import room_queue
 from rooms.delivery.services import (
     TurnTarget,
-    outbound_claim,
     outbound_deliver,
+    outbound_take,
     sends_takeable,
     turn_target,
 )
@@ -81,7 +81,7 @@ def _unsent_resend(*, cutoff: dt.datetime) -> int:
     )
     count = 0
     for candidate in unsent.order_by("id"):
-        message = outbound_claim(message_id=candidate.pk)
+        message = outbound_take(message_id=candidate.pk, provider=candidate.room.customer.provider)
         if message is None:
             continue  # someone else holds it, it settled meanwhile, or it was given up
         logger.warning(

@@ -35,16 +35,23 @@ INACTIVITY_REASON = "Inactividad del cliente"
 SCHEDULE_REASON = "Fuera del horario de atención"
 
 
-def _waiting_for_customer_since(cutoff: dt.datetime) -> Q:
+def _waiting_for_customer_since(cutoff: dt.datetime, *, now: dt.datetime) -> Q:
     """Rooms where the last word was ours and the customer has been silent since `cutoff`: the
     bot's after any word of ours, the agent's only after the agent wrote. A customer waiting for
-    an answer, for an agent, or in the queue, is not inactive."""
+    an answer, for an agent, or in the queue, is not inactive; nor is one an agent wrote to with
+    a template (the window had closed: their answer may take hours) until TEMPLATE_REPLY_HOURS
+    have passed."""
     silent = Q(last_activity_at__lt=cutoff)
     bot_spoke_last = Q(status=Room.Status.BOT) & (
         Q(last_customer_at__isnull=True) | Q(last_activity_at__gt=F("last_customer_at"))
     )
     # `last_activity_at` is never older than the agent's message, so `silent` dates it too.
     agent_spoke_last = Q(status=Room.Status.ASSIGNED) & Q(Exists(_agent_words_since_customer()))
+    recent_template = _agent_words_since_customer().filter(
+        type=Message.Type.TEMPLATE,
+        created_at__gt=now - dt.timedelta(hours=settings.TEMPLATE_REPLY_HOURS),
+    )
+    agent_spoke_last &= ~Q(Exists(recent_template))
     # Queued rooms match neither: their customer is waiting for an agent.
     return silent & (bot_spoke_last | agent_spoke_last)
 
@@ -65,7 +72,7 @@ def _agent_words_since_customer() -> QuerySet[Message]:
 def rooms_close_inactive(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - dt.timedelta(minutes=settings.ROOM_INACTIVITY_MINUTES)
-    condition = _waiting_for_customer_since(cutoff)
+    condition = _waiting_for_customer_since(cutoff, now=now)
 
     def still_inactive(room: Room) -> bool:
         return Room.objects.filter(condition, pk=room.pk).exists()

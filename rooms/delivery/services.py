@@ -20,7 +20,7 @@ from rooms.models import Message, Room
 from rooms.providers import provider_for
 from rooms.whatsapp.client import media_id_body, whatsapp_client
 from rooms.whatsapp.webhook import StatusUpdate
-from users.models import mask_uid
+from users.models import Customer, mask_uid
 from users.selectors import CustomerRef
 
 logger = logging.getLogger("chatbridge.delivery")
@@ -86,6 +86,56 @@ def sends_takeable(*, pending_before: dt.datetime | None = None) -> Q:
     return Q(direction=Message.Direction.OUTBOUND) & (pending | lapsed)
 
 
+def outbound_take(*, message_id: int, provider: str) -> Message | None:
+    """Take the send of a stored message (outbound_claim), once its file, if it has one, is
+    uploaded: the upload is not the send (repeating it costs an unused media id, never a second
+    message), so it runs before the claim, outside the send's lease."""
+    if not outbound_upload(message_id=message_id, provider=provider):
+        return None
+    return outbound_claim(message_id=message_id)
+
+
+def outbound_upload(*, message_id: int, provider: str) -> bool:
+    """An agent's file still to upload: uploaded to WhatsApp and its body (by media id) kept, so
+    every send of it, a resend after a crash too, sends the same upload. False if the upload
+    failed (the message is failed, with WhatsApp's code)."""
+    message = (
+        Message.objects.filter(
+            pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.PENDING
+        )
+        .exclude(file="")
+        .filter(payload={})
+        .select_related("room")
+        .first()
+    )
+    if message is None:
+        return True  # nothing to upload: a text, uploaded already, or not pending
+    in_agents_room = message.room.status in Room.WITH_AGENTS
+    if provider != Customer.Provider.WHATSAPP:
+        detail = f"files cannot be sent through {provider}"
+        outbound_failed(message=message, code=None, detail=detail, in_agents_room=in_agents_room)
+        return False
+    try:
+        with message.file.open("rb") as stored:
+            content = stored.read()
+        media_id = whatsapp_client().media_upload(
+            content, mime_type=message.mime_type, filename=message.file_name
+        )
+    except VendorError as error:
+        logger.warning("upload of message %s failed (code %s): %s", message.pk, error.code, error)
+        outbound_failed(
+            message=message,
+            code=error.code,
+            detail=f"upload failed: {error}",
+            in_agents_room=in_agents_room,
+        )
+        return False
+    body = media_id_body(message.type, media_id, caption=message.text, filename=message.file_name)
+    # Two uploads at once (the task and recovery): the first kept wins, the other id is unused.
+    Message.objects.filter(pk=message.pk, payload={}).update(media_id=media_id, payload=body)
+    return True
+
+
 def outbound_claim(*, message_id: int) -> Message | None:
     """Take the send of a stored message: a pending one, or one whose sender's lease ended more
     than WHATSAPP_SEND_GRACE_SECONDS ago with no status from WhatsApp. None if someone else holds
@@ -123,11 +173,10 @@ def outbound_deliver(
     the agents have (`in_agents_room`), records its ticks as events."""
     try:
         with timed(TURN_STAGE, "send"):
-            body = message.payload if message.payload or not message.file else _uploaded(message)
             wa_message_id = provider_for(target.provider).send(
                 to=target.wa_id,
                 recipient_user_id=target.user_id,
-                body=body,
+                body=message.payload,
                 reference=send_reference(message.pk),
             )
     except (VendorTimeout, VendorConnectionLost) as error:
@@ -150,20 +199,6 @@ def outbound_deliver(
     WHATSAPP_SENDS.labels(result="sent", code="").inc()
     outbound_sent(message=message, wa_message_id=wa_message_id, in_agents_room=in_agents_room)
     return SendOutcome.SENT
-
-
-def _uploaded(message: Message) -> dict:
-    """An agent's file: uploaded to WhatsApp (once: its media id and body are kept, so a resend
-    after a crash sends the same upload) and sent by id."""
-    with message.file.open("rb") as stored:
-        content = stored.read()
-    media_id = whatsapp_client().media_upload(
-        content, mime_type=message.mime_type, filename=message.file_name
-    )
-    body = media_id_body(message.type, media_id, caption=message.text, filename=message.file_name)
-    Message.objects.filter(pk=message.pk).update(media_id=media_id, payload=body)
-    message.media_id, message.payload = media_id, body
-    return body
 
 
 # A status only moves forward; failed can follow any of the others and nothing follows it.

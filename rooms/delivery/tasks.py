@@ -7,7 +7,7 @@ from django_tasks import task
 
 from chatbridge.logs import log_bind
 from chatbridge.tasks import enqueue_with_transaction
-from rooms.delivery.services import TurnTarget, outbound_claim, outbound_deliver, turn_target
+from rooms.delivery.services import TurnTarget, outbound_deliver, outbound_take, turn_target
 from rooms.models import Message
 from users.models import Customer
 from users.selectors import CustomerRef
@@ -20,7 +20,7 @@ def message_deliver(*, message_id: int, target: dict[str, str]) -> None:
     """Send an agent's or the system's message (stored as pending) through WhatsApp, unless
     someone else holds its send or it is settled (recovery got there first)."""
     log_bind(task_id=f"send-{message_id}")
-    message = outbound_claim(message_id=message_id)
+    message = outbound_take(message_id=message_id, provider=target["provider"])
     if message is not None:
         outbound_deliver(message, TurnTarget(**target))
 

@@ -10,13 +10,12 @@ from django.utils import timezone
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
 from rooms.events import CUSTOMER_WINDOW, message_data, room_event_record
-from rooms.media.services import storage_name
+from rooms.media.services import media_limit, storage_name
 from rooms.models import Message, MessageTemplate, Room
 from rooms.providers import provider_for
 from rooms.whatsapp.client import (
     CAPTION_MAX,
     MEDIA_KINDS,
-    MEDIA_LIMITS,
     TEXT_BODY_MAX,
     mime_base,
     template_body,
@@ -96,8 +95,12 @@ def agent_file_send(
     kind = MEDIA_KINDS.get(mime_type)
     if kind is None:
         raise ActionError("invalid", f"WhatsApp does not carry files of type {mime_type or '?'}")
-    if not upload.size or upload.size > MEDIA_LIMITS[kind]:
-        limit = MEDIA_LIMITS[kind] // 1024
+    if kind == "sticker":
+        kind = "document"  # a WebP from an agent is a picture to keep, not a 512x512 sticker
+    if not upload.size:
+        raise ActionError("invalid", "the file is empty")
+    if upload.size > media_limit(kind):
+        limit = media_limit(kind) // 1024
         raise ActionError("invalid", f"a {kind} is at most {limit} KB (this one: {upload.size})")
     caption = caption.strip()
     if len(caption) > CAPTION_MAX:
@@ -131,7 +134,10 @@ def agent_file_send(
             )
             message_deliver_on_commit(message, room.customer)
     except BaseException:
-        default_storage.delete(name)  # nothing stored: no file left behind either
+        # Nothing stored, no file left behind either (unless the message was committed after
+        # all and only what followed its commit failed).
+        if not Message.objects.filter(file=name).exists():
+            default_storage.delete(name)
         raise
     return message
 
@@ -148,9 +154,11 @@ def agent_template_send(*, room_id: int, agent: User, template_id: int) -> Messa
     """Send an approved template to the agent's customer: the only message WhatsApp carries once
     the 24-hour window has closed. The message keeps the text the customer reads; the window
     opens again when the customer answers."""
-    template = MessageTemplate.objects.filter(
-        pk=template_id, active=True, status="APPROVED"
-    ).first()
+    template = (
+        MessageTemplate.objects.filter(pk=template_id, active=True)
+        .filter(status__in=MessageTemplate.SENDABLE)
+        .first()
+    )
     if template is None:
         raise ActionError("invalid", "no such template, or it is not approved")
     with transaction.atomic():

@@ -130,10 +130,7 @@ def inbound_message_change(*, change: MessageChange) -> bool:
         if message is None:
             return False
         if edit:
-            newer = message.edited_at is None or change.timestamp > message.edited_at
-            if not newer and not (
-                change.timestamp == message.edited_at and change.text != message.text
-            ):
+            if not _edit_is_new(message, change):
                 return True
             Message.objects.filter(pk=message.pk).update(
                 text=change.text, edited_at=change.timestamp, updated_at=timezone.now()
@@ -202,11 +199,9 @@ def inbound_message_receive(*, message: InboundMessage) -> Message | None:
 
 
 def _edit_is_new(message: Message, change: MessageChange) -> bool:
-    # A redelivered edit changes nothing; of two edits, the later wins (two in one second: the
-    # one that differs from what is stored).
-    if message.edited_at is None or change.timestamp > message.edited_at:
-        return True
-    return change.timestamp == message.edited_at and change.text != message.text
+    # A redelivered edit changes nothing; of two edits, the later wins (of two in one second,
+    # the first to arrive: WhatsApp's timestamps have no finer order to go by).
+    return message.edited_at is None or change.timestamp > message.edited_at
 
 
 def _receive(message: InboundMessage) -> Message | None:

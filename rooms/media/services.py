@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from chatbridge.http import MediaTooLarge, VendorError
@@ -38,8 +38,9 @@ from rooms.whatsapp.client import (
 
 logger = logging.getLogger("chatbridge.media")
 
-# Meta's codes that no retry can mend: an invalid or unknown media id, a bad parameter.
-_FINAL_CODES = {100, 131008, 131009}
+# Codes no retry can mend: Meta's invalid or unknown media id and bad parameters, Twilio's
+# "not found".
+_FINAL_CODES = {100, 131008, 131009, 20404}
 
 
 class MediaRefused(Exception):
@@ -49,6 +50,13 @@ class MediaRefused(Exception):
 def accepted_types() -> set[str]:
     """The MIME types chatbridge keeps and serves: WhatsApp's table and MEDIA_EXTRA_TYPES."""
     return set(MEDIA_KINDS) | {mime_base(extra) for extra in settings.MEDIA_EXTRA_TYPES}
+
+
+def media_fetches_abandon(*, message_ids: list[int]) -> None:
+    """Files whose fetch was taken up again and again (each time its process died): failed,
+    so a file that kills its fetcher is not fetched for ever."""
+    for message in Message.objects.filter(pk__in=message_ids):
+        _media_failed(message, f"gave up after {message.media_attempts} attempts", token=None)
 
 
 def media_limit(kind: str) -> int:
@@ -65,26 +73,30 @@ def storage_name(*, room_id: int, mime_type: str) -> str:
 def media_fetch_run(*, message_id: int) -> str:
     """Fetch and keep one message's file; the outcome (stored, failed, or skipped when someone
     else holds it or it is settled)."""
-    message = _media_claim(message_id)
-    if message is None:
+    claimed = _media_claim(message_id)
+    if claimed is None:
         return "skipped"
+    message, token = claimed
     attempts = settings.MEDIA_FETCH_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
             fetched = _fetch(message)
             _check(message, fetched)
         except MediaRefused as error:
-            return _media_failed(message, str(error))
+            return _media_failed(message, str(error), token=token)
         except (VendorError, ChecksumMismatch) as error:
             reason = _reason(error)
-            final = isinstance(error, WhatsAppError) and error.code in _FINAL_CODES
+            final = isinstance(error, VendorError) and error.code in _FINAL_CODES
             logger.info("media of message %s: attempt %d failed: %s", message_id, attempt, reason)
             if final or attempt == attempts:
-                return _media_failed(message, reason)
+                return _media_failed(message, reason, token=token)
             time.sleep(settings.MEDIA_FETCH_BACKOFF * 2 ** (attempt - 1))
-            _media_touch(message_id)
+            renewed = _media_touch(message_id, token=token)
+            if renewed is None:
+                return "skipped"  # taken over meanwhile (this fetch looked dead): theirs now
+            token = renewed
             continue
-        return _media_stored(message, fetched)
+        return _media_stored(message, fetched, token=token)
     raise AssertionError("unreachable")
 
 
@@ -92,24 +104,35 @@ class ChecksumMismatch(Exception):
     """The bytes fetched are not the file WhatsApp declared (cut off, or altered on the way)."""
 
 
-def _media_claim(message_id: int) -> Message | None:
-    """Take the fetch: a pending file nobody has tried, or one whose fetcher went silent."""
+def _media_claim(message_id: int) -> tuple[Message, int] | None:
+    """Take the fetch: a pending file nobody has tried, or one whose fetcher went silent. With
+    the claim's token (the attempts counted so far): every later write of this fetch is made
+    only while the row still carries it, so a fetcher taken over cannot overwrite the other."""
     stale = timezone.now() - dt.timedelta(seconds=settings.MEDIA_FETCH_STALE_SECONDS)
-    claimed = (
-        Message.objects.filter(pk=message_id, media_status=Message.MediaStatus.PENDING)
-        .filter(Q(media_attempts=0) | Q(updated_at__lt=stale))
-        .update(media_attempts=F("media_attempts") + 1, updated_at=timezone.now())
-    )
-    if not claimed:
-        return None
-    return Message.objects.select_related("room__customer").get(pk=message_id)
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("room__customer")
+            .filter(pk=message_id, media_status=Message.MediaStatus.PENDING)
+            .filter(Q(media_attempts=0) | Q(updated_at__lt=stale))
+            .first()
+        )
+        if message is None:
+            return None
+        message.media_attempts += 1
+        Message.objects.filter(pk=message_id).update(
+            media_attempts=message.media_attempts, updated_at=timezone.now()
+        )
+    return message, message.media_attempts
 
 
-def _media_touch(message_id: int) -> None:
-    # Each attempt renews the claim, so the periodic job does not take a fetch still running.
-    Message.objects.filter(pk=message_id).update(
-        media_attempts=F("media_attempts") + 1, updated_at=timezone.now()
-    )
+def _media_touch(message_id: int, *, token: int) -> int | None:
+    """Each attempt renews the claim, so the periodic job does not take a fetch still running;
+    the new token, or None if the fetch was taken over."""
+    renewed = Message.objects.filter(
+        pk=message_id, media_status=Message.MediaStatus.PENDING, media_attempts=token
+    ).update(media_attempts=token + 1, updated_at=timezone.now())
+    return token + 1 if renewed else None
 
 
 def _fetch(message: Message) -> FetchedMedia:
@@ -139,14 +162,14 @@ def _reason(error: Exception) -> str:
     return str(error)[:200] or type(error).__name__
 
 
-def _media_stored(message: Message, fetched: FetchedMedia) -> str:
+def _media_stored(message: Message, fetched: FetchedMedia, *, token: int) -> str:
     mime_type = fetched.mime_type or message.mime_type
     name = default_storage.save(
         storage_name(room_id=message.room_id, mime_type=mime_type), ContentFile(fetched.content)
     )
     with transaction.atomic():
         updated = Message.objects.filter(
-            pk=message.pk, media_status=Message.MediaStatus.PENDING
+            pk=message.pk, media_status=Message.MediaStatus.PENDING, media_attempts=token
         ).update(
             file=name,
             mime_type=mime_type[:255],
@@ -158,17 +181,20 @@ def _media_stored(message: Message, fetched: FetchedMedia) -> str:
         if updated:
             _media_event(message.pk)
     if not updated:
-        default_storage.delete(name)  # settled meanwhile (an operator's action): keep nothing
+        default_storage.delete(name)  # taken over or settled meanwhile: keep nothing
         return "skipped"
     logger.info("media of message %s stored (%d bytes)", message.pk, len(fetched.content))
     return "stored"
 
 
-def _media_failed(message: Message, reason: str) -> str:
+def _media_failed(message: Message, reason: str, *, token: int | None) -> str:
+    """The file will not be kept: the message says why. `token`: only if this fetch still holds
+    the claim (None: whoever holds it, the periodic job giving up)."""
     with transaction.atomic():
-        updated = Message.objects.filter(
-            pk=message.pk, media_status=Message.MediaStatus.PENDING
-        ).update(
+        pending = Message.objects.filter(pk=message.pk, media_status=Message.MediaStatus.PENDING)
+        if token is not None:
+            pending = pending.filter(media_attempts=token)
+        updated = pending.update(
             media_status=Message.MediaStatus.FAILED,
             media_error=reason[:300],
             updated_at=timezone.now(),
@@ -189,17 +215,3 @@ def _media_event(message_id: int) -> None:
             kind="message.media",
             data={"id": message.pk, "media": media_data(message)},
         )
-
-
-def media_fetches_resume() -> int:
-    """The periodic job's part: fetches whose process died (pending, untouched for
-    MEDIA_FETCH_STALE_SECONDS) are started again. How many."""
-    stale = timezone.now() - dt.timedelta(seconds=settings.MEDIA_FETCH_STALE_SECONDS)
-    ids = list(
-        Message.objects.filter(media_status=Message.MediaStatus.PENDING, updated_at__lt=stale)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:50]
-    )
-    for message_id in ids:
-        media_fetch_run(message_id=message_id)
-    return len(ids)

@@ -1,5 +1,6 @@
 """Media's background work: fetching a customer's file, off the webhook's request."""
 
+import datetime as dt
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import cache, partial
@@ -10,7 +11,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from chatbridge.logs import log_bind
-from rooms.media.services import media_fetch_run
+from rooms.media.services import media_fetch_run, media_fetches_abandon
 from rooms.models import Message
 
 logger = logging.getLogger("chatbridge.media")
@@ -79,3 +80,22 @@ def media_fetch_again(*, message_ids: list[int]) -> int:
         for message_id in ids:
             media_fetch_soon(message_id)
     return len(ids)
+
+
+def media_fetches_resume() -> int:
+    """The periodic job's part: fetches whose process died (pending, untouched for
+    MEDIA_FETCH_STALE_SECONDS) are started again as tasks (never run here: the job has rooms to
+    assign), and those taken up three runs' worth of attempts already are given up. How many
+    were started again."""
+    stale = timezone.now() - dt.timedelta(seconds=settings.MEDIA_FETCH_STALE_SECONDS)
+    rows = list(
+        Message.objects.filter(media_status=Message.MediaStatus.PENDING, updated_at__lt=stale)
+        .order_by("updated_at")
+        .values_list("pk", "media_attempts")[:200]
+    )
+    most = settings.MEDIA_FETCH_ATTEMPTS * 3
+    media_fetches_abandon(message_ids=[pk for pk, attempts in rows if attempts >= most])
+    again = [pk for pk, attempts in rows if attempts < most]
+    for message_id in again:
+        media_fetch_soon(message_id)
+    return len(again)

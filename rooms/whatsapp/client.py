@@ -15,6 +15,7 @@ from chatbridge.http import (
     MediaTooLarge,
     VendorConnectionLost,
     VendorError,
+    VendorTimeout,
     post_json,
     vendor_request,
     vendor_session,
@@ -192,6 +193,7 @@ class WhatsAppClient:
         timeout: float,
         attempts: int,
         backoff: float,
+        upload_timeout: float = 60.0,
     ) -> None:
         self.api_url = api_url
         self.url = f"{api_url}/{phone_number_id}/messages"
@@ -200,6 +202,7 @@ class WhatsAppClient:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.backoff = backoff
+        self.upload_timeout = upload_timeout
         self.session = vendor_session()
 
     def send(
@@ -276,8 +279,9 @@ class WhatsAppClient:
         )
 
     def media_upload(self, content: bytes, *, mime_type: str, filename: str) -> str:
-        """Upload a file for sending (`POST /{phone-number-id}/media`); its media id. Retried
-        like a send: a second upload of one file costs nothing but an unused id."""
+        """Upload a file for sending (`POST /{phone-number-id}/media`); its media id. Unlike a
+        send, a timeout or a lost connection is retried too: a second upload of one file costs
+        nothing but an unused id."""
         for attempt in range(1, self.attempts + 1):
             try:
                 response = vendor_request(
@@ -285,7 +289,7 @@ class WhatsAppClient:
                     "POST",
                     self.upload_url,
                     headers=self.headers,
-                    timeout=max(self.timeout, 30.0),
+                    timeout=self.upload_timeout,
                     data={"messaging_product": "whatsapp", "type": mime_type},
                     files={"file": (filename or "file", content, mime_type)},
                 )
@@ -294,7 +298,8 @@ class WhatsAppClient:
                     raise WhatsAppError("upload answered without a media id", code=None)
                 return media_id
             except VendorError as error:
-                if not error.retryable or attempt == self.attempts:
+                unanswered = isinstance(error, VendorTimeout | VendorConnectionLost)
+                if not (error.retryable or unanswered) or attempt == self.attempts:
                     raise
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
@@ -348,4 +353,5 @@ def whatsapp_client() -> WhatsAppClient:
         timeout=settings.WHATSAPP_TIMEOUT,
         attempts=settings.WHATSAPP_SEND_ATTEMPTS,
         backoff=settings.WHATSAPP_RETRY_BACKOFF,
+        upload_timeout=settings.WHATSAPP_UPLOAD_TIMEOUT,
     )

@@ -73,7 +73,9 @@
       case "heartbeat": return checkSequences(frame.rooms);
       case "typing": return showTyping(frame.room);
       case "ack": return;
-      case "error": return toast(`${frame.message} (${frame.code})`);
+      case "error":
+        if (frame.code === "window_closed") windowClosed(state.selected);
+        return toast(`${frame.message} (${frame.code})`);
       default: return undefined;
     }
   }
@@ -337,13 +339,24 @@
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
   }
 
-  // Outside WhatsApp's 24-hour window (or once WhatsApp said so, 131047) only a template goes.
+  // The server says the window has closed (this computer's clock may disagree): believe it.
+  function windowClosed(roomId) {
+    const room = state.rooms.get(roomId);
+    if (!room) return;
+    room.window_ends_at = new Date(Date.now() - 1000).toISOString();
+    render();
+  }
+
+  // WhatsApp's codes for "outside the 24-hour window": Meta's 131047, Twilio's 63016.
+  const WINDOW_CODES = [131047, 63016];
+
+  // Outside WhatsApp's 24-hour window (or once WhatsApp said so) only a template goes.
   function needsTemplate(room) {
     if (room.window_ends_at && new Date(room.window_ends_at) <= Date.now()) return true;
     for (let i = room.messages.length - 1; i >= 0; i--) {
       const m = room.messages[i];
       if (m.direction === "in") return false;
-      if (m.author === "agent" && m.status === "failed" && m.error_code === 131047) return true;
+      if (m.author === "agent" && m.status === "failed" && WINDOW_CODES.includes(m.error_code)) return true;
     }
     return false;
   }
@@ -363,11 +376,18 @@
     const chosen = select.value;
     select.replaceChildren(...state.templates.map((t) => el("option", { value: t.id, textContent: `${t.name} (${t.language})` })));
     if (chosen && state.templates.some((t) => String(t.id) === chosen)) select.value = chosen;
-    const template = state.templates.find((t) => String(t.id) === select.value);
+    const template = room.templates_available
+      ? state.templates.find((t) => String(t.id) === select.value)
+      : undefined;
+    select.hidden = !room.templates_available;
     $("send-template").disabled = !template;
-    $("template-preview").textContent = template
-      ? templateText(template, room.template_fills || {})
-      : "No hay plantillas aprobadas: un operador las registra en el admin (Message templates).";
+    if (!room.templates_available) {
+      $("template-preview").textContent = "Este cliente escribe por Twilio: chatbridge aún no envía plantillas por Twilio. Espera a que el cliente vuelva a escribir.";
+    } else {
+      $("template-preview").textContent = template
+        ? templateText(template, room.template_fills || {})
+        : "No hay plantillas aprobadas: un operador las registra en el admin (Message templates).";
+    }
   }
 
   function renderWindow(room) {
@@ -439,7 +459,12 @@
       const response = await fetch(`/agent/rooms/${state.selected}/files`, {
         method: "POST", body: form, headers: { "X-CSRFToken": token }, credentials: "same-origin",
       });
+      if (response.status === 401 || response.redirected) {
+        location.href = "/accounts/login/?next=/agent/";  // the session ended: nothing was sent
+        return;
+      }
       const answer = await response.json().catch(() => ({}));
+      if (answer.code === "window_closed") windowClosed(state.selected);
       if (!response.ok) { toast(answer.error || `No se envió (${response.status})`); return; }
       $("text").value = "";
     } catch (error) {

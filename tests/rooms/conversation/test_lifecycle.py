@@ -234,3 +234,27 @@ def test_business_hours(settings, post_webhook):
 def test_no_business_hours_means_always_open(settings):
     settings.BUSINESS_HOURS = ""
     assert not outside_business_hours(timezone.now())
+
+
+def test_a_customer_sent_a_template_has_a_day_to_answer_before_inactivity(post_webhook, whatsapp):
+    """The template is sent because the customer's 24 hours had passed: closing the room seven
+    minutes later sent their answer to a new room with the bot, away from the agent."""
+    from rooms.desk.services import agent_template_send
+    from rooms.models import MessageTemplate
+
+    room = handed_to_an_agent(post_webhook)
+    whatsapp.templates = {("seguimiento_caso", "es")}
+    template = MessageTemplate.objects.create(
+        name="seguimiento_caso", language="es", body="Hola {{1}}", parameters=["customer_name"]
+    )
+    back_in_time(room, minutes=60 * 25)  # the window has closed
+    agent_template_send(room_id=room.pk, agent=room.agent, template_id=template.pk)
+    Message.objects.filter(type="template").update(
+        created_at=timezone.now() - dt.timedelta(minutes=30)
+    )
+    Room.objects.filter(pk=room.pk).update(
+        last_activity_at=timezone.now() - dt.timedelta(minutes=30)
+    )
+    assert rooms_close_inactive() == 0
+    # A day later with no answer: closed as any silent conversation.
+    assert rooms_close_inactive(now=timezone.now() + dt.timedelta(hours=25)) == 1

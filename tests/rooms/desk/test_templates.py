@@ -124,6 +124,16 @@ def test_templates_meta_pauses_are_not_offered_until_approved_again(template, po
     assert len(templates_data()) == 1
 
 
+@pytest.mark.parametrize(
+    ("event", "offered"),
+    [("REINSTATED", True), ("FLAGGED", True), ("REJECTED", False), ("DISABLED", False)],
+)
+def test_each_of_metas_events_offers_the_template_or_not(template, post_webhook, event, offered):
+    """REINSTATED and FLAGGED templates can still be sent; they vanished from the console."""
+    post_webhook(_template_update(event, "NONE"))
+    assert bool(templates_data()) is offered
+
+
 def test_a_paused_template_cannot_be_sent(stale_room, template):
     agent, room = stale_room
     MessageTemplate.objects.update(status="PAUSED")

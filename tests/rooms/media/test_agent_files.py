@@ -2,12 +2,16 @@
 storage API, uploaded to WhatsApp, sent by its media id with the caption, and ticked or failed
 like a text."""
 
+import threading
+
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from rooms.bot.recovery import turns_resume
 from rooms.models import Message, Room
+from rooms.whatsapp.client import whatsapp_client
 from tests.factories import AgentFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,7 +76,7 @@ def test_a_document_keeps_its_file_name(client, assigned, whatsapp):
     [
         ("big.jpg", b"\xff" * (5 * 1024 * 1024 + 1), "image/jpeg", "a image is at most 5120 KB"),
         ("setup.exe", b"MZ", "application/x-msdownload", "WhatsApp does not carry files of type"),
-        ("empty.pdf", b"", "application/pdf", "at most"),
+        ("empty.pdf", b"", "application/pdf", "the file is empty"),
     ],
 )
 def test_what_whatsapp_would_refuse_is_refused_before_anything_is_stored(
@@ -126,3 +130,72 @@ def test_a_file_to_a_twilio_customer_is_refused_with_the_reason(client, whatsapp
     assert response.status_code == 400
     assert response.json()["error"] == "files cannot be sent through twilio yet"
     assert not Message.objects.exists()
+
+
+def test_a_webp_from_an_agent_goes_as_a_document(client, assigned, whatsapp):
+    agent, room = assigned
+    client.force_login(agent)
+    _upload(client, room, b"RIFF\x00\x00\x00\x00WEBPVP8 ", "plano.webp", "image/webp", "El plano")
+    (sent,) = whatsapp.wait_for_sent(1)
+    assert sent["body"]["type"] == "document"
+    assert sent["body"]["document"]["caption"] == "El plano"
+
+
+def test_a_signed_out_console_gets_401_not_the_login_page(client, assigned):
+    _agent, room = assigned
+    response = _upload(client, room, JPEG, "a.jpg", "image/jpeg")
+    assert response.status_code == 401
+    assert response.json()["code"] == "signed_out"
+
+
+def test_an_upload_that_timed_out_is_uploaded_again_and_sent_once(
+    client, assigned, whatsapp, settings
+):
+    """A timeout of the upload is not a send whose outcome is unknown: nothing reached the
+    customer, so it is simply tried again."""
+    agent, room = assigned
+    client.force_login(agent)
+    settings.WHATSAPP_UPLOAD_TIMEOUT = 0.5
+    whatsapp_client.cache_clear()
+    whatsapp.delay = 1.5  # the first upload's answer is too slow...
+
+    def answer_promptly_after_the_first_upload() -> None:
+        whatsapp.wait_until(lambda: len(whatsapp.requests) >= 1, 10, "the first upload")
+        whatsapp.delay = 0  # ...the next is prompt
+
+    helper = threading.Thread(target=answer_promptly_after_the_first_upload)
+    helper.start()
+    try:
+        response = _upload(client, room, JPEG, "a.jpg", "image/jpeg")
+    finally:
+        helper.join()
+        whatsapp_client.cache_clear()
+    assert response.status_code == 201
+    stored = Message.objects.get()
+    assert (stored.status, stored.send_attempts) == ("sent", 1)
+    assert len(whatsapp.sent) == 1
+    uploads = [r for r in whatsapp.requests if r["path"].endswith("/media")]
+    assert len(uploads) == 2  # the first answer never came; the file went again
+
+
+def test_a_resend_after_a_crash_sends_the_same_upload(client, assigned, whatsapp):
+    """The upload is kept with the message: recovery sends by the same media id, and uploads
+    nothing again."""
+    agent, room = assigned
+    client.force_login(agent)
+    _upload(client, room, JPEG, "a.jpg", "image/jpeg")
+    stored = Message.objects.get()
+    (upload,) = whatsapp.uploads
+    assert stored.media_id == upload["id"]
+    # The process died after the upload, before the send: the message as it would be left.
+    Message.objects.filter(pk=stored.pk).update(
+        status="pending",
+        wa_message_id=None,
+        send_attempts=0,
+        created_at=timezone.now() - timezone.timedelta(minutes=10),
+    )
+    whatsapp.sent.clear()
+    turns_resume(older_than_seconds=60)
+    (sent,) = whatsapp.wait_for_sent(1)
+    assert sent["body"]["image"]["id"] == upload["id"]
+    assert len(whatsapp.uploads) == 1
