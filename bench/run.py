@@ -409,6 +409,11 @@ class Run:
             )
         )
         self.panels["webhook acknowledgement, c=1 (wrk)"]["a photo, gunicorn"] = photo_run["cdf"]
+        # The rows after this one expect an empty queue (the fan-out's room goes to the one agent).
+        psql(
+            "UPDATE rooms_room SET status = 'closed', closed_at = now() WHERE status = 'queued'",
+            DB_NAME,
+        )
 
     def wait_fetched(self, timeout: float = 300) -> None:
         """Until every customer's file has been fetched (or given up on)."""
