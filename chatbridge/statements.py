@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import Field, JSONField, Model
 
 
 def one_round_trip_usable() -> bool:
@@ -61,16 +61,39 @@ def insert_select(
     fields, columns, casts = _insert_shape(model)
     placeholders, values = [], []
     for field, cast in zip(fields, casts, strict=True):
-        placeholder = expressions.get(column_name(field), f"%s::{cast}")
-        value = field.get_db_prep_save(field.pre_save(instance, True), connection)
+        raw = field.pre_save(instance, True)
+        placeholder = expressions.get(column_name(field))
+        if placeholder is None and _is_empty(field, raw):
+            # Written out, not sent: most columns of a row are empty (a text message has no
+            # file), and psycopg re-parses a statement of more than 50 parameters on every
+            # execution instead of keeping its parse (psycopg/_queries.py).
+            placeholders.append(f"{_EMPTY_LITERALS[type(raw)]}::{cast}")
+            continue
+        placeholder = placeholder or f"%s::{cast}"
         placeholders.append(placeholder)
         if "%s" in placeholder:
-            values.append(value)
+            values.append(field.get_db_prep_save(raw, connection))
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
         f"SELECT {', '.join(placeholders)} FROM {source}"
     )
     return sql, values
+
+
+# The empty values a column takes most often, as SQL literals (their cast follows).
+_EMPTY_LITERALS: dict[type, str] = {
+    type(None): "NULL",
+    str: "''",
+    int: "0",
+    dict: "'{}'",
+    list: "'[]'",
+}
+
+
+def _is_empty(field: Field, value: Any) -> bool:
+    if isinstance(field, JSONField) and type(value) not in (dict, list):
+        return False  # a JSON "" or 0 is a value, not an empty column
+    return type(value) in _EMPTY_LITERALS and not value
 
 
 @cache
