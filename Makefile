@@ -33,8 +33,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	$(LOCAL_ENV) $(PY) manage.py runlocal
 
+# TEXT reaches `say` through the environment, never through the shell: any text works, quotes
+# and newlines included.
+say: export SAY_TEXT = $(TEXT)
 say: $(VENV)/.installed
-	$(LOCAL_ENV) $(PY) manage.py say --provider $(PROVIDER) $(WA_ID) "$(TEXT)" $(if $(FILE),--file "$(FILE)")
+	$(LOCAL_ENV) $(PY) manage.py say --provider $(PROVIDER) "$(WA_ID)" "$$SAY_TEXT" $(if $(FILE),--file "$(FILE)")
 
 test: $(VENV)/.installed $(CHROMIUM) $(NGINX) lint
 	$(PY) -m pytest

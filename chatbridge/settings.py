@@ -87,7 +87,7 @@ INSTALLED_APPS = [
     "daphne",
     # Before the admin, so its template overrides (the cache figures on the index) win.
     "chatbridge",
-    "django.contrib.admin",
+    "chatbridge.apps.ChatbridgeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,8 +1,13 @@
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
@@ -145,6 +150,7 @@ class RoomAdmin(admin.ModelAdmin):
         "opened_at",
         "last_activity_at",
         "closed_at",
+        "duration",
     ]
     list_filter = ["status", "opened_at"]
     search_fields = ["customer__uid", "customer__wa_id", "customer__name"]
@@ -162,6 +168,7 @@ class RoomAdmin(admin.ModelAdmin):
         "closed_by",
         "closed_reason",
         "handoff_note",
+        "duration",
         "metrics",
     ]
     # Assignment goes through the agents' services (capacity, events), never a bare edit here.
@@ -174,7 +181,18 @@ class RoomAdmin(admin.ModelAdmin):
         if room.pk is None:
             return "-"
         data = room_metrics_get(room_id=room.pk)
-        return format_html_join(", ", "{}: {}", ((k.replace("_", " "), v) for k, v in data.items()))
+        return format_html_join(
+            ", ", "{}: {}", ((k.replace("_", " "), _readable(v)) for k, v in data.items())
+        )
+
+    @admin.display(description="Open for")
+    def duration(self, room: Room) -> str:
+        """How long the conversation lasted (or has lasted so far), as a person says it."""
+        return timesince(room.opened_at, room.closed_at or timezone.now())
+
+    # A bank's conversation records: kept, never deleted from here (retention is a command).
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
     @admin.action(description="Close the selected rooms", permissions=["close"])
     def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
@@ -206,6 +224,13 @@ class UnusableItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+def _readable(value: object) -> object:
+    """A time as the admin shows times (the business's zone, to the second); else itself."""
+    if isinstance(value, dt.datetime):
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    return value
 
 
 def _staff(request: HttpRequest) -> User | None:

@@ -208,8 +208,18 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         to_agent = content.get("agent")
         if not isinstance(to_agent, int) or isinstance(to_agent, bool):
             raise FrameError("invalid", "agent must be a user id")
-        await db(room_transfer)(room_id=_room_id(content), agent=self.user, to_agent_id=to_agent)
+        note = content.get("note", "")
+        if not isinstance(note, str):
+            raise FrameError("invalid", "note must be text")
+        await db(room_transfer)(
+            room_id=_room_id(content), agent=self.user, to_agent_id=to_agent, note=note
+        )
         return {"room": _room_id(content), "agent": to_agent}
+
+    async def agents(self, content: dict) -> dict:
+        """The other agents as they are now (load, online): the transfer list, kept live."""
+        listed = await db(selectors.agents_list)()
+        return {"agents": [vars(agent) for agent in listed]}
 
     async def to_bot(self, content: dict) -> dict:
         await db(room_return_to_bot)(room_id=_room_id(content), agent=self.user)
@@ -266,6 +276,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         "typing": typing,
         "sync": sync,
         "available": available,
+        "agents": agents,
     }
 
     # --- events from the channel layer ----------------------------------------------------------

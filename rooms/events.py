@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Substr
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,6 +23,7 @@ from users.models import mask_uid
 # How long a customer may be written to after their last message (WhatsApp's service window).
 CUSTOMER_WINDOW = dt.timedelta(hours=24)
 RECENT_MESSAGES = 50
+QUEUE_PREVIEW_CHARS = 80
 
 
 def room_event_record(
@@ -205,13 +208,24 @@ def templates_data() -> list[dict[str, Any]]:
 
 
 def queue_data() -> list[dict[str, Any]]:
+    # The first words of what each customer last wrote, in the same query.
+    last_words = (
+        Message.objects.filter(room=OuterRef("pk"), direction=Message.Direction.INBOUND)
+        .order_by("-id")
+        .values("text")[:1]
+    )
     queued = (
         Room.objects.filter(status=Room.Status.QUEUED)
         .select_related("customer")
+        .annotate(last_words=Substr(Subquery(last_words), 1, QUEUE_PREVIEW_CHARS))
         .order_by("queued_at", "id")[: settings.QUEUE_VIEW_LIMIT]
     )
     now = timezone.now()
     return [
-        {**room_data(room), "waiting_seconds": int((now - (room.queued_at or now)).total_seconds())}
+        {
+            **room_data(room),
+            "waiting_seconds": int((now - (room.queued_at or now)).total_seconds()),
+            "preview": room.last_words or "",
+        }
         for room in queued
     ]

@@ -50,6 +50,10 @@ class CustomerAdmin(admin.ModelAdmin):
     ]
     fields = [*readonly_fields[:4], "name", *readonly_fields[4:]]
 
+    # A customer carries a bank's conversation records: never deleted from here.
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
 
 # django-axes' own admin, with its one action declaring what it needs: it deletes records, so
 # view-only staff do not get it.

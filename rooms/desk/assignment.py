@@ -48,6 +48,9 @@ def _locked_room(room_id: int) -> Room:
     return room
 
 
+TRANSFER_NOTE_MAX = 500
+
+
 def _assign(room: Room, profile: AgentProfile, *, by: int | None, kind: str, extra: dict) -> None:
     now = timezone.now()
     previous = room.agent_id
@@ -117,7 +120,9 @@ def agent_rooms_release(*, user_id: int) -> int:
     return released
 
 
-def room_transfer(*, room_id: int, agent: User, to_agent_id: int) -> Room:
+def room_transfer(*, room_id: int, agent: User, to_agent_id: int, note: str = "") -> Room:
+    """Hand the agent's room to another agent with free capacity; `note` (optional, for the
+    receiving agent) travels in the assignment's event, with who sent it."""
     if not Room.objects.filter(pk=room_id, agent_id=agent.pk, status=Room.Status.ASSIGNED).exists():
         raise ActionError("not_your_room", "this room is not assigned to you")
     if to_agent_id == agent.pk:
@@ -128,7 +133,8 @@ def room_transfer(*, room_id: int, agent: User, to_agent_id: int) -> Room:
     with transaction.atomic():
         profile = _claim_capacity(to_agent_id)
         room = _own_room(room_id, agent)
-        _assign(room, profile, by=agent.pk, kind="transferred", extra={})
+        extra = {"note": note.strip()[:TRANSFER_NOTE_MAX]} if note.strip() else {}
+        _assign(room, profile, by=agent.pk, kind="transferred", extra=extra)
         # The sender has a free slot now: the queue may have a room for them.
         transaction.on_commit(assignment_run)
     logger.info("room %s transferred from agent %s to %s", room_id, agent.pk, to_agent_id)

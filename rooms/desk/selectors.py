@@ -182,6 +182,8 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         "agents": [vars(agent) for agent in agents_list()],
         "closure_reasons": list(ClosureReason.objects.filter(active=True).values("id", "title")),
         "templates": templates_data(),
+        # Messages show their times where the bank works.
+        "timezone": settings.BUSINESS_TIMEZONE,
     }
 
 

@@ -177,3 +177,40 @@ def test_the_admin_shows_a_message_with_its_file_and_template_statuses(admin_cli
     )
     listing = admin_client.get("/admin/rooms/messagetemplate/").content.decode()
     assert "PAUSED" in listing
+
+
+@pytest.mark.django_db
+def test_conversation_records_cannot_be_deleted_from_the_admin(admin_client):
+    """Staff could delete a bank's conversation records (a superuser could, with everything)."""
+    from rooms.models import Room
+    from tests.factories import CustomerFactory
+
+    customer = CustomerFactory()
+    room = Room.objects.create(customer=customer, status=Room.Status.CLOSED)
+    assert admin_client.get(f"/admin/rooms/room/{room.pk}/delete/").status_code == 403
+    assert admin_client.get(f"/admin/users/customer/{customer.pk}/delete/").status_code == 403
+    listing = admin_client.get("/admin/rooms/room/").content.decode()
+    assert "delete_selected" not in listing
+    bulk = {"action": "delete_selected", "_selected_action": [room.pk], "post": "yes"}
+    admin_client.post("/admin/rooms/room/", bulk)
+    assert Room.objects.filter(pk=room.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_reads_in_the_business_time_zone_with_agents_apart(admin_client, settings):
+    import datetime as dt
+
+    from rooms.models import Room
+    from tests.factories import CustomerFactory
+
+    settings.BUSINESS_TIMEZONE = "America/Bogota"  # UTC-5
+    room = Room.objects.create(customer=CustomerFactory(), status=Room.Status.BOT)
+    opened = dt.datetime(2026, 12, 1, 15, 4, 5, 123456, tzinfo=dt.UTC)
+    Room.objects.filter(pk=room.pk).update(opened_at=opened)
+    page = admin_client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert "10:04" in page  # 15:04 UTC, read in Bogotá
+    assert "123456" not in page
+    index = admin_client.get("/admin/").content.decode()
+    agents = index.index(">Agents<")
+    assert agents < index.index("Agent profiles") and agents < index.index(">Users<")
+    assert "chatbridge/admin.css" in index

@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +27,15 @@ DEMO_TEMPLATE: dict[str, Any] = {
 }
 
 
+def _in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 class Command(BaseCommand):
     help = (
         "Run chatbridge locally on the embedded defaults: the fake Watson, WhatsApp and Twilio "
@@ -50,8 +60,19 @@ class Command(BaseCommand):
                 "point WHATSAPP_API_URL, TWILIO_API_URL and ASSISTANT_URL at 127.0.0.1 "
                 "(the Makefile does)"
             )
+        ports = {
+            "chatbridge": port,
+            "the fake Watson": urlsplit(watson_url).port or 8081,
+            "the fake WhatsApp": whatsapp.port or 8082,
+            "the fake Twilio": twilio.port or 8083,
+        }
+        for what, number in ports.items():
+            if _in_use(number):
+                raise CommandError(
+                    f"port {number} ({what}) is in use: another `make run`? Stop it, or free it"
+                )
         fake_watson = FakeWatson(
-            port=urlsplit(watson_url).port or 8081, session_idle_timeout=watson_session_timeout
+            port=ports["the fake Watson"], session_idle_timeout=watson_session_timeout
         ).start()
         # Like Meta, the fake reports each message's ticks to the webhook: sent and delivered,
         # then read as if the customer opened it two seconds later.

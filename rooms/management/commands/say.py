@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import mimetypes
+import re
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,9 @@ from chatbridge.fakes.twilio import inbound_form
 from chatbridge.fakes.twilio import sign as twilio_sign
 from chatbridge.fakes.whatsapp import media_sha256, webhook_notification
 from rooms.whatsapp.client import MEDIA_KINDS
+
+# What WhatsApp calls a wa_id: the number in international form, digits only.
+WA_ID = re.compile(r"[1-9][0-9]{6,19}")
 
 
 class Command(BaseCommand):
@@ -47,6 +51,11 @@ class Command(BaseCommand):
         file: Path | None = None,
         **options: object,
     ) -> None:
+        if not WA_ID.fullmatch(wa_id):
+            raise CommandError(
+                f"{wa_id!r} is not a WhatsApp id: the customer's number in digits, country code "
+                "first, no + or spaces (e.g. 573001234567)"
+            )
         if file is not None and provider != "whatsapp":
             raise CommandError("--file plays Meta's customer only (--provider whatsapp)")
         api_url = settings.TWILIO_API_URL if provider == "twilio" else settings.WHATSAPP_API_URL

@@ -12,6 +12,8 @@
     agents: [],
     reasons: [],
     templates: [],
+    timezone: undefined,
+    unread: new Map(), // room id -> customer messages not seen yet
     selected: null,
     socket: null,
     retry: 0,
@@ -69,10 +71,19 @@
       case "snapshot": return applySnapshot(frame);
       case "event": return applyEvent(frame);
       case "room": return addRoom(frame.room);
-      case "queue": state.queue = frame.queue; return renderQueue();
+      case "queue": {
+        const known = new Set(state.queue.map((r) => r.id));
+        state.queue = frame.queue;
+        if (frame.queue.some((r) => !known.has(r.id))) alertAgent("Cliente en cola", "");
+        renderTitle();
+        return renderQueue();
+      }
       case "heartbeat": return checkSequences(frame.rooms);
       case "typing": return showTyping(frame.room);
-      case "ack": return;
+      case "ack":
+        if (frame.agents) { state.agents = frame.agents; renderConversation(); }
+        if (frame.for === "close" && frame.room === state.closing) toast("Conversación cerrada.");
+        return;
       case "error":
         if (frame.code === "window_closed") windowClosed(state.selected);
         return toast(`${frame.message} (${frame.code})`);
@@ -89,6 +100,7 @@
     state.agents = snapshot.agents;
     state.reasons = snapshot.closure_reasons;
     state.templates = snapshot.templates || [];
+    state.timezone = snapshot.timezone;
     state.rooms = new Map();
     state.lastSeq = new Map();
     const catchUp = {};
@@ -123,7 +135,10 @@
     const data = event.data;
     switch (event.kind) {
       case "message.new":
-        if (room && !room.messages.some((m) => m.id === data.id)) room.messages.push(data);
+        if (room && !room.messages.some((m) => m.id === data.id)) {
+          room.messages.push(data);
+          if (data.direction === "in") arrived(event.room, data);
+        }
         // The customer wrote: WhatsApp's 24-hour window starts again from this message.
         if (room && data.direction === "in" && data.at) {
           room.window_ends_at = new Date(new Date(data.at).getTime() + DAY).toISOString();
@@ -140,6 +155,11 @@
         break;
       case "room.assigned":
         if (data.agent !== state.agent.id) removeRoom(event.room, "Conversación transferida.");
+        else if (data.how === "transferred") {
+          const from = state.agents.find((a) => a.id === data.previous_agent);
+          toast(`${from ? from.name : "Otro agente"} te transfirió una conversación${data.note ? `: «${data.note}»` : "."}`);
+          alertAgent("Conversación transferida", data.note || "");
+        } else if (data.how !== "taken") alertAgent("Nueva conversación", "");
         break;
       case "room.closed":
       case "room.released":
@@ -202,25 +222,41 @@
     renderQueue();
     renderRooms();
     renderConversation();
+    renderTitle();
+  }
+
+  function atCapacity() {
+    return state.agent && state.rooms.size >= state.agent.capacity;
   }
 
   function renderQueue() {
     $("queue-count").textContent = state.queue.length;
+    const full = atCapacity();
     $("queue").replaceChildren(...state.queue.map((room) => el("li", { dataset: { room: room.id } },
-      el("button", { textContent: "Tomar", className: "take", onclick: () => send({ type: "take", room: room.id }) }),
+      el("button", {
+        textContent: "Tomar",
+        className: "take",
+        disabled: full,
+        title: full ? `Ya atiendes ${state.rooms.size} de ${state.agent.capacity} conversaciones: cierra o transfiere una para tomar otra.` : "",
+        onclick: () => send({ type: "take", room: room.id }),
+      }),
       el("div", { textContent: room.customer.name || room.customer.number }),
-      el("div", { className: "meta", textContent: `${room.customer.number} · espera ${minutes(room.queued_at)}` }),
+      room.preview ? el("div", { className: "preview", textContent: room.preview }) : "",
+      room.handoff_note ? el("div", { className: "note", textContent: room.handoff_note }) : "",
+      el("div", { className: "meta waiting", textContent: `${room.customer.number} · espera ${elapsed(room.queued_at)}` }),
     )));
   }
 
   function renderRooms() {
     $("rooms").replaceChildren(...[...state.rooms.values()].map((room) => {
       const last = room.messages[room.messages.length - 1];
+      const unread = state.unread.get(room.id) || 0;
       return el("li", {
         className: room.id === state.selected ? "selected" : "",
         dataset: { room: room.id },
-        onclick: () => { state.selected = room.id; render(); },
+        onclick: () => { state.selected = room.id; state.unread.delete(room.id); render(); },
       },
+      unread ? el("span", { className: "unread", textContent: String(unread), title: `${unread} sin leer` }) : "",
       el("div", { textContent: room.customer.name || room.customer.number }),
       el("div", { className: "meta", textContent: last ? (last.text || `[${TYPE_LABELS[last.type] || last.type}]`).slice(0, 60) : "" }));
     }));
@@ -250,17 +286,27 @@
     $("room-note").textContent = room.handoff_note || "";
     renderWindow(room);
     renderComposer(room);
-    $("reason").replaceChildren(...state.reasons.map((r) => el("option", { value: r.id, textContent: r.title })));
-    const others = state.agents.filter((a) => a.id !== state.agent.id);
-    $("transfer-to").replaceChildren(...others.map((a) => el("option", {
-      value: a.id, textContent: `${a.name} (${a.load}/${a.capacity}${a.online ? "" : ", fuera"})`,
-    })));
+    const chosenReason = $("reason").value;
+    $("reason").replaceChildren(
+      el("option", { value: "", textContent: "Motivo de cierre…" }),
+      ...state.reasons.map((r) => el("option", { value: r.id, textContent: r.title })),
+    );
+    if (state.reasons.some((r) => String(r.id) === chosenReason)) $("reason").value = chosenReason;
+    // Only agents who can take it now: online, available, with a free place.
+    const others = state.agents.filter((a) => a.id !== state.agent.id && a.online && a.available && a.load < a.capacity);
+    const chosenAgent = $("transfer-to").value;
+    $("transfer-to").replaceChildren(...(others.length
+      ? others.map((a) => el("option", { value: a.id, textContent: `${a.name} (${a.load}/${a.capacity})` }))
+      : [el("option", { value: "", textContent: "Nadie libre ahora" })]));
+    if (others.some((a) => String(a.id) === chosenAgent)) $("transfer-to").value = chosenAgent;
+    $("transfer").disabled = !others.length;
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.replaceChildren(...room.messages.map((m) => el("li", {
       className: `${m.direction} ${m.author}${m.deleted_at ? " deleted" : ""}`, dataset: { message: m.id },
     },
-    el("span", { className: "who", textContent: whoSaid(m) }),
+    el("span", { className: "who", textContent: whoSaid(m) },
+      m.at ? el("time", { dateTime: m.at, textContent: ` · ${clock(m.at)}`, title: new Date(m.at).toLocaleString("es", { timeZone: state.timezone }) }) : ""),
     ...messageBody(m),
     m.direction === "out" ? el("span", {
       className: `tick ${m.status}`,
@@ -400,6 +446,72 @@
       : "Ventana de 24 h cerrada: solo plantillas";
   }
 
+  // A message's time where the bank works: the hour today, the date before.
+  function clock(iso) {
+    const when = new Date(iso);
+    const zone = state.timezone;
+    const day = (date) => date.toLocaleDateString("es", { timeZone: zone });
+    const hour = when.toLocaleTimeString("es", { timeZone: zone, hour: "2-digit", minute: "2-digit" });
+    if (day(when) === day(new Date())) return hour;
+    return `${when.toLocaleDateString("es", { timeZone: zone, day: "numeric", month: "short" })} ${hour}`;
+  }
+
+  // How long since `iso`, ticking: "45 s", "3 min", "1 h 5 min".
+  function elapsed(iso) {
+    if (!iso) return "";
+    const seconds = Math.max(0, Math.round((Date.now() - new Date(iso)) / 1000));
+    if (seconds < 60) return `${seconds} s`;
+    const total = Math.floor(seconds / 60);
+    return total < 60 ? `${total} min` : `${Math.floor(total / 60)} h ${total % 60} min`;
+  }
+
+  // A customer wrote in a room: counted unread unless it is in view, and announced.
+  function arrived(roomId, message) {
+    if (roomId === state.selected && document.visibilityState === "visible") return;
+    state.unread.set(roomId, (state.unread.get(roomId) || 0) + 1);
+    const room = state.rooms.get(roomId);
+    alertAgent(room ? room.customer.name || room.customer.number : "Cliente", message.text || "");
+  }
+
+  // --- telling the agent: a short sound, a desktop notification, a count in the tab's title;
+  // each switchable (kept in this browser).
+  const prefs = {
+    sound: localStorage.getItem("cb.sound") !== "off",
+    notify: localStorage.getItem("cb.notify") === "on",
+  };
+
+  // Called only for what the agent is not looking at (a room not in view, the queue, a
+  // transfer): so the desktop notification goes even while this tab is open.
+  function alertAgent(title, body) {
+    if (prefs.sound) beep();
+    if (prefs.notify && "Notification" in window && Notification.permission === "granted") {
+      new Notification(title, { body: body.slice(0, 120), tag: "chatbridge" });
+    }
+    renderTitle();
+  }
+
+  let audio = null;
+  function beep() {
+    try {
+      audio = audio || new AudioContext();
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+      tone.connect(gain).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.25);
+    } catch (error) {
+      // No audio device: the title count and the notification still say it.
+    }
+  }
+
+  function renderTitle() {
+    const unread = [...state.unread.values()].reduce((a, b) => a + b, 0) + state.queue.length;
+    document.title = unread ? `(${unread}) chatbridge · Consola` : "chatbridge · Consola";
+  }
+
   function minutes(iso) {
     if (!iso) return "";
     return `${Math.max(0, Math.round((Date.now() - new Date(iso)) / 60000))} min`;
@@ -492,21 +604,60 @@
   });
 
   $("close").addEventListener("click", () => {
-    send({ type: "close", room: state.selected, reason: Number($("reason").value) });
+    const reason = $("reason").value;
+    if (!reason) { toast("Elige el motivo de cierre."); $("reason").focus(); return; }
+    const title = state.reasons.find((r) => String(r.id) === reason)?.title || reason;
+    if (!confirm(`¿Cerrar esta conversación? Motivo: ${title}. El cliente recibirá el mensaje de cierre.`)) return;
+    state.closing = state.selected;
+    send({ type: "close", room: state.selected, reason: Number(reason) });
   });
   $("release").addEventListener("click", () => send({ type: "release", room: state.selected }));
   $("transfer").addEventListener("click", () => {
-    send({ type: "transfer", room: state.selected, agent: Number($("transfer-to").value) });
+    if (!$("transfer-to").value) return;
+    send({ type: "transfer", room: state.selected, agent: Number($("transfer-to").value), note: $("transfer-note").value });
+    $("transfer-note").value = "";
   });
   $("to-bot").addEventListener("click", () => send({ type: "to_bot", room: state.selected }));
   $("available").addEventListener("change", (event) => {
     send({ type: "available", available: event.target.checked });
   });
+  // What moves by itself: the waiting times every second, the window's countdown and the
+  // transfer list (who is free) every 15 s.
   setInterval(() => {
-    renderQueue();
+    for (const node of document.querySelectorAll("#queue li")) {
+      const room = state.queue.find((r) => String(r.id) === node.dataset.room);
+      const waiting = node.querySelector(".waiting");
+      if (room && waiting) waiting.textContent = `${room.customer.number} · espera ${elapsed(room.queued_at)}`;
+    }
+  }, 1000);
+  setInterval(() => {
     const room = state.rooms.get(state.selected);
     if (room) { renderWindow(room); renderComposer(room); }
-  }, 30000);
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) send({ type: "agents" });
+  }, 15000);
+  $("transfer-to").addEventListener("focus", () => send({ type: "agents" }));
+
+  // The agent's switches for being told.
+  $("pref-sound").checked = prefs.sound;
+  $("pref-notify").checked = prefs.notify;
+  $("pref-sound").addEventListener("change", (event) => {
+    prefs.sound = event.target.checked;
+    localStorage.setItem("cb.sound", prefs.sound ? "on" : "off");
+  });
+  $("pref-notify").addEventListener("change", async (event) => {
+    prefs.notify = event.target.checked;
+    if (prefs.notify && "Notification" in window && Notification.permission !== "granted") {
+      prefs.notify = (await Notification.requestPermission()) === "granted";
+      event.target.checked = prefs.notify;
+    }
+    localStorage.setItem("cb.notify", prefs.notify ? "on" : "off");
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && state.selected) {
+      state.unread.delete(state.selected);
+      render();
+    }
+  });
 
   connect();
 })();

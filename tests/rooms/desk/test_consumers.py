@@ -306,6 +306,40 @@ async def test_an_agent_cannot_act_on_another_agents_room(fake_vendors, no_auto_
     await beto_ws.disconnect()
 
 
+async def test_a_transfer_carries_its_note_and_the_transfer_list_is_live(
+    fake_vendors, no_auto_assign
+):
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana", first_name="Ana")
+    beto = await sync_to_async(AgentFactory)(username="beto", first_name="Beto")
+    ana_ws = await connect(ana)
+    await ana_ws.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+    await ana_ws.send_json_to({"type": "agents", "id": 3})
+    listed = await receive_until(ana_ws, lambda f: f["type"] == "ack" and f.get("id") == 3)
+    beto_then = next(a for a in listed["agents"] if a["id"] == beto.pk)
+    assert beto_then["online"] is False  # not connected yet
+    beto_ws = await connect(beto)
+    await ana_ws.send_json_to({"type": "agents", "id": 4})
+    listed = await receive_until(ana_ws, lambda f: f["type"] == "ack" and f.get("id") == 4)
+    assert next(a for a in listed["agents"] if a["id"] == beto.pk)["online"] is True
+
+    note = "Quiere cambiar la fecha de corte; ya validé su identidad."
+    await ana_ws.send_json_to({"type": "transfer", "room": room.pk, "agent": beto.pk, "note": note})
+    told = await receive_until(beto_ws, lambda f: f.get("kind") == "room.assigned")
+    assert told["data"] == {
+        "agent": beto.pk,
+        "previous_agent": ana.pk,
+        "how": "transferred",
+        "note": note,
+    }
+    await ana_ws.send_json_to({"type": "transfer", "room": room.pk, "agent": ana.pk, "note": 5})
+    refused = await receive_until(ana_ws, lambda f: f["type"] == "error")
+    assert refused["code"] == "invalid"
+    await ana_ws.disconnect()
+    await beto_ws.disconnect()
+
+
 async def test_two_agents_take_the_same_room_exactly_one_wins(fake_vendors, no_auto_assign):
     room = await queued_room()
     ana = await sync_to_async(AgentFactory)(username="ana")
