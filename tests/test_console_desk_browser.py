@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from rooms.models import Room
+from rooms.models import ClosureReason, Room
 from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, post_signed
@@ -62,6 +62,7 @@ def _console(browser: Browser, server: AppProcess, username: str) -> Page:
 
 
 def test_a_working_day_with_two_agents(server, browser, whatsapp):
+    ClosureReason.objects.get_or_create(title="Resuelto")
     AgentFactory(username="ana", first_name="Ana", password="clave-segura", capacity=2)
     AgentFactory(username="beto", first_name="Beto", password="clave-segura")
     ana = _console(browser, server, "ana")

@@ -133,6 +133,8 @@
       state.lastSeq.set(event.room, event.seq);
     }
     const data = event.data;
+    // A room changed hands or ended: someone's load changed, so the transfer list is asked again.
+    if (event.kind.startsWith("room.")) send({ type: "agents" });
     switch (event.kind) {
       case "message.new":
         if (room && !room.messages.some((m) => m.id === data.id)) {
@@ -254,7 +256,12 @@
       return el("li", {
         className: room.id === state.selected ? "selected" : "",
         dataset: { room: room.id },
-        onclick: () => { state.selected = room.id; state.unread.delete(room.id); render(); },
+        onclick: () => {
+          state.selected = room.id;
+          state.unread.delete(room.id);
+          send({ type: "agents" }); // who is free to take it, as of now
+          render();
+        },
       },
       unread ? el("span", { className: "unread", textContent: String(unread), title: `${unread} sin leer` }) : "",
       el("div", { textContent: room.customer.name || room.customer.number }),

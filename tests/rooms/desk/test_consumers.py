@@ -320,6 +320,7 @@ async def test_a_transfer_carries_its_note_and_the_transfer_list_is_live(
     beto_then = next(a for a in listed["agents"] if a["id"] == beto.pk)
     assert beto_then["online"] is False  # not connected yet
     beto_ws = await connect(beto)
+    await receive_until(beto_ws, lambda f: f["type"] == "snapshot")  # Beto is online now
     await ana_ws.send_json_to({"type": "agents", "id": 4})
     listed = await receive_until(ana_ws, lambda f: f["type"] == "ack" and f.get("id") == 4)
     assert next(a for a in listed["agents"] if a["id"] == beto.pk)["online"] is True
