@@ -179,7 +179,7 @@ def _read_change(change: Any, notification: Notification) -> None:
     for message in _items(value, "messages", change=change, notification=notification):
         try:
             message = _dict(message, "message")
-            if message.get("type") in _CHANGE_TYPES:
+            if _kind(message) in _CHANGE_TYPES:
                 notification.changes.append(_message_change(message))
             else:
                 notification.messages.append(_inbound_message(message, names))
@@ -316,6 +316,12 @@ def _inbound_message(message: dict[str, Any], names: dict[str, tuple[str, str]])
 
 
 _CHANGE_TYPES = {"edit", "revoke"}
+
+
+def _kind(message: dict[str, Any]) -> str:
+    """The item's `type` when it is a string (anything else is refused later, by _content)."""
+    kind = message.get("type")
+    return kind if isinstance(kind, str) else ""
 
 
 def _message_change(message: dict[str, Any]) -> MessageChange:
