@@ -13,7 +13,15 @@ from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
 from rooms.media.tasks import media_fetch_again
-from rooms.models import ClosureReason, Message, MessageTemplate, Room, RoomEvent, UnusableItem
+from rooms.models import (
+    CannedReply,
+    ClosureReason,
+    Message,
+    MessageTemplate,
+    Room,
+    RoomEvent,
+    UnusableItem,
+)
 
 
 class MessageInline(admin.TabularInline):
@@ -120,6 +128,15 @@ class MessageAdmin(admin.ModelAdmin):
     def fetch_again(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         count = media_fetch_again(message_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} file(s) will be fetched again.", messages.SUCCESS)
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    """Ready answers agents pick with / in the composer."""
+
+    list_display = ["title", "shortcut", "position", "active"]
+    list_editable = ["position", "active"]
+    search_fields = ["title", "shortcut", "text"]
 
 
 @admin.register(MessageTemplate)

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import realtime
-from rooms.models import Message, MessageTemplate, Room, RoomEvent
+from rooms.models import CannedReply, Message, MessageTemplate, Room, RoomEvent
 from rooms.statements import event_seq_next
 from users.models import mask_uid
 
@@ -198,6 +198,16 @@ def room_detail(room: Room) -> dict[str, Any]:
         # Templates go through Meta's Cloud API only (Twilio's need its Content API).
         "templates_available": room.customer.provider == "whatsapp",
     }
+
+
+def canned_replies_data() -> list[dict[str, Any]]:
+    """The canned replies agents may pick (their placeholders are filled in the composer from
+    the room's `template_fills`)."""
+    active = CannedReply.objects.filter(active=True)
+    return [
+        {"id": reply.pk, "title": reply.title, "shortcut": reply.shortcut, "text": reply.text}
+        for reply in active
+    ]
 
 
 def templates_data() -> list[dict[str, Any]]:

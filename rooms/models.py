@@ -22,6 +22,39 @@ class ClosureReason(models.Model):
         return self.title
 
 
+class CannedReply(models.Model):
+    """A ready answer agents pick in the composer with `/` (the original system's protocol
+    messages). Its text may name {customer_first_name}, {customer_name} and
+    {agent_first_name}: filled in the composer, where the agent reads and may change it."""
+
+    title = models.CharField(max_length=100)
+    shortcut = models.SlugField(max_length=30, unique=True, help_text="Typed after / to find it")
+    text = models.TextField(
+        max_length=4096,
+        help_text="May use {customer_first_name}, {customer_name}, {agent_first_name}",
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "title"]
+        verbose_name_plural = "canned replies"
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut} {self.title}"
+
+    def clean(self) -> None:
+        unknown = set(CANNED_FILL.findall(self.text)) - set(MessageTemplate.Fill.values)
+        if unknown:
+            raise ValidationError(
+                {"text": f"Not a placeholder chatbridge fills: {sorted(unknown)}"}
+            )
+
+
+# A canned reply's placeholder: {customer_first_name}
+CANNED_FILL = re.compile(r"\{([a-z_]+)\}")
+
+
 class MessageTemplate(models.Model):
     """A template Meta approved for this number: the only message WhatsApp carries once the
     customer's 24-hour window has closed. Operators keep them here as approved in Meta's

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from rooms.models import ClosureReason, Room
+from rooms.models import CannedReply, ClosureReason, Room
 from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, post_signed
@@ -63,6 +63,11 @@ def _console(browser: Browser, server: AppProcess, username: str) -> Page:
 
 def test_a_working_day_with_two_agents(server, browser, whatsapp):
     ClosureReason.objects.get_or_create(title="Resuelto")
+    CannedReply.objects.create(
+        title="Saludo",
+        shortcut="saludo",
+        text="Hola {customer_first_name}, soy {agent_first_name}. ¿En qué te ayudo?",
+    )
     AgentFactory(username="ana", first_name="Ana", password="clave-segura", capacity=2)
     AgentFactory(username="beto", first_name="Beto", password="clave-segura")
     ana = _console(browser, server, "ana")
@@ -89,10 +94,21 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     queued.locator("button.take").click()
     expect(ana.locator("#messages li").first).to_contain_text(re.compile(r"Cliente · \d{2}:\d{2}"))
 
+    # A canned reply: "/" lists them, Enter puts the chosen one in the composer, filled, to read.
+    ana.locator("#rooms li").first.click()
+    ana.fill("#text", "")
+    ana.type("#text", "/sal")
+    expect(ana.locator("#canned li")).to_have_count(1)
+    ana.keyboard.press("Enter")
+    expect(ana.locator("#text")).to_have_value("Hola Cliente, soy Ana. ¿En qué te ayudo?")
+    ana.keyboard.press("Enter")
+    whatsapp.wait_for_sent(3, timeout=10)
+    assert whatsapp.sent[-1]["text"] == "Hola Cliente, soy Ana. ¿En qué te ayudo?"
+
     # A second customer: Ana takes that room too; she is now at her capacity of 2.
     post_signed(server.url, text_from("573009000002", "agente por favor"))
     expect(queued).to_have_count(1)
-    queued.locator("button.take").click()
+    ana.keyboard.press("Alt+n")  # the next waiting customer
     expect(ana.locator("#rooms li")).to_have_count(2)
     post_signed(server.url, text_from("573009000003", "agente ya"))
     expect(queued).to_have_count(1)

@@ -23,7 +23,13 @@ from chatbridge.cache import (
     room_metrics_cache_key,
     stats,
 )
-from rooms.events import event_frame, queue_data, room_detail, templates_data
+from rooms.events import (
+    canned_replies_data,
+    event_frame,
+    queue_data,
+    room_detail,
+    templates_data,
+)
 from rooms.models import ClosureReason, Message, Room, RoomEvent
 from users.models import AgentProfile
 from users.selectors import AGENTS_GROUP
@@ -182,6 +188,7 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         "agents": [vars(agent) for agent in agents_list()],
         "closure_reasons": list(ClosureReason.objects.filter(active=True).values("id", "title")),
         "templates": templates_data(),
+        "canned_replies": canned_replies_data(),
         # Messages show their times where the bank works.
         "timezone": settings.BUSINESS_TIMEZONE,
     }

@@ -12,6 +12,7 @@
     agents: [],
     reasons: [],
     templates: [],
+    canned: [],
     timezone: undefined,
     unread: new Map(), // room id -> customer messages not seen yet
     selected: null,
@@ -101,6 +102,7 @@
     state.reasons = snapshot.closure_reasons;
     state.templates = snapshot.templates || [];
     state.timezone = snapshot.timezone;
+    state.canned = snapshot.canned_replies || [];
     state.rooms = new Map();
     state.lastSeq = new Map();
     const catchUp = {};
@@ -540,7 +542,47 @@
     if (!text || !state.selected) return;
     if (send({ type: "send", room: state.selected, text }) !== null) $("text").value = "";
   });
+  // --- canned replies: "/" at the start of the composer lists them, filtered by what follows;
+  // Enter (or a click) puts the chosen one, filled for this room, in the composer to read first.
+  function cannedMatches() {
+    const typed = $("text").value;
+    if (!typed.startsWith("/")) return [];
+    const wanted = typed.slice(1).trim().toLowerCase();
+    return state.canned.filter((c) => c.shortcut.toLowerCase().startsWith(wanted) || c.title.toLowerCase().includes(wanted));
+  }
+
+  function cannedFill(reply) {
+    const room = state.rooms.get(state.selected);
+    const fills = (room && room.template_fills) || {};
+    return reply.text.replace(/\{([a-z_]+)\}/g, (whole, name) => fills[name] ?? whole);
+  }
+
+  function renderCanned() {
+    const matches = cannedMatches();
+    $("canned").hidden = !matches.length;
+    $("canned").replaceChildren(...matches.map((reply, index) => el("li", {
+      className: index === 0 ? "first" : "",
+      role: "option",
+      onmousedown: (event) => { event.preventDefault(); useCanned(reply); },
+    }, el("strong", { textContent: `/${reply.shortcut} ` }), reply.title,
+    el("div", { className: "meta", textContent: cannedFill(reply).slice(0, 120) }))));
+  }
+
+  function useCanned(reply) {
+    $("text").value = cannedFill(reply);
+    $("canned").hidden = true;
+    $("text").focus();
+  }
+
+  $("text").addEventListener("input", renderCanned);
   $("text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !$("canned").hidden) {
+      event.preventDefault();
+      const [first] = cannedMatches();
+      if (first) useCanned(first);
+      return;
+    }
+    if (event.key === "Escape") $("canned").hidden = true;
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
       $("composer").requestSubmit();
@@ -602,6 +644,14 @@
     event.preventDefault();
     $("conversation").classList.remove("dropping");
     attach(event.dataTransfer.files[0]);
+  });
+
+  // Alt+N: take the customer who has waited longest (when there is a place).
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey && event.key.toLowerCase() === "n" && state.queue.length && !atCapacity()) {
+      event.preventDefault();
+      send({ type: "take", room: state.queue[0].id });
+    }
   });
 
   $("template").addEventListener("change", () => renderComposer(state.rooms.get(state.selected)));
