@@ -523,6 +523,13 @@ SESSION_RECHECK_SECONDS = _number("SESSION_RECHECK_SECONDS", default=60)
 QUEUE_VIEW_LIMIT = 200
 # A room whose customer has not answered for this long is closed (RN-064 of the original).
 ROOM_INACTIVITY_MINUTES = _number("ROOM_INACTIVITY_MINUTES", default=7)
+# How agents see a customer's number: "full" (+573001234567) or "masked" (…4567). Logs always
+# mask it.
+AGENT_NUMBER_DISPLAY = env.str("AGENT_NUMBER_DISPLAY", default="full")
+if AGENT_NUMBER_DISPLAY not in ("full", "masked"):
+    sys.exit(
+        f"chatbridge: AGENT_NUMBER_DISPLAY must be full or masked, got {AGENT_NUMBER_DISPLAY!r}"
+    )
 # After an agent's template (sent because the customer's 24 hours had passed), the room waits
 # this long for the answer before inactivity may close it.
 TEMPLATE_REPLY_HOURS = _number("TEMPLATE_REPLY_HOURS", default=24)

@@ -166,13 +166,14 @@ def _text(value: Any) -> str:
 
 
 def room_data(room: Room) -> dict[str, Any]:
-    """A room as an agent sees it. The customer's number is masked: the name identifies them."""
+    """A room as an agent sees it; the customer's number as the bank's policy says
+    (AGENT_NUMBER_DISPLAY: full, or masked to its last four digits)."""
     window_ends = room.last_customer_at + CUSTOMER_WINDOW if room.last_customer_at else None
     return {
         "id": room.pk,
         "status": room.status,
         "seq": room.event_seq,
-        "customer": {"name": room.customer.name, "number": mask_uid(room.customer.uid)},
+        "customer": {"name": room.customer.name, "number": customer_number(room.customer.uid)},
         "agent": room.agent_id,
         "handoff_note": room.handoff_note,
         "opened_at": room.opened_at.isoformat(),
@@ -180,6 +181,12 @@ def room_data(room: Room) -> dict[str, Any]:
         "assigned_at": room.assigned_at.isoformat() if room.assigned_at else None,
         "window_ends_at": window_ends.isoformat() if window_ends else None,
     }
+
+
+def customer_number(uid: str) -> str:
+    if settings.AGENT_NUMBER_DISPLAY == "masked":
+        return mask_uid(uid)
+    return f"+{uid}" if uid.isdigit() else uid  # a business-scoped id has no number to show
 
 
 def room_detail(room: Room) -> dict[str, Any]:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
@@ -35,7 +37,7 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "provider", "uid", "name", "created_at", "updated_at"]
+    list_display = ["__str__", "provider", "uid", "name", "profile_name", "created_at"]
     list_filter = ["provider"]
     search_fields = ["uid", "wa_id", "user_id", "name"]
     # The identity fields come from WhatsApp; changing them here would split a customer in two.
@@ -44,11 +46,20 @@ class CustomerAdmin(admin.ModelAdmin):
         "uid",
         "wa_id",
         "user_id",
+        "profile_name",
         "public_id",
         "created_at",
         "updated_at",
     ]
-    fields = [*readonly_fields[:4], "name", *readonly_fields[4:]]
+    fields = [*readonly_fields[:4], "name", "name_edited", *readonly_fields[4:]]
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        # An operator's name wins from now on over the WhatsApp profile's (README, "Agents").
+        if "name" in form.changed_data:
+            obj.name_edited = True
+        elif "name_edited" in form.changed_data and not obj.name_edited:
+            obj.name = obj.profile_name or obj.name  # back to following WhatsApp
+        super().save_model(request, obj, form, change)
 
     # A customer carries a bank's conversation records: never deleted from here.
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:

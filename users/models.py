@@ -17,7 +17,16 @@ class Customer(models.Model):
     uid = models.CharField("WhatsApp id", max_length=140)
     wa_id = models.CharField("phone (wa_id)", max_length=32, blank=True)
     user_id = models.CharField("business-scoped user id", max_length=140, blank=True)
+    # The name agents see: the WhatsApp profile's, until an operator edits it (`name_edited`);
+    # then the operator's, whatever the profile says later.
     name = models.CharField(max_length=255, blank=True)
+    name_edited = models.BooleanField(
+        "name kept as edited",
+        default=False,
+        help_text="Set when an operator edits the name; clear it to follow WhatsApp's again",
+    )
+    # What the customer's WhatsApp profile says, as of their last message.
+    profile_name = models.CharField("WhatsApp profile name", max_length=255, blank=True)
     # Sent to Watson as user_id: stable per customer (one billable user) and not a phone number.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

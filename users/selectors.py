@@ -15,7 +15,7 @@ class CustomerRef:
     uid: str
     wa_id: str
     user_id: str
-    name: str
+    name: str  # the WhatsApp profile's name as last seen (what a new message is compared with)
     public_id: str
 
     @classmethod
@@ -26,7 +26,7 @@ class CustomerRef:
             uid=customer.uid,
             wa_id=customer.wa_id,
             user_id=customer.user_id,
-            name=customer.name,
+            name=customer.profile_name,
             public_id=str(customer.public_id),
         )
 

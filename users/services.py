@@ -28,7 +28,7 @@ def customer_get_or_create(
         and (cached.user_id == user_id or not user_id)
     ):
         return cached
-    defaults = {"wa_id": wa_id, "user_id": user_id, "name": name}
+    defaults = {"wa_id": wa_id, "user_id": user_id, "profile_name": name, "name": name}
     try:
         customer, created = Customer.objects.get_or_create(
             provider=provider, uid=uid, defaults=defaults
@@ -42,6 +42,8 @@ def customer_get_or_create(
             for field, value in defaults.items()
             if value and getattr(customer, field) != value
         }
+        if customer.name_edited:
+            changed.pop("name", None)  # the operator's name wins over the profile's
         if changed:
             for field, value in changed.items():
                 setattr(customer, field, value)

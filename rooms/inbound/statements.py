@@ -154,7 +154,9 @@ def open_route_read(*, provider: str, uid: str) -> tuple | None:
     """The customer (id, provider, uid, wa_id, user_id, name, public_id) and their open room (id,
     status; None when there is none) in one read with no lock. The ORM twin is
     `open_route_read_orm` (two reads)."""
-    columns = "c.id, c.provider, c.uid, c.wa_id, c.user_id, c.name, c.public_id, r.id, r.status"
+    columns = (
+        "c.id, c.provider, c.uid, c.wa_id, c.user_id, c.profile_name, c.public_id, r.id, r.status"
+    )
     sql = (
         f"SELECT {columns} FROM {quote(Customer._meta.db_table)} c"
         f" LEFT JOIN {quote(Room._meta.db_table)} r ON r.customer_id = c.id AND r.status <> %s"
@@ -168,7 +170,7 @@ def open_route_read(*, provider: str, uid: str) -> tuple | None:
 def open_route_read_orm(*, provider: str, uid: str) -> tuple | None:
     customer = (
         Customer.objects.filter(provider=provider, uid=uid)
-        .values_list("id", "provider", "uid", "wa_id", "user_id", "name", "public_id")
+        .values_list("id", "provider", "uid", "wa_id", "user_id", "profile_name", "public_id")
         .first()
     )
     if customer is None:
