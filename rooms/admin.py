@@ -20,6 +20,7 @@ from rooms.models import (
     MessageTemplate,
     Room,
     RoomEvent,
+    RoomNote,
     UnusableItem,
 )
 
@@ -82,6 +83,18 @@ def message_summary(message: Message) -> str:
     if message.deleted_at:
         parts.append(format_html("<div>(deleted by the customer {})</div>", message.deleted_at))
     return format_html_join("", "{}", ((part,) for part in parts)) if parts else "-"
+
+
+class RoomNoteInline(admin.TabularInline):
+    """The agents' internal notes: never sent to the customer, kept with the room."""
+
+    model = RoomNote
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("created_at", "author", "text")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class RoomEventInline(admin.TabularInline):
@@ -190,7 +203,7 @@ class RoomAdmin(admin.ModelAdmin):
     ]
     # Assignment goes through the agents' services (capacity, events), never a bare edit here.
     fields = tuple(readonly_fields)
-    inlines = [MessageInline, RoomEventInline]
+    inlines = [MessageInline, RoomNoteInline, RoomEventInline]
     actions = ["close_rooms"]
 
     @admin.display(description="Metrics (cached 30 s)")

@@ -32,7 +32,12 @@ from rooms.desk.assignment import (
     room_transfer,
 )
 from rooms.desk.selectors import Access, agent_access, agent_profile, closure_reason_get
-from rooms.desk.services import agent_message_send, agent_template_send, customer_read_mark
+from rooms.desk.services import (
+    agent_message_send,
+    agent_note_add,
+    agent_template_send,
+    customer_read_mark,
+)
 from rooms.errors import ActionError
 from rooms.models import ClosureReason
 
@@ -185,6 +190,13 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         )
         return {"room": message.room_id, "message": message.pk}
 
+    async def add_note(self, content: dict) -> dict:
+        text = content.get("text")
+        if not isinstance(text, str):
+            raise FrameError("invalid", "text must be a string")
+        note = await db(agent_note_add)(room_id=_room_id(content), agent=self.user, text=text)
+        return {"room": note.room_id, "note": note.pk}
+
     async def send_template(self, content: dict) -> dict:
         template = content.get("template")
         if not isinstance(template, int) or isinstance(template, bool):
@@ -269,6 +281,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         "take": take,
         "send": send_message,
         "template": send_template,
+        "note": add_note,
         "close": close_room,
         "release": release,
         "transfer": transfer,

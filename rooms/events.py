@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import realtime
-from rooms.models import CannedReply, Message, MessageTemplate, Room, RoomEvent
+from rooms.models import CannedReply, Message, MessageTemplate, Room, RoomEvent, RoomNote
 from rooms.statements import event_seq_next
 from users.models import mask_uid
 
@@ -189,6 +189,17 @@ def customer_number(uid: str) -> str:
     return f"+{uid}" if uid.isdigit() else uid  # a business-scoped id has no number to show
 
 
+def note_data(note: RoomNote) -> dict[str, Any]:
+    author = note.author
+    return {
+        "id": note.pk,
+        "author": note.author_id,
+        "author_name": author.get_full_name() or author.get_username(),
+        "text": note.text,
+        "at": note.created_at.isoformat(),
+    }
+
+
 def room_detail(room: Room) -> dict[str, Any]:
     """A room its agent works in: with its latest messages, and what fills a template's
     parameters in it (the console shows the text the customer will read)."""
@@ -198,9 +209,11 @@ def room_detail(room: Room) -> dict[str, Any]:
         customer_name=room.customer.name,
         agent_first_name=(agent.first_name or agent.get_username()) if agent else "",
     )
+    notes = room.notes.select_related("author").order_by("-id")[:RECENT_MESSAGES]
     return {
         **room_data(room),
         "messages": [message_data(m) for m in reversed(recent)],
+        "notes": [note_data(note) for note in reversed(list(notes))],
         "template_fills": fills,
         # Templates go through Meta's Cloud API only (Twilio's need its Content API).
         "templates_available": room.customer.provider == "whatsapp",

@@ -328,6 +328,22 @@ class Message(models.Model):
         return f"{self.get_direction_display()} {self.type} {self.pk}"
 
 
+class RoomNote(models.Model):
+    """An agent's internal note in a room: for the people who work the conversation, never sent
+    to WhatsApp; kept with the room's history."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField(max_length=4096)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} in room {self.room_id}"
+
+
 class RoomEvent(models.Model):
     """What happened to a room, numbered 1, 2, 3... per room. Agents get each event live and,
     after a dropped connection or a gap, everything after the last number they saw. It doubles

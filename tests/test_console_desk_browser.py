@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from rooms.models import CannedReply, ClosureReason, Room
+from rooms.models import CannedReply, ClosureReason, Room, RoomNote
 from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, post_signed
@@ -104,6 +104,19 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     ana.keyboard.press("Enter")
     whatsapp.wait_for_sent(3, timeout=10)
     assert whatsapp.sent[-1]["text"] == "Hola Cliente, soy Ana. ¿En qué te ayudo?"
+
+    # An internal note: shown apart, kept with the room, never sent to WhatsApp.
+    sent = len(whatsapp.sent)
+    ana.check("#internal")
+    ana.fill("#text", "Cliente molesto: revisar el cobro del 28/11 con fraudes.")
+    ana.keyboard.press("Enter")
+    note = ana.locator("#messages li.internal-note")
+    expect(note).to_contain_text("Nota interna de Ana")
+    expect(note).to_contain_text("revisar el cobro del 28/11 con fraudes")
+    ana.uncheck("#internal")
+    time.sleep(0.5)
+    assert len(whatsapp.sent) == sent
+    assert RoomNote.objects.get().text == "Cliente molesto: revisar el cobro del 28/11 con fraudes."
 
     # A second customer: Ana takes that room too; she is now at her capacity of 2.
     post_signed(server.url, text_from("573009000002", "agente por favor"))

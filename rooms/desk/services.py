@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
-from rooms.events import CUSTOMER_WINDOW, message_data, room_event_record
+from rooms.events import CUSTOMER_WINDOW, message_data, note_data, room_event_record
 from rooms.media.services import media_limit, storage_name
-from rooms.models import Message, MessageTemplate, Room
+from rooms.models import Message, MessageTemplate, Room, RoomNote
 from rooms.providers import provider_for
 from rooms.whatsapp.client import (
     CAPTION_MAX,
@@ -192,3 +192,18 @@ def _window_open(room: Room) -> None:
         raise ActionError(
             "window_closed", "the customer's 24-hour window has closed: send a template"
         )
+
+
+def agent_note_add(*, room_id: int, agent: User, text: str) -> RoomNote:
+    """An internal note in the agent's room: shown to the room's agents and kept in its history;
+    never sent to the customer."""
+    text = text.strip()
+    if not text:
+        raise ActionError("invalid", "the note is empty")
+    if len(text) > TEXT_BODY_MAX:
+        raise ActionError("invalid", f"the note is longer than {TEXT_BODY_MAX} characters")
+    with transaction.atomic():
+        room = _assigned_room(room_id, agent, lock=True)
+        note = RoomNote.objects.create(room=room, author=agent, text=text)
+        room_event_record(room_id=room.pk, kind="note.new", data=note_data(note), actor_id=agent.pk)
+    return note

@@ -148,6 +148,12 @@
           room.window_ends_at = new Date(new Date(data.at).getTime() + DAY).toISOString();
         }
         break;
+      case "note.new":
+        if (room) {
+          room.notes = room.notes || [];
+          if (!room.notes.some((n) => n.id === data.id)) room.notes.push(data);
+        }
+        break;
       case "message.media":
       case "message.edited":
       case "message.deleted":
@@ -311,7 +317,23 @@
     $("transfer").disabled = !others.length;
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    list.replaceChildren(...room.messages.map((m) => el("li", {
+    // Messages and the agents' internal notes, in the order they were written.
+    const entries = [
+      ...room.messages.map((m) => ({ at: m.at, node: messageNode(m) })),
+      ...(room.notes || []).map((n) => ({ at: n.at, node: noteNode(n) })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    list.replaceChildren(...entries.map((entry) => entry.node));
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function noteNode(note) {
+    return el("li", { className: "internal-note", dataset: { note: note.id } },
+      el("span", { className: "who", textContent: `Nota interna de ${note.author_name} · ${clock(note.at)}` }),
+      el("span", { className: "text", textContent: note.text }));
+  }
+
+  function messageNode(m) {
+    return el("li", {
       className: `${m.direction} ${m.author}${m.deleted_at ? " deleted" : ""}`, dataset: { message: m.id },
     },
     el("span", { className: "who", textContent: whoSaid(m) },
@@ -321,8 +343,7 @@
       className: `tick ${m.status}`,
       textContent: TICKS[m.status] || "",
       title: m.status === "failed" ? `${m.error_detail || ""} (${m.error_code || ""})` : m.status,
-    }) : "")));
-    if (atBottom) list.scrollTop = list.scrollHeight;
+    }) : "");
   }
 
   // What a message shows besides who said it: each part built with textContent, links only to
@@ -540,7 +561,9 @@
     event.preventDefault();
     const text = $("text").value.trim();
     if (!text || !state.selected) return;
-    if (send({ type: "send", room: state.selected, text }) !== null) $("text").value = "";
+    // An internal note stays in chatbridge: the customer never sees it.
+    const kind = $("internal").checked ? "note" : "send";
+    if (send({ type: kind, room: state.selected, text }) !== null) $("text").value = "";
   });
   // --- canned replies: "/" at the start of the composer lists them, filtered by what follows;
   // Enter (or a click) puts the chosen one, filled for this room, in the composer to read first.

@@ -178,3 +178,20 @@ def _template_update(event: str, reason: str) -> dict:
             }
         ],
     }
+
+
+def test_internal_notes_stay_in_the_room_and_only_its_agent_writes_them(stale_room, whatsapp):
+    from rooms.desk.services import agent_note_add
+
+    agent, room = stale_room
+    note = agent_note_add(room_id=room.pk, agent=agent, text="  Ya llamó ayer por lo mismo.  ")
+    assert note.text == "Ya llamó ayer por lo mismo."
+    assert room.events.get(kind="note.new").data["text"] == "Ya llamó ayer por lo mismo."
+    assert whatsapp.sent == []  # never sent, even outside the window
+    with pytest.raises(ActionError, match="empty"):
+        agent_note_add(room_id=room.pk, agent=agent, text="   ")
+    with pytest.raises(ActionError) as refused:
+        agent_note_add(room_id=room.pk, agent=AgentFactory(username="otra"), text="hola")
+    assert refused.value.code == "not_your_room"
+    detail = room_detail(Room.objects.select_related("customer", "agent").get(pk=room.pk))
+    assert [n["text"] for n in detail["notes"]] == ["Ya llamó ayer por lo mismo."]
