@@ -172,3 +172,36 @@ def test_twilio_on_in_production_stops_start_up_without_its_token():
     assert result.stderr.strip() == (
         "chatbridge: TWILIO_AUTH_TOKEN is required when DEBUG is off (see .env.example)"
     )
+
+
+def test_say_takes_any_text_and_refuses_a_malformed_number(local_run):
+    url, env = local_run
+    text = "dijo \"hola\" y 'adiós'\nsegunda línea $HOME `date`"
+    said = _say(url, env, text)
+    assert said.returncode == 0, said.stderr
+    # Watson reads one line (newlines become spaces); nothing was read by a shell on the way.
+    assert "bot> Dijiste: dijo \"hola\" y 'adiós' segunda línea $HOME `date`" in said.stdout
+    wrong = subprocess.run(
+        [sys.executable, "manage.py", "say", "+57 300 123", "hola", "--url", url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode != 0
+    assert "is not a WhatsApp id" in wrong.stderr
+
+
+def test_make_say_passes_the_text_untouched_by_the_shell(tmp_path):
+    """`make say TEXT='…'` put the text in a shell command line: a quote broke it."""
+    text = "comillas \" y ' y $(echo inyectado)"
+    dry = subprocess.run(
+        ["make", "-n", "say", f"TEXT={text}", "VENV=/nonexistent"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert '"$SAY_TEXT"' in dry.stdout  # the recipe reads it from its environment
+    assert "inyectado" not in dry.stdout
