@@ -536,6 +536,23 @@ TEMPLATE_REPLY_HOURS = _number("TEMPLATE_REPLY_HOURS", default=24)
 # "07:00-22:00" closes open rooms outside those hours (in BUSINESS_TIMEZONE); empty: always open.
 BUSINESS_HOURS = env.str("BUSINESS_HOURS", default="")
 BUSINESS_TIMEZONE = env.str("BUSINESS_TIMEZONE", default="America/Bogota")
+# Outside BUSINESS_HOURS the bot keeps answering; a customer handed to agents is told the hours
+# ({opens}, {closes}) and either waits in the queue for the morning ("queue") or is asked to
+# write again then and the room closed ("close"). Agents finish the rooms they have.
+OUT_OF_HOURS = env.str("OUT_OF_HOURS", default="queue")
+if OUT_OF_HOURS not in ("queue", "close"):
+    sys.exit(f"chatbridge: OUT_OF_HOURS must be queue or close, got {OUT_OF_HOURS!r}")
+OUT_OF_HOURS_QUEUE_MESSAGE = env.str(
+    "OUT_OF_HOURS_QUEUE_MESSAGE",
+    default=(
+        "Nuestros asesores atienden de {opens} a {closes}. Tu conversación queda en la fila: "
+        "te responderemos apenas abramos."
+    ),
+)
+OUT_OF_HOURS_CLOSE_MESSAGE = env.str(
+    "OUT_OF_HOURS_CLOSE_MESSAGE",
+    default="Nuestros asesores atienden de {opens} a {closes}. Escríbenos de nuevo en ese horario.",
+)
 ROOM_CLOSED_MESSAGE = env.str(
     "ROOM_CLOSED_MESSAGE",
     default=(

@@ -34,7 +34,7 @@ from rooms.bot.replies import (
     typed_choice,
 )
 from rooms.bot.statements import reply_store, unanswered_read
-from rooms.conversation.services import room_queue, room_queue_locked
+from rooms.conversation.services import outside_business_hours, room_queue, room_queue_locked
 from rooms.delivery.services import SendOutcome, TurnTarget, outbound_deliver, send_lease_until
 from rooms.desk.selectors import free_agent_exists
 from rooms.models import Message, Room
@@ -87,6 +87,12 @@ def _read_mark(messages: list[Inbound], target: TurnTarget) -> None:
         provider_for(target.provider).mark_read(last.wa_message_id, typing=typing)
 
 
+def _handoff_drafts(text: str) -> list[Draft]:
+    """The hand-off's "an agent will be with you": not outside BUSINESS_HOURS, when the queue
+    tells the customer the hours instead (rooms/conversation/services.py)."""
+    return [] if outside_business_hours(timezone.now()) else [text_draft(text)]
+
+
 def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
     """Answer one message; False once the room has left the bot."""
     if message.type not in _TEXT_TYPES or not message.text.strip():
@@ -96,7 +102,7 @@ def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
     if is_handoff_request(message.text):
         note = "El cliente pidió hablar con un asesor."
         return _reply(
-            room_id, message, target, BotReply([text_draft(settings.HANDOFF_MESSAGE)]), note=note
+            room_id, message, target, BotReply(_handoff_drafts(settings.HANDOFF_MESSAGE)), note=note
         )
     try:
         # The session's expiry moves on with the reply's own statements (`session_touch`).
@@ -112,7 +118,7 @@ def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
         return _reply(room_id, message, target, apology, note=f"El asistente falló: {error}")
     reply = replies_from_watson(output)
     if reply.handoff is not None:
-        reply.drafts.append(text_draft(_handoff_text(reply.handoff)))
+        reply.drafts.extend(_handoff_drafts(_handoff_text(reply.handoff)))
         note = reply.handoff.note or "El asistente transfirió la conversación."
         return _reply(
             room_id,

@@ -19,14 +19,17 @@ the agent's clock again:
 
 import datetime as dt
 import logging
-import zoneinfo
 
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from rooms.conversation.services import room_close
+from rooms.conversation.services import (
+    out_of_hours_text,
+    outside_business_hours,
+    room_close,
+)
 from rooms.models import Message, Room
 
 logger = logging.getLogger("chatbridge.lifecycle")
@@ -87,25 +90,23 @@ def rooms_close_inactive(*, now: dt.datetime | None = None) -> int:
     return closed
 
 
-def outside_business_hours(now: dt.datetime) -> bool:
-    """BUSINESS_HOURS "07:00-22:00" in BUSINESS_TIMEZONE; empty means always open."""
-    if not settings.BUSINESS_HOURS:
-        return False
-    opens, closes = (
-        dt.time.fromisoformat(part.strip()) for part in settings.BUSINESS_HOURS.split("-")
-    )
-    local = now.astimezone(zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE)).time()
-    return not (opens <= local < closes)
-
-
 def rooms_close_out_of_hours(*, now: dt.datetime | None = None) -> int:
+    """Outside BUSINESS_HOURS the bot keeps answering and agents finish the conversations they
+    have (inactivity still closes silent ones); with OUT_OF_HOURS=close the queue is emptied,
+    each customer told when to write again. With OUT_OF_HOURS=queue it waits for the morning."""
     now = now or timezone.now()
-    if not outside_business_hours(now):
+    if not outside_business_hours(now) or settings.OUT_OF_HOURS != "close":
         return 0
     closed = 0
-    open_rooms = Room.objects.exclude(status=Room.Status.CLOSED).values_list("id", flat=True)
-    for room_id in open_rooms[:500]:
-        closed += room_close(room_id=room_id, reason=SCHEDULE_REASON, now=now)
+    queued = Room.objects.filter(status=Room.Status.QUEUED).values_list("id", flat=True)
+    for room_id in queued[:500]:
+        closed += room_close(
+            room_id=room_id,
+            reason=SCHEDULE_REASON,
+            now=now,
+            only_if=lambda room: room.status == Room.Status.QUEUED,
+            closing_text=out_of_hours_text(),
+        )
     if closed:
         logger.info("closed %d room(s) outside business hours", closed)
     return closed

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import logging
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,37 @@ def room_queue_locked(
     queue_changed_on_commit()
     transaction.on_commit(assignment_run)
     logger.info("room %s queued: %s", room.pk, note[:200])
+    if outside_business_hours(timezone.now()):
+        # Nobody answers now: the customer is told the hours, and either waits in the queue for
+        # the morning or is asked to write again then (OUT_OF_HOURS).
+        if settings.OUT_OF_HOURS == "close":
+            room_close(
+                room=room, reason="Fuera del horario de atención", closing_text=out_of_hours_text()
+            )
+        else:
+            _system_message_send(room=room, text=out_of_hours_text())
+
+
+def outside_business_hours(now: dt.datetime) -> bool:
+    """BUSINESS_HOURS "07:00-22:00" in BUSINESS_TIMEZONE; empty means always open."""
+    if not settings.BUSINESS_HOURS:
+        return False
+    opens, closes = (
+        dt.time.fromisoformat(part.strip()) for part in settings.BUSINESS_HOURS.split("-")
+    )
+    local = now.astimezone(zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE)).time()
+    return not (opens <= local < closes)
+
+
+def out_of_hours_text() -> str:
+    """What a customer handed to agents outside BUSINESS_HOURS reads (OUT_OF_HOURS decides)."""
+    opens, closes = (part.strip() for part in settings.BUSINESS_HOURS.split("-"))
+    template = (
+        settings.OUT_OF_HOURS_CLOSE_MESSAGE
+        if settings.OUT_OF_HOURS == "close"
+        else settings.OUT_OF_HOURS_QUEUE_MESSAGE
+    )
+    return template.format(opens=opens, closes=closes)
 
 
 def room_close(
@@ -58,6 +90,7 @@ def room_close(
     agent_only: bool = False,
     only_if: Callable[[Room], bool] | None = None,
     now: dt.datetime | None = None,
+    closing_text: str | None = None,
 ) -> bool:
     """Close an open room: its cache entries go, its agent's capacity frees up, the queue is
     served, and the customer gets the closing text. False if it was closed already (or
@@ -97,8 +130,9 @@ def room_close(
             data={"reason": locked.closed_reason, "by": by.pk if by else None},
             actor_id=by.pk if by else None,
         )
-        if settings.ROOM_CLOSED_MESSAGE:
-            _system_message_send(room=locked, text=settings.ROOM_CLOSED_MESSAGE)
+        text = settings.ROOM_CLOSED_MESSAGE if closing_text is None else closing_text
+        if text:
+            _system_message_send(room=locked, text=text)
         if was_queued:
             queue_changed_on_commit()
         transaction.on_commit(assignment_run)

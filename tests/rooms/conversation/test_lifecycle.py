@@ -3,6 +3,7 @@
 import datetime as dt
 import io
 import threading
+import time
 
 import pytest
 from django.conf import settings
@@ -226,9 +227,60 @@ def test_business_hours(settings, post_webhook):
     assert outside_business_hours(bogota_night)
 
     post_webhook(text_from(WA, "hola"))
-    assert rooms_close_out_of_hours(now=bogota_noon) == 0
-    assert rooms_close_out_of_hours(now=bogota_night) == 1
-    assert Room.objects.get().closed_reason == "Fuera del horario de atención"
+    # The bot keeps answering at night: its room is not closed by the clock.
+    assert rooms_close_out_of_hours(now=bogota_night) == 0
+    assert Room.objects.get().status == "bot"
+
+
+def _closed_hours_now(settings) -> None:
+    """Business hours that do not include the present moment."""
+    settings.BUSINESS_TIMEZONE = "America/Bogota"
+    hour = timezone.now().astimezone(dt.timezone(dt.timedelta(hours=-5))).hour
+    settings.BUSINESS_HOURS = f"{(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"
+
+
+def test_a_hand_off_at_night_waits_for_the_morning_and_the_customer_is_told(
+    settings, post_webhook, whatsapp
+):
+    """Outside the hours every open room was closed at the stroke of the hour, mid-conversation
+    included, and a customer handed off at night was never told why nobody answered."""
+    _closed_hours_now(settings)
+    settings.OUT_OF_HOURS = "queue"
+    post_webhook(text_from(WA, "agente"))
+    room = Room.objects.get()
+    assert room.status == "queued"
+    opens, closes = settings.BUSINESS_HOURS.split("-")
+    (told,) = whatsapp.wait_for_sent(1, to=WA)  # the hours, not "an agent will be with you"
+    assert told["text"] == (
+        f"Nuestros asesores atienden de {opens} a {closes}. Tu conversación queda en la fila: "
+        "te responderemos apenas abramos."
+    )
+    time.sleep(0.3)
+    assert len(whatsapp.sent_to(WA)) == 1  # and nothing contradicting it
+    assert rooms_close_out_of_hours() == 0  # it waits
+    assert Room.objects.get().status == "queued"
+
+
+def test_with_out_of_hours_close_the_customer_is_asked_to_write_again(
+    settings, post_webhook, whatsapp
+):
+    _closed_hours_now(settings)
+    settings.OUT_OF_HOURS = "close"
+    post_webhook(text_from(WA, "agente"))
+    room = Room.objects.get()
+    assert (room.status, room.closed_reason) == ("closed", "Fuera del horario de atención")
+    (told,) = whatsapp.wait_for_sent(1, to=WA)
+    assert told["text"].endswith("Escríbenos de nuevo en ese horario.")
+    time.sleep(0.3)
+    assert len(whatsapp.sent_to(WA)) == 1  # not "an agent will be with you", nor a second close
+
+
+def test_agents_finish_their_conversations_after_hours(settings, post_webhook):
+    room = handed_to_an_agent(post_webhook)
+    _closed_hours_now(settings)
+    settings.OUT_OF_HOURS = "close"
+    assert rooms_close_out_of_hours() == 0
+    assert Room.objects.get(pk=room.pk).status == "assigned"
 
 
 def test_no_business_hours_means_always_open(settings):
