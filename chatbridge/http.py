@@ -74,8 +74,7 @@ def post_json(
     headers: dict[str, str],
     timeout: float,
 ) -> requests.Response:
-    with vendor_errors(timeout):
-        return session.post(url, json=json, headers=headers, timeout=(min(timeout, 3.0), timeout))
+    return vendor_request(session, "POST", url, json=json, headers=headers, timeout=timeout)
 
 
 def vendor_request(
@@ -95,8 +94,7 @@ def post_form(
     auth: tuple[str, str],
     timeout: float,
 ) -> requests.Response:
-    with vendor_errors(timeout):
-        return session.post(url, data=data, auth=auth, timeout=(min(timeout, 3.0), timeout))
+    return vendor_request(session, "POST", url, data=data, auth=auth, timeout=timeout)
 
 
 def get_streamed(
@@ -104,8 +102,22 @@ def get_streamed(
 ) -> requests.Response:
     """A GET whose body the caller reads in chunks (inside `vendor_errors` too), following
     redirects; requests drops the credentials when a redirect leaves the host."""
-    with vendor_errors(timeout):
-        return session.get(url, auth=auth, stream=True, timeout=(min(timeout, 3.0), timeout))
+    return vendor_request(session, "GET", url, auth=auth, stream=True, timeout=timeout)
+
+
+def read_at_most(response: requests.Response, max_bytes: int) -> bytes:
+    """A streamed body, refused (MediaTooLarge) as soon as it passes `max_bytes`; a body cut off
+    on the way is VendorConnectionLost."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLarge(f"more than {max_bytes} bytes")
+            chunks.append(chunk)
+    except requests.RequestException as error:
+        raise VendorConnectionLost(f"download cut off: {error}") from error
+    return b"".join(chunks)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from playwright.sync_api import Browser, sync_playwright
 
 from chatbridge.cache import stats
 from chatbridge.fakes import FakeTwilio, FakeWatson, FakeWhatsApp
@@ -55,6 +56,31 @@ def twilio(fake_twilio: FakeTwilio) -> FakeTwilio:
 @pytest.fixture
 def watson(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> FakeWatson:
     return fake_vendors[0]
+
+
+# The consoles' browser tests drive Debian's Chromium (Playwright's own download is not reachable
+# here). Without the background-networking switches it keeps trying hosts this machine can't reach.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator[Browser]:
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
+    # still plain synchronous code, which Django would otherwise refuse next to a loop.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

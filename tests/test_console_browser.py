@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from rooms.models import Message, Room
 from tests.factories import AgentFactory
@@ -14,17 +14,6 @@ from tests.servers import AppProcess, RedisServer, post_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking switches Chromium keeps trying hosts this machine can't reach.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 WA = "573004040404"
 
@@ -37,15 +26,8 @@ def server(fake_vendors) -> Iterator[AppProcess]:
 
 
 @pytest.fixture
-def page(monkeypatch) -> Iterator[Page]:
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
-    # still plain synchronous code, which Django would otherwise refuse next to a loop.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
+def page(browser) -> Page:
+    return browser.new_page()
 
 
 def test_agent_takes_a_room_and_replies_from_the_console(server, page, whatsapp):

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from rooms.models import CannedReply, ClosureReason, Room, RoomNote
 from tests.factories import AgentFactory
 from tests.payloads import text_from
 from tests.servers import AppProcess, post_signed
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,15 +37,6 @@ def server(fake_vendors) -> Iterator[AppProcess]:
     process = AppProcess.daphne(AUTO_ASSIGN="0").start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[Browser]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _console(browser: Browser, server: AppProcess, username: str) -> Page:

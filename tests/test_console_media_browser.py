@@ -13,13 +13,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from rooms.models import Message, MessageTemplate, Room
 from tests.factories import AgentFactory, CustomerFactory
 from tests.payloads import png
 from tests.servers import AppProcess
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,13 +34,8 @@ def server(fake_vendors, tmp_path) -> Iterator[AppProcess]:
 
 
 @pytest.fixture
-def page(monkeypatch) -> Iterator[Page]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 2200})
-        yield page
-        browser.close()
+def page(browser) -> Page:
+    return browser.new_page(viewport={"width": 1280, "height": 2200})
 
 
 def _inbound(room: Room, kind: str, text: str = "", **fields) -> Message:

@@ -351,6 +351,18 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
+def sent_listing(request: Request, sent: list[JSONDict]) -> Response:
+    """``GET /_fake/messages?to=…&after=…``: the messages a fake recorded as sent (each with its
+    `seq` and `to`), after `after`, to `to` when given. The caller holds the fake's lock."""
+    to = request.query.get("to") or None
+    try:
+        after = int(request.query.get("after") or 0)
+    except ValueError:
+        return Response(400, {"ok": False, "error": "after must be an integer"})
+    messages = [m for m in sent if m["seq"] > after and (to is None or m["to"] == to)]
+    return Response(200, {"messages": messages})
+
+
 def control_number(data: JSONDict, key: str) -> float:
     """Read a numeric value from a control payload, rejecting anything else with a 400."""
     value = data[key]

@@ -28,6 +28,7 @@ from chatbridge.fakes.base import (
     Response,
     control_int,
     control_number,
+    sent_listing,
 )
 
 # Titles Meta uses for the codes we script most; unknown codes still get a sane message.
@@ -343,14 +344,8 @@ class FakeWhatsApp(FakeServer):
     def handle_control_get(self, request: Request) -> Response | None:
         if request.path != "/_fake/messages":
             return None
-        to = request.query.get("to") or None
-        try:
-            after = int(request.query.get("after") or 0)
-        except ValueError:
-            return Response(400, {"ok": False, "error": "after must be an integer"})
         with self.lock:
-            messages = [m for m in self.sent if m["seq"] > after and (to is None or m["to"] == to)]
-        return Response(200, {"messages": messages})
+            return sent_listing(request, self.sent)
 
     def handle_control_post(self, request: Request) -> Response | None:
         """``POST /_fake/media?mime_type=…&filename=…`` with the file as the body: a file a

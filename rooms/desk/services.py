@@ -1,5 +1,7 @@
 """What an agent writes to their customer."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
@@ -58,31 +60,11 @@ def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:
     if len(text) > TEXT_BODY_MAX:
         raise ActionError("invalid", f"the message is longer than {TEXT_BODY_MAX} characters")
     with transaction.atomic():
-        room = (
-            Room.objects.select_for_update(of=("self",))
-            .select_related("customer")
-            .filter(pk=room_id)
-            .first()
-        )
-        if room is None or room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
-            raise ActionError("not_your_room", "this room is not assigned to you")
+        room = _assigned_room(room_id, agent, lock=True)
         _window_open(room)
-        message = Message.objects.create(
-            room=room,
-            direction=Message.Direction.OUTBOUND,
-            author=Message.Author.AGENT,
-            agent_id=agent.pk,
-            type=Message.Type.TEXT,
-            text=text,
-            payload=text_body(text),
-            status=Message.Status.PENDING,
+        return _agent_outbound(
+            room, agent, type=Message.Type.TEXT, text=text, payload=text_body(text)
         )
-        Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
-        room_event_record(
-            room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
-        )
-        message_deliver_on_commit(message, room.customer)
-    return message
 
 
 def agent_file_send(
@@ -114,11 +96,9 @@ def agent_file_send(
     try:
         with transaction.atomic():
             room = _assigned_room(room_id, agent, lock=True)
-            message = Message.objects.create(
-                room=room,
-                direction=Message.Direction.OUTBOUND,
-                author=Message.Author.AGENT,
-                agent_id=agent.pk,
+            message = _agent_outbound(
+                room,
+                agent,
                 type=kind,
                 text=caption,
                 file=name,
@@ -126,19 +106,32 @@ def agent_file_send(
                 mime_type=mime_type,
                 media_size=upload.size,
                 media_status=Message.MediaStatus.STORED,
-                status=Message.Status.PENDING,
             )
-            Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
-            room_event_record(
-                room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
-            )
-            message_deliver_on_commit(message, room.customer)
     except BaseException:
         # Nothing stored, no file left behind either (unless the message was committed after
         # all and only what followed its commit failed).
         if not Message.objects.filter(file=name).exists():
             default_storage.delete(name)
         raise
+    return message
+
+
+def _agent_outbound(room: Room, agent: User, **fields: Any) -> Message:
+    """An agent's message to the customer, stored pending in their room (inside the caller's
+    transaction, the room locked), shown to the room's consoles, and sent once committed."""
+    message = Message.objects.create(
+        room=room,
+        direction=Message.Direction.OUTBOUND,
+        author=Message.Author.AGENT,
+        agent_id=agent.pk,
+        status=Message.Status.PENDING,
+        **fields,
+    )
+    Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
+    room_event_record(
+        room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
+    )
+    message_deliver_on_commit(message, room.customer)
     return message
 
 
@@ -167,22 +160,13 @@ def agent_template_send(*, room_id: int, agent: User, template_id: int) -> Messa
             customer_name=room.customer.name,
             agent_first_name=agent.first_name or agent.get_username(),
         )
-        message = Message.objects.create(
-            room=room,
-            direction=Message.Direction.OUTBOUND,
-            author=Message.Author.AGENT,
-            agent_id=agent.pk,
+        return _agent_outbound(
+            room,
+            agent,
             type=Message.Type.TEMPLATE,
             text=template.text(fills),
             payload=template_body(template.name, template.language, template.values(fills)),
-            status=Message.Status.PENDING,
         )
-        Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
-        room_event_record(
-            room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
-        )
-        message_deliver_on_commit(message, room.customer)
-    return message
 
 
 def _window_open(room: Room) -> None:

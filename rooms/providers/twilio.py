@@ -22,10 +22,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from chatbridge.http import (
-    MediaTooLarge,
     VendorError,
     get_streamed,
     post_form,
+    read_at_most,
     vendor_errors,
     vendor_session,
 )
@@ -339,18 +339,9 @@ class TwilioClient:
                 status = response.status_code
                 code = code if isinstance(code, int) else status
                 raise TwilioError(f"media answered HTTP {status}", code=code, status=status)
-            content = _read_at_most(response.iter_content(64 * 1024), max_bytes)
+            content = read_at_most(response, max_bytes)
         mime_type = response.headers.get("Content-Type", "").partition(";")[0].strip()
         return FetchedMedia(content=content, mime_type=mime_type or "application/octet-stream")
-
-
-def _read_at_most(chunks: Any, max_bytes: int) -> bytes:
-    content = bytearray()
-    for chunk in chunks:
-        content += chunk
-        if len(content) > max_bytes:
-            raise MediaTooLarge(f"media larger than {max_bytes} bytes")
-    return bytes(content)
 
 
 def _json_object(response: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from chatbridge.http import (
     VendorError,
     VendorTimeout,
     post_json,
+    read_at_most,
     vendor_request,
     vendor_session,
 )
@@ -270,7 +271,7 @@ class WhatsAppClient:
                     code=None,
                     status=download.status_code,
                 )
-            content = _read_at_most(download, max_bytes)
+            content = read_at_most(download, max_bytes)
         mime_type, sha256 = info.get("mime_type"), info.get("sha256")
         return FetchedMedia(
             content=content,
@@ -329,19 +330,6 @@ def _answer(response: requests.Response) -> dict[str, Any]:
         message = str(details or error.get("message") or f"HTTP {response.status_code}")
         raise WhatsAppError(message[:1000], code=code, status=response.status_code)
     return data
-
-
-def _read_at_most(response: requests.Response, max_bytes: int) -> bytes:
-    chunks, size = [], 0
-    try:
-        for chunk in response.iter_content(chunk_size=64 * 1024):
-            size += len(chunk)
-            if size > max_bytes:
-                raise MediaTooLarge(f"more than {max_bytes} bytes")
-            chunks.append(chunk)
-    except requests.RequestException as error:
-        raise VendorConnectionLost(f"download cut off: {error}") from error
-    return b"".join(chunks)
 
 
 @cache
