@@ -8,7 +8,10 @@ from chatbridge.metrics import metrics_view
 from chatbridge.views import cache_stats
 from rooms.views import (
     agent_console,
+    agent_conversation,
+    agent_customer_rooms,
     agent_file_upload,
+    agent_search,
     message_file,
     operations_view,
     twilio_webhook,
@@ -26,6 +29,9 @@ urlpatterns = [
     path("admin/operations/", operations_view, name="operations"),
     path("agent/", agent_console, name="agent-console"),
     path("agent/rooms/<int:room_id>/files", agent_file_upload, name="agent-file-upload"),
+    path("agent/rooms/<int:room_id>/history", agent_customer_rooms, name="agent-customer-rooms"),
+    path("agent/conversations/<int:room_id>", agent_conversation, name="agent-conversation"),
+    path("agent/search", agent_search, name="agent-search"),
     path("files/<int:message_id>", message_file, name="message-file"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -210,8 +210,18 @@ def room_detail(room: Room) -> dict[str, Any]:
         agent_first_name=(agent.first_name or agent.get_username()) if agent else "",
     )
     notes = room.notes.select_related("author").order_by("-id")[:RECENT_MESSAGES]
+    data = room_data(room)
+    customer = room.customer
     return {
-        **room_data(room),
+        **data,
+        # The customer panel: who this is (the earlier conversations come when it opens).
+        "customer": {
+            **data["customer"],
+            "id": customer.pk,
+            "profile_name": customer.profile_name,
+            "first_contact": customer.created_at.isoformat(),
+            "notes": customer.notes,
+        },
         "messages": [message_data(m) for m in reversed(recent)],
         "notes": [note_data(note) for note in reversed(list(notes))],
         "template_fills": fills,

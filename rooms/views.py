@@ -12,16 +12,22 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chatbridge.metrics import WEBHOOK_STAGE, timed
+from rooms.desk.history import (
+    conversation_read,
+    conversations_search,
+    customer_rooms,
+    may_read_conversation,
+)
 from rooms.desk.selectors import is_agent, may_see_room, operations_summary
 from rooms.desk.services import agent_file_send
 from rooms.errors import ActionError
 from rooms.events import message_data
 from rooms.inbound.services import NotificationResult, notification_handle
 from rooms.media.services import accepted_types
-from rooms.models import Message
+from rooms.models import Message, Room
 from rooms.providers import provider_for
 from rooms.providers.base import Provider
 from rooms.whatsapp.client import MEDIA_LIMITS, mime_base
@@ -209,3 +215,51 @@ def operations_view(request: HttpRequest) -> HttpResponse:
     """The operators' page in the admin: what chatbridge is doing now."""
     context = {**admin.site.each_context(request), "title": "Operations", **operations_summary()}
     return render(request, "admin/operations.html", context)
+
+
+# --- what an agent reads of the past (rooms/desk/history.py): JSON for the console -------------
+
+
+def _agent_or_refusal(request: HttpRequest) -> User | JsonResponse:
+    """The agent making the request, or the refusal: 401 once the session ended (the console
+    then goes to the login page), 403 for a user who is not an agent."""
+    user = request.user
+    if not user.is_authenticated:
+        return JsonResponse({"code": "signed_out", "error": "the session has ended"}, status=401)
+    if not isinstance(user, User) or not is_agent(user):
+        return JsonResponse({"code": "not_an_agent", "error": "only agents"}, status=403)
+    return user
+
+
+@require_GET
+def agent_customer_rooms(request: HttpRequest, room_id: int) -> JsonResponse:
+    """The customer panel's earlier conversations of the customer of the agent's room."""
+    agent = _agent_or_refusal(request)
+    if isinstance(agent, JsonResponse):
+        return agent
+    return JsonResponse({"rooms": customer_rooms(room_id=room_id, agent_id=agent.pk)})
+
+
+@require_GET
+def agent_conversation(request: HttpRequest, room_id: int) -> JsonResponse:
+    """A conversation to read: the same 404 for one that does not exist and one not to read."""
+    agent = _agent_or_refusal(request)
+    if isinstance(agent, JsonResponse):
+        return agent
+    room = Room.objects.select_related("customer", "agent").filter(pk=room_id).first()
+    if room is None or not may_read_conversation(agent, room):
+        return JsonResponse({"code": "not_found", "error": "no such conversation"}, status=404)
+    return JsonResponse(conversation_read(room))
+
+
+@require_GET
+def agent_search(request: HttpRequest) -> JsonResponse:
+    """`?q=`: closed conversations by number, name or words of their messages."""
+    agent = _agent_or_refusal(request)
+    if isinstance(agent, JsonResponse):
+        return agent
+    try:
+        results = conversations_search(user=agent, text=request.GET.get("q", ""))
+    except ActionError as error:
+        return JsonResponse({"code": error.code, "error": error.message}, status=400)
+    return JsonResponse({"results": results})

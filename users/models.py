@@ -27,6 +27,12 @@ class Customer(models.Model):
     )
     # What the customer's WhatsApp profile says, as of their last message.
     profile_name = models.CharField("WhatsApp profile name", max_length=255, blank=True)
+    # What operators want every agent to know about this customer (the room's customer panel).
+    notes = models.TextField(
+        "operators' notes",
+        blank=True,
+        help_text="Shown to agents in the customer panel of the customer's rooms",
+    )
     # Sent to Watson as user_id: stable per customer (one billable user) and not a phone number.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
