@@ -5,6 +5,8 @@ inprocess.py          the SQL of one message from a returning customer with a wa
 inprocess.py floor    the floor's pieces: 3 redis-py GETs, a psycopg 2-INSERT transaction, a
                       raw PUBLISH to a subscriber (FLOOR lines: name p50 p95 in ms)
 inprocess.py agent    makes the benchmark's agent; prints a session cookie for its consoles
+inprocess.py search   the agents' search and customer panel over SEARCH_MESSAGES generated
+                      messages in closed conversations (ROW lines)
 """
 
 import os
@@ -193,12 +195,179 @@ def agent() -> None:
     print(client.cookies["sessionid"].value)
 
 
+SEARCH_MESSAGES = int(os.environ.get("SEARCH_MESSAGES", "100000"))
+# A vocabulary of a bank's help desk; each message is a few of its words.
+WORDS = [
+    "hola",
+    "buenos",
+    "días",
+    "tardes",
+    "quiero",
+    "necesito",
+    "consultar",
+    "saldo",
+    "cuenta",
+    "ahorro",
+    "corriente",
+    "tarjeta",
+    "crédito",
+    "débito",
+    "bloquear",
+    "desbloquear",
+    "clave",
+    "olvidé",
+    "perdí",
+    "robo",
+    "transferencia",
+    "pago",
+    "recibo",
+    "factura",
+    "préstamo",
+    "hipoteca",
+    "cuota",
+    "interés",
+    "tasa",
+    "plazo",
+    "seguro",
+    "oficina",
+    "horario",
+    "cajero",
+    "retiro",
+    "depósito",
+    "extracto",
+    "movimientos",
+    "cobro",
+    "comisión",
+    "reclamo",
+    "devolución",
+    "aplicación",
+    "acceso",
+    "usuario",
+    "contraseña",
+    "token",
+    "correo",
+    "teléfono",
+    "dirección",
+    "cambio",
+    "datos",
+    "gracias",
+    "ayuda",
+    "favor",
+    "urgente",
+    "hoy",
+    "mañana",
+    "ayer",
+    "semana",
+    "mes",
+    "valor",
+    "monto",
+    "pesos",
+    "dólares",
+    "cancelar",
+    "activar",
+    "renovar",
+    "vencida",
+]
+
+
+def search() -> None:
+    """Closed conversations as a year of a help desk leaves them: SEARCH_MESSAGES messages in
+    rooms of 20, among 10 agents; then the search as an agent and as staff, by a common word,
+    a rare one and a number, and the customer panel's query."""
+    import random
+
+    from django.contrib.auth.models import Group, Permission, User
+    from django.utils import timezone
+
+    from rooms.desk.history import conversations_search, customer_rooms
+    from rooms.models import Message
+
+    rng = random.Random(12)
+    agents_group = Group.objects.get_or_create(name="agents")[0]
+    agents = []
+    for n in range(10):
+        agent, _ = User.objects.get_or_create(username=f"search-agent-{n}")
+        agent.groups.add(agents_group)
+        agents.append(agent)
+    rooms_wanted = SEARCH_MESSAGES // 20
+    customers = Customer.objects.bulk_create(
+        Customer(uid=f"5741{n:08d}", wa_id=f"5741{n:08d}", name=f"Cliente {n}")
+        for n in range(rooms_wanted)
+    )
+    now = timezone.now()
+    rooms = Room.objects.bulk_create(
+        Room(
+            customer=customer,
+            status=Room.Status.CLOSED,
+            agent=agents[n % len(agents)],
+            closed_at=now,
+            closed_reason="Resuelto",
+        )
+        for n, customer in enumerate(customers)
+    )
+    for start in range(0, len(rooms), 250):
+
+        def sentence(index: int) -> str:
+            words = rng.sample(WORDS, rng.randint(4, 14))
+            if index % 997 == 0:
+                words.append("certificado")  # the rare word: 0.1 % of messages
+            return " ".join(words)
+
+        Message.objects.bulk_create(
+            Message(
+                room=room,
+                direction="in" if i % 2 == 0 else "out",
+                author="customer" if i % 2 == 0 else "agent",
+                agent=None if i % 2 == 0 else room.agent,
+                text=sentence(room.pk * 20 + i),
+                status="" if i % 2 == 0 else "read",
+            )
+            for room in rooms[start : start + 250]
+            for i in range(20)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE rooms_message; ANALYZE rooms_room; ANALYZE users_customer")
+    staff, _ = User.objects.get_or_create(username="search-staff", defaults={"is_staff": True})
+    staff.user_permissions.add(Permission.objects.get(codename="view_message"))
+    staff = User.objects.get(pk=staff.pk)  # its permissions read afresh
+    held = Room.objects.create(customer=customers[0], status="assigned", agent=agents[0])
+    cases = [
+        ("an agent, a common word (tarjeta)", agents[0], "tarjeta"),
+        ("staff, a common word (tarjeta)", staff, "tarjeta"),
+        ("staff, two words (bloquear tarjeta)", staff, "bloquear tarjeta"),
+        ("staff, a rare word (certificado)", staff, "certificado"),
+        ("staff, part of a number", staff, "4100004321"),
+        ("staff, a name", staff, "cliente 4321"),
+    ]
+    total = Message.objects.count()
+    for label, user, text in cases:
+        p50, p95 = timed(
+            lambda user=user, text=text: conversations_search(user=user, text=text), repeat=30
+        )
+        hits = len(conversations_search(user=user, text=text))
+        row(
+            f"agents' search over {total:,} messages: {label} (p50 / p95)",
+            "—",
+            f"{p50:.1f} / {p95:.1f} ms ({hits} results shown)",
+            "< 100 ms",
+        )
+    p50, p95 = timed(lambda: customer_rooms(room_id=held.pk, agent_id=agents[0].pk), repeat=100)
+    row(
+        "customer panel's earlier conversations (one query; p50 / p95)",
+        "—",
+        f"{p50:.2f} / {p95:.2f} ms",
+        "one query per opened room",
+    )
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "floor":
         floor()
     elif command == "agent":
         agent()
+    elif command == "search":
+        search()
     else:
         queries_per_message()
         lookups()

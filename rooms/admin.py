@@ -9,6 +9,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from chatbridge.admin_site import recent_changes
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
@@ -200,6 +201,7 @@ class RoomAdmin(admin.ModelAdmin):
         "handoff_note",
         "duration",
         "metrics",
+        "changes",
     ]
     # Assignment goes through the agents' services (capacity, events), never a bare edit here.
     fields = tuple(readonly_fields)
@@ -215,6 +217,10 @@ class RoomAdmin(admin.ModelAdmin):
             ", ", "{}: {}", ((k.replace("_", " "), _readable(v)) for k, v in data.items())
         )
 
+    @admin.display(description="Changes in the admin")
+    def changes(self, room: Room) -> str:
+        return recent_changes(room)
+
     @admin.display(description="Open for")
     def duration(self, room: Room) -> str:
         """How long the conversation lasted (or has lasted so far), as a person says it."""
@@ -226,10 +232,12 @@ class RoomAdmin(admin.ModelAdmin):
 
     @admin.action(description="Close the selected rooms", permissions=["close"])
     def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
-        closed = sum(
-            room_close(room=room, by=_staff(request), reason="closed from the admin")
-            for room in queryset.exclude(status=Room.Status.CLOSED)
-        )
+        closed = 0
+        for room in queryset.exclude(status=Room.Status.CLOSED):
+            if room_close(room=room, by=_staff(request), reason="closed from the admin"):
+                closed += 1
+                # In the room's admin history: who closed it from here.
+                self.log_change(request, room, "Closed from the admin")
         self.message_user(request, f"{closed} room(s) closed.", messages.SUCCESS)
 
     def has_close_permission(self, request: HttpRequest) -> bool:

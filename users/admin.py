@@ -3,12 +3,16 @@ from typing import Any
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from chatbridge.admin_site import LogEntryAdmin, recent_changes
 from users.models import AgentProfile, Customer
+
+admin.site.register(LogEntry, LogEntryAdmin)
 
 
 class AgentProfileInline(admin.StackedInline):
@@ -50,8 +54,13 @@ class CustomerAdmin(admin.ModelAdmin):
         "public_id",
         "created_at",
         "updated_at",
+        "changes",
     ]
-    fields = [*readonly_fields[:4], "name", "name_edited", *readonly_fields[4:]]
+    fields = [*readonly_fields[:4], "name", "name_edited", "notes", *readonly_fields[4:]]
+
+    @admin.display(description="Changes in the admin")
+    def changes(self, customer: Customer) -> str:
+        return recent_changes(customer)
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         # An operator's name wins from now on over the WhatsApp profile's (README, "Agents").

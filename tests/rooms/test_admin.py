@@ -214,3 +214,42 @@ def test_the_admin_reads_in_the_business_time_zone_with_agents_apart(admin_clien
     agents = index.index(">Agents<")
     assert agents < index.index("Agent profiles") and agents < index.index(">Users<")
     assert "chatbridge/admin.css" in index
+
+
+@pytest.mark.django_db
+def test_who_changed_a_customer_or_closed_a_room_shows_on_its_page_and_in_the_log(admin_client):
+    """Customers and rooms are read-mostly: what staff did change is named with who did it, on
+    the object's page and in the admin's read-only change log."""
+    from django.contrib.admin.models import LogEntry
+    from django.utils.html import escape
+
+    from rooms.models import Room
+    from tests.factories import CustomerFactory
+
+    customer = CustomerFactory(name="Ana")
+    page = f"/admin/users/customer/{customer.pk}/change/"
+    assert "No change made in the admin yet." in admin_client.get(page).content.decode()
+    form = {"name": "Ana María Pérez", "name_edited": "on", "notes": "Prefiere la mañana."}
+    assert admin_client.post(page, form).status_code == 302
+    customer.refresh_from_db()
+    assert customer.notes == "Prefiere la mañana."
+    shown = admin_client.get(page).content.decode()
+    assert escape("admin · Changed Name, Name kept as edited and Operators' notes.") in shown
+    assert "admin" in shown and f"/admin/users/customer/{customer.pk}/history/" in shown
+
+    room = Room.objects.create(customer=customer, status=Room.Status.QUEUED)
+    admin_client.post(
+        "/admin/rooms/room/", {"action": "close_rooms", "_selected_action": [room.pk]}
+    )
+    assert (
+        "Closed from the admin"
+        in admin_client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    )
+
+    log = admin_client.get("/admin/admin/logentry/").content.decode()
+    assert "Closed from the admin" in log and "Ana María Pérez" in log
+    entry = LogEntry.objects.first()
+    # To read only: no one edits or deletes the record of what was done.
+    assert admin_client.get(f"/admin/admin/logentry/{entry.pk}/delete/").status_code == 403
+    admin_client.post(f"/admin/admin/logentry/{entry.pk}/change/", {"change_message": "x"})
+    assert LogEntry.objects.get(pk=entry.pk).change_message != "x"
