@@ -226,8 +226,12 @@ class RoomAdmin(admin.ModelAdmin):
         """How long the conversation lasted (or has lasted so far), as a person says it."""
         return timesince(room.opened_at, room.closed_at or timezone.now())
 
-    # A bank's conversation records: kept, never deleted from here (retention is a command).
+    # A bank's conversation records: kept, never deleted from here (retention is a command);
+    # and made by conversations, never by hand.
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Close the selected rooms", permissions=["close"])

@@ -1,9 +1,13 @@
 """factory-boy factories for the models tests make most: agents, customers, outbound messages."""
 
+import datetime as dt
+
 import factory
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
-from rooms.models import Message
+from rooms.events import room_event_record
+from rooms.models import Message, Room
 from rooms.whatsapp.client import text_body
 from users.models import AgentProfile, Customer
 
@@ -64,3 +68,31 @@ class OutboundFactory(factory.django.DjangoModelFactory):
     text = "hola"
     payload = factory.LazyAttribute(lambda message: text_body(message.text))
     status = Message.Status.PENDING
+
+
+def closed_conversation(customer, agent, *texts, days_ago=1, reason="Resuelto"):
+    """A conversation that happened: the customer wrote `texts`, `agent` answered, it closed."""
+    room = Room.objects.create(customer=customer, status=Room.Status.ASSIGNED, agent=agent)
+    for text in texts:
+        Message.objects.create(room=room, direction="in", author="customer", text=text, status="")
+    Message.objects.create(
+        room=room, direction="out", author="agent", agent=agent, text="Con gusto.", status="sent"
+    )
+    room_event_record(
+        room_id=room.pk,
+        kind="room.assigned",
+        data={"agent": agent.pk, "how": "taken"},
+        actor_id=agent.pk,
+    )
+    room_event_record(
+        room_id=room.pk,
+        kind="room.closed",
+        data={"reason": reason, "by": agent.pk},
+        actor_id=agent.pk,
+    )
+    Room.objects.filter(pk=room.pk).update(
+        status=Room.Status.CLOSED,
+        closed_at=timezone.now() - dt.timedelta(days=days_ago),
+        closed_reason=reason,
+    )
+    return Room.objects.select_related("customer", "agent").get(pk=room.pk)

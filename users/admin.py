@@ -70,8 +70,12 @@ class CustomerAdmin(admin.ModelAdmin):
             obj.name = obj.profile_name or obj.name  # back to following WhatsApp
         super().save_model(request, obj, form, change)
 
-    # A customer carries a bank's conversation records: never deleted from here.
+    # A customer carries a bank's conversation records: never deleted from here; and comes
+    # from WhatsApp, never made by hand.
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 

@@ -3,12 +3,9 @@ a closed conversation read-only with its events, and the search over closed conv
 number, name or words (PostgreSQL's Spanish full-text index, accents ignored); each only to
 the agents it belongs to, and to staff who may view messages."""
 
-import datetime as dt
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
-from django.utils import timezone
 
 from rooms.desk.history import (
     MATCH_END,
@@ -20,39 +17,12 @@ from rooms.desk.history import (
     may_read_conversation,
 )
 from rooms.errors import ActionError
-from rooms.events import room_detail, room_event_record
+from rooms.events import room_detail
 from rooms.models import Message, Room, RoomNote
 from tests.factories import AgentFactory, CustomerFactory, UserFactory
+from tests.factories import closed_conversation as closed_room
 
 pytestmark = pytest.mark.django_db
-
-
-def closed_room(customer, agent, *texts, days_ago=1, reason="Resuelto"):
-    """A conversation that happened: the customer wrote `texts`, `agent` answered, it closed."""
-    room = Room.objects.create(customer=customer, status=Room.Status.ASSIGNED, agent=agent)
-    for text in texts:
-        Message.objects.create(room=room, direction="in", author="customer", text=text, status="")
-    Message.objects.create(
-        room=room, direction="out", author="agent", agent=agent, text="Con gusto.", status="sent"
-    )
-    room_event_record(
-        room_id=room.pk,
-        kind="room.assigned",
-        data={"agent": agent.pk, "how": "taken"},
-        actor_id=agent.pk,
-    )
-    room_event_record(
-        room_id=room.pk,
-        kind="room.closed",
-        data={"reason": reason, "by": agent.pk},
-        actor_id=agent.pk,
-    )
-    Room.objects.filter(pk=room.pk).update(
-        status=Room.Status.CLOSED,
-        closed_at=timezone.now() - dt.timedelta(days=days_ago),
-        closed_reason=reason,
-    )
-    return Room.objects.select_related("customer", "agent").get(pk=room.pk)
 
 
 @pytest.fixture
