@@ -351,12 +351,45 @@ def search() -> None:
             f"{p50:.1f} / {p95:.1f} ms ({hits} results shown)",
             "< 100 ms",
         )
+    index_cost()
     p50, p95 = timed(lambda: customer_rooms(room_id=held.pk, agent_id=agents[0].pk), repeat=100)
     row(
         "customer panel's earlier conversations (one query; p50 / p95)",
         "—",
         f"{p50:.2f} / {p95:.2f} ms",
         "one query per opened room",
+    )
+
+
+def index_cost() -> None:
+    """What the search's index adds to the webhook: the in-process webhook (store, enqueue) timed
+    with and without it, in alternating rounds, over the generated messages."""
+    import importlib
+
+    migration = importlib.import_module("rooms.migrations.0012_message_search")
+    create = f"CREATE INDEX message_text_search ON rooms_message USING gin ({migration.EXPRESSION})"
+    client = Client()
+    samples: dict[str, list[float]] = {"with": [], "without": []}
+    for _ in range(4):
+        for label in ("with", "without"):
+            with connection.cursor() as cursor:
+                cursor.execute("DROP INDEX IF EXISTS message_text_search")
+                if label == "with":
+                    cursor.execute(create)
+            for _ in range(150):
+                started = time.perf_counter()
+                post(client)
+                samples[label].append((time.perf_counter() - started) * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX IF EXISTS message_text_search")
+        cursor.execute(create)  # as the migration left it
+    base = statistics.median(samples["without"])
+    indexed = statistics.median(samples["with"])
+    row(
+        "webhook in process (store + enqueue) with the search index (p50)",
+        f"without it {base:.2f} ms",
+        f"{indexed:.2f} ms ({indexed / base:.2f}×)",
+        "within noise",
     )
 
 
