@@ -16,6 +16,8 @@
     timezone: undefined,
     unread: new Map(), // room id -> customer messages not seen yet
     selected: null,
+    viewing: null, // a closed conversation being read (GET /agent/conversations/<id>)
+    panel: { room: null, rooms: null }, // the customer panel's earlier conversations
     socket: null,
     retry: 0,
     nextId: 1,
@@ -232,6 +234,8 @@
     renderQueue();
     renderRooms();
     renderConversation();
+    renderHistory();
+    renderPanel();
     renderTitle();
   }
 
@@ -266,6 +270,7 @@
         dataset: { room: room.id },
         onclick: () => {
           state.selected = room.id;
+          state.viewing = null;
           state.unread.delete(room.id);
           send({ type: "agents" }); // who is free to take it, as of now
           render();
@@ -293,9 +298,9 @@
   }
 
   function renderConversation() {
-    const room = state.rooms.get(state.selected);
+    const room = state.viewing ? undefined : state.rooms.get(state.selected);
     $("conversation").hidden = !room;
-    $("empty").hidden = Boolean(room);
+    $("empty").hidden = Boolean(room || state.viewing);
     if (!room) return;
     $("room-title").textContent = `${room.customer.name || ""} ${room.customer.number}`;
     $("room-note").textContent = room.handoff_note || "";
@@ -554,6 +559,152 @@
     clearTimeout(node.timer);
     node.timer = setTimeout(() => { node.hidden = true; }, 4000);
   }
+
+  // --- the past: the customer panel, closed conversations read-only, the search --------------
+
+  // GET one of the console's JSON views; a session that ended goes to the login page.
+  async function getJSON(url) {
+    let response;
+    try {
+      response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    } catch (error) {
+      toast(gettext("No connection to chatbridge; try again in a moment."));
+      return null;
+    }
+    if (response.status === 401) { location.href = "/accounts/login/?next=/agent/"; return null; }
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) { toast(body.error || interpolate(gettext("The server refused (%s)."), [response.status])); return null; }
+    return body;
+  }
+
+  // The panel of the room in view: who the customer is (with the room), and their earlier
+  // conversations, asked for when the room is opened (one query on the server).
+  function renderPanel() {
+    const room = state.viewing ? null : state.rooms.get(state.selected);
+    $("customer-panel").hidden = !room;
+    if (!room) return;
+    const customer = room.customer;
+    const facts = [
+      [gettext("Name"), customer.name || gettext("(no name)")],
+      customer.profile_name && customer.profile_name !== customer.name ? [gettext("WhatsApp profile"), customer.profile_name] : null,
+      [gettext("Number"), customer.number],
+      customer.first_contact ? [gettext("First contact"), longDate(customer.first_contact)] : null,
+    ].filter(Boolean);
+    $("customer-facts").replaceChildren(...facts.flatMap(([term, value]) => [el("dt", { textContent: term }), el("dd", { textContent: value })]));
+    $("customer-notes").hidden = !customer.notes;
+    $("customer-notes").textContent = customer.notes || "";
+    if (state.panel.room !== room.id) {
+      state.panel = { room: room.id, rooms: null };
+      getJSON(`/agent/rooms/${room.id}/history`).then((body) => {
+        if (body && state.panel.room === room.id) { state.panel.rooms = body.rooms; renderPanel(); }
+      });
+    }
+    const earlier = state.panel.rooms;
+    if (earlier === null) {
+      $("earlier").replaceChildren(el("li", { className: "meta", textContent: gettext("Loading…") }));
+    } else if (!earlier.length) {
+      $("earlier").replaceChildren(el("li", { className: "meta", textContent: gettext("This is their first conversation.") }));
+    } else {
+      $("earlier").replaceChildren(...earlier.map(conversationItem));
+    }
+  }
+
+  // A closed conversation in a list (the panel's, the search's): click to read it.
+  function conversationItem(conversation) {
+    return el("li", { dataset: { conversation: conversation.id }, onclick: () => openConversation(conversation.id) },
+      el("div", { textContent: `${longDate(conversation.closed_at || conversation.opened_at)} · ${conversation.agent_name || gettext("the bot")}` }),
+      conversation.snippet ? el("div", { className: "preview" }, ...marked(conversation.snippet))
+        : el("div", { className: "preview", textContent: conversation.preview || "" }),
+      el("div", { className: "meta", textContent: [
+        conversation.closed_reason,
+        interpolate(ngettext("%s message", "%s messages", conversation.message_count), [conversation.message_count]),
+      ].filter(Boolean).join(" · ") }));
+  }
+
+  // The server marks the words that matched with \u0002 … \u0003: shown highlighted, as text.
+  function marked(snippet) {
+    return snippet.split(/(\u0002[^\u0003]*\u0003)/).filter(Boolean).map((part) => (part.startsWith("\u0002")
+      ? el("mark", { textContent: part.slice(1, -1) })
+      : document.createTextNode(part)));
+  }
+
+  async function openConversation(roomId) {
+    const body = await getJSON(`/agent/conversations/${roomId}`);
+    if (!body) return;
+    state.viewing = body;
+    render();
+    $("history-messages").scrollTop = 0;
+  }
+
+  const EVENT_TEXTS = {
+    "room.queued": () => gettext("Waited in the queue for an agent"),
+    "room.released": (e) => interpolate(gettext("%(actor)s put it back in the queue"), e, true),
+    "room.returned_to_bot": (e) => interpolate(gettext("%(actor)s gave it back to the bot"), e, true),
+    "room.assigned": (e) => {
+      if (e.how === "transferred") {
+        const text = interpolate(gettext("%(previous_agent)s transferred it to %(agent)s"), e, true);
+        return e.note ? `${text}: «${e.note}»` : text;
+      }
+      if (e.how === "taken") return interpolate(gettext("%(agent)s took it from the queue"), e, true);
+      return interpolate(gettext("Assigned to %(agent)s"), e, true);
+    },
+    "room.closed": (e) => (e.actor
+      ? interpolate(gettext("Closed by %(actor)s: %(reason)s"), e, true)
+      : interpolate(gettext("Closed: %(reason)s"), e, true)),
+  };
+
+  function eventNode(event) {
+    const text = (EVENT_TEXTS[event.kind] || (() => event.kind))(event);
+    return el("li", { className: "event" }, el("span", { className: "who", textContent: clock(event.at) }), text);
+  }
+
+  function renderHistory() {
+    const conversation = state.viewing;
+    $("history").hidden = !conversation;
+    if (!conversation) return;
+    const customer = conversation.customer;
+    $("history-title").textContent = `${customer.name || ""} ${customer.number}`;
+    $("history-meta").textContent = [
+      interpolate(gettext("Closed %s"), [longDate(conversation.closed_at)]),
+      conversation.agent_name,
+      conversation.closed_reason,
+    ].filter(Boolean).join(" · ");
+    const entries = [
+      ...conversation.messages.map((m) => ({ at: m.at, node: messageNode(m) })),
+      ...conversation.notes.map((n) => ({ at: n.at, node: noteNode(n) })),
+      ...conversation.events.filter((e) => e.kind !== "note.new").map((e) => ({ at: e.at, node: eventNode(e) })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    $("history-messages").replaceChildren(...entries.map((entry) => entry.node));
+  }
+
+  // A date as a person reads it, where the bank works: "3 nov 2026, 14:05".
+  function longDate(iso) {
+    if (!iso) return "";
+    return new Date(iso).toLocaleString(document.documentElement.lang || "es", {
+      timeZone: state.timezone, day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  $("history-back").addEventListener("click", () => { state.viewing = null; render(); });
+  $("search").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("search-q").value.trim();
+    if (text.length < 2) { toast(gettext("Type at least 2 characters to search.")); return; }
+    const body = await getJSON(`/agent/search?q=${encodeURIComponent(text)}`);
+    if (!body) return;
+    $("search-box").hidden = false;
+    $("search-results").replaceChildren(...(body.results.length
+      ? body.results.map((result) => {
+        const item = conversationItem(result);
+        item.prepend(el("strong", { textContent: `${result.customer.name || ""} ${result.customer.number}` }));
+        return item;
+      })
+      : [el("li", { className: "meta", textContent: gettext("No closed conversation matches.") })]));
+  });
+  $("search-clear").addEventListener("click", () => {
+    $("search-box").hidden = true;
+    $("search-q").value = "";
+  });
 
   // --- the agent's actions ----------------------------------------------------------------------
 
