@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from chatbridge.health import healthz, readyz
@@ -27,6 +27,8 @@ urlpatterns = [
     path("agent/", agent_console, name="agent-console"),
     path("agent/rooms/<int:room_id>/files", agent_file_upload, name="agent-file-upload"),
     path("files/<int:message_id>", message_file, name="message-file"),
+    # Django's set_language: the agent's choice of language, kept in a cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
