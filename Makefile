@@ -22,7 +22,7 @@ CHROMIUM ?= /usr/bin/chromium
 # installed: an installed nginx starts a server on port 80 of every interface.
 NGINX := var/nginx/usr/sbin/nginx
 
-.PHONY: run say test lint format clean reliability audit bench bench-queues
+.PHONY: run say test lint format messages clean reliability audit bench bench-queues
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,17 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The Spanish of the console, its login and the agents' error messages (locale/es/LC_MESSAGES):
+# the strings of the code and templates (django) and of agent.js (djangojs), merged into the .po
+# files to translate, then compiled. The .mo files are committed (CI may have no gettext), and
+# tests/test_translations.py fails on an untranslated string or a .mo behind its .po.
+MESSAGES_FLAGS := -l es --no-obsolete --add-location=file \
+	--ignore=.venv --ignore=var --ignore=node_modules
+messages: $(VENV)/.installed
+	$(LOCAL_ENV) $(PY) manage.py makemessages $(MESSAGES_FLAGS)
+	$(LOCAL_ENV) $(PY) manage.py makemessages -d djangojs $(MESSAGES_FLAGS)
+	$(LOCAL_ENV) $(PY) manage.py compilemessages -l es --ignore=.venv --ignore=var
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

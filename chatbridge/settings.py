@@ -110,6 +110,8 @@ MIDDLEWARE = [
     # Serves the admin's static files from the app process (Daphne serves none).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Where Django puts its LocaleMiddleware: after the session, before CommonMiddleware.
+    "chatbridge.middleware.AdminInEnglishLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -138,7 +140,13 @@ TEMPLATES = [
     },
 ]
 
-LANGUAGE_CODE = "en-us"
+# The console and the agents' error messages speak the agent's language (the selector's cookie,
+# else the browser's): these two, this one by default. The admin stays in English.
+LANGUAGES = [("es", "Español"), ("en", "English")]
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="es").lower()
+if LANGUAGE_CODE.split("-")[0] not in dict(LANGUAGES):
+    sys.exit(f"chatbridge: LANGUAGE_CODE must be es or en, got {LANGUAGE_CODE!r}")
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

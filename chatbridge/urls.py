@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 
 from chatbridge.health import healthz, readyz
 from chatbridge.metrics import metrics_view
@@ -33,6 +34,10 @@ urlpatterns = [
     path("agent/conversations/<int:room_id>", agent_conversation, name="agent-conversation"),
     path("agent/search", agent_search, name="agent-search"),
     path("files/<int:message_id>", message_file, name="message-file"),
+    # The console's texts in the agent's language (rooms/static/rooms/agent.js), and the language
+    # selector's form (Django's set_language).
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["rooms"]), name="javascript-catalog"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -15,7 +15,9 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import connections
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from chatbridge.metrics import AGENTS_CONNECTED
 from rooms import realtime
@@ -61,10 +63,8 @@ def db(function: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
     return sync_to_async(run, thread_sensitive=False)
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+class FrameError(ActionError):
+    """A frame the protocol does not allow: not JSON, not an object, a field of the wrong type."""
 
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
@@ -90,6 +90,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await super().dispatch(message)
 
     async def connect(self) -> None:
+        # What the agent reads from us (error messages) is in the console's language.
+        self.language = _agent_language(self.scope)
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
@@ -142,40 +144,55 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             if text_data is None or len(text_data) > MAX_FRAME_CHARS:
-                raise FrameError("bad_frame", "frames are JSON text of at most 64 KiB")
+                raise FrameError(
+                    "bad_frame",
+                    _(
+                        "The console sent something the server cannot read (frames are JSON "
+                        "text of at most 64 KiB): reload the page."
+                    ),
+                )
             try:
                 content = json.loads(text_data)
             except ValueError as error:
-                raise FrameError("bad_frame", "not JSON") from error
+                raise FrameError(
+                    "bad_frame", _("The console sent something that is not JSON: reload the page.")
+                ) from error
             await self.receive_json(content)
         except FrameError as error:
-            await self.send_json({"type": "error", "code": error.code, "message": error.message})
+            await self.send_json({"type": "error", **self._refusal(error)})
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            raise FrameError("bad_frame", "a frame is a JSON object")
+            raise FrameError(
+                "bad_frame", _("The console sent JSON that is not an object: reload the page.")
+            )
         kind, request_id = content.get("type"), content.get("id")
         handler = self.commands.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            await self._error(request_id, "unknown_type", f"unknown frame type {kind!r}")
+            unknown = FrameError(
+                "unknown_type",
+                _("The server does not know the command %(type)s: reload the page."),
+                type=repr(kind),
+            )
+            await self.send_json({"type": "error", "id": request_id, **self._refusal(unknown)})
             return
         # Every command on the session's word now, not at connect: a revoked agent does nothing.
         if await self._revoked():
             return
         try:
             result = await handler(self, content)
-        except FrameError as error:
-            await self._error(request_id, error.code, error.message)
-        except ActionError as error:
-            await self._error(request_id, error.code, error.message)
+        except ActionError as error:  # a FrameError too
+            await self.send_json({"type": "error", "id": request_id, **self._refusal(error)})
         else:
             if kind != "typing":
                 await self.send_json(
                     {"type": "ack", "id": request_id, "for": kind, **(result or {})}
                 )
 
-    async def _error(self, request_id: Any, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "id": request_id, "code": code, "message": message})
+    def _refusal(self, error: ActionError) -> dict[str, str]:
+        """An error frame's code, and its message in the agent's language."""
+        with translation.override(self.language):
+            return {"code": error.code, "message": error.message}
 
     async def take(self, content: dict) -> dict:
         room = await db(room_take)(room_id=_room_id(content), agent=self.user)
@@ -184,7 +201,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def send_message(self, content: dict) -> dict:
         text = content.get("text")
         if not isinstance(text, str):
-            raise FrameError("invalid", "text must be a string")
+            raise FrameError("invalid", _("The text is missing or is not text."))
         message = await db(agent_message_send)(
             room_id=_room_id(content), agent=self.user, text=text
         )
@@ -193,14 +210,14 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def add_note(self, content: dict) -> dict:
         text = content.get("text")
         if not isinstance(text, str):
-            raise FrameError("invalid", "text must be a string")
+            raise FrameError("invalid", _("The text is missing or is not text."))
         note = await db(agent_note_add)(room_id=_room_id(content), agent=self.user, text=text)
         return {"room": note.room_id, "note": note.pk}
 
     async def send_template(self, content: dict) -> dict:
         template = content.get("template")
         if not isinstance(template, int) or isinstance(template, bool):
-            raise FrameError("invalid", "template must be a template id")
+            raise FrameError("invalid", _("Choose a template from the list."))
         message = await db(agent_template_send)(
             room_id=_room_id(content), agent=self.user, template_id=template
         )
@@ -219,10 +236,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def transfer(self, content: dict) -> dict:
         to_agent = content.get("agent")
         if not isinstance(to_agent, int) or isinstance(to_agent, bool):
-            raise FrameError("invalid", "agent must be a user id")
+            raise FrameError("invalid", _("Choose the agent to transfer the conversation to."))
         note = content.get("note", "")
         if not isinstance(note, str):
-            raise FrameError("invalid", "note must be text")
+            raise FrameError("invalid", _("The note for the receiving agent must be text."))
         await db(room_transfer)(
             room_id=_room_id(content), agent=self.user, to_agent_id=to_agent, note=note
         )
@@ -240,7 +257,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def typing(self, content: dict) -> None:
         room_id = _room_id(content)
         if room_id not in self.rooms:
-            raise ActionError("not_your_room", "this room is not assigned to you")
+            raise ActionError("not_your_room", _("This conversation is not assigned to you."))
         await self.channel_layer.group_send(
             realtime.room_group_name(room_id),
             {
@@ -259,21 +276,28 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         """Replay a room's events after the sequence number the console saw last."""
         wanted = content.get("rooms")
         if not isinstance(wanted, dict):
-            raise FrameError("invalid", "rooms must map room ids to the last sequence seen")
+            raise FrameError(
+                "invalid",
+                _("A sync must give, for each conversation, the number of the last event seen."),
+            )
         replayed = 0
         for key, last_seen in wanted.items():
             room_id = _as_id(key)
             if not isinstance(last_seen, int) or isinstance(last_seen, bool) or last_seen < 0:
-                raise FrameError("invalid", "a sequence number is a non-negative integer")
+                raise FrameError("invalid", _("An event number is a whole number, zero or more."))
             if room_id not in self.rooms:
-                raise ActionError("not_your_room", f"room {room_id} is not assigned to you")
+                raise ActionError(
+                    "not_your_room",
+                    _("Conversation %(room)d is not assigned to you."),
+                    room=room_id,
+                )
             replayed += await self._replay(room_id, after=last_seen)
         return {"replayed": replayed}
 
     async def available(self, content: dict) -> dict:
         value = content.get("available")
         if not isinstance(value, bool):
-            raise FrameError("invalid", "available must be true or false")
+            raise FrameError("invalid", _("Availability must be true or false."))
         await db(agent_available_set)(user_id=self.user.pk, available=value)
         return {"available": value}
 
@@ -402,6 +426,27 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "heartbeat", "rooms": seqs})
 
 
+def _agent_language(scope: dict[str, Any]) -> str:
+    """The console's language, as LocaleMiddleware finds a page's: the language selector's cookie,
+    else the browser's Accept-Language, else LANGUAGE_CODE (Channels' CookieMiddleware put the
+    cookies in the scope)."""
+    wanted = [scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)]
+    headers = dict(scope.get("headers", []))
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    for code, _quality in parse_accept_lang_header(accept):
+        if code == "*":
+            break
+        wanted.append(code)
+    for code in [*wanted, settings.LANGUAGE_CODE]:
+        if not code:
+            continue
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
 def _close_code(access: Access) -> int:
     return CLOSE_NOT_AN_AGENT if access is Access.NOT_AN_AGENT else CLOSE_UNAUTHENTICATED
 
@@ -410,7 +455,7 @@ def _as_id(value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise FrameError("invalid", "room must be a room id")
+        raise FrameError("invalid", _("The conversation is missing or is not a conversation id."))
     return value
 
 
@@ -420,8 +465,10 @@ def _room_id(content: dict) -> int:
 
 def _closure_reason(value: Any) -> ClosureReason:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise FrameError("invalid", "reason must be the id of a closure reason")
+        raise FrameError("invalid", _("Choose a closure reason."))
     reason = closure_reason_get(reason_id=value)
     if reason is None:
-        raise ActionError("unknown_reason", "no such closure reason")
+        raise ActionError(
+            "unknown_reason", _("That closure reason no longer exists: choose another.")
+        )
     return reason

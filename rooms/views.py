@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -178,18 +180,24 @@ def agent_file_upload(request: HttpRequest, room_id: int) -> JsonResponse:
     room; the console's session and CSRF token, like the admin's forms. Answers JSON only (a
     session that ended is 401, not the login page, so the console can say so)."""
     if not request.user.is_authenticated:
-        return JsonResponse({"code": "signed_out", "error": "the session has ended"}, status=401)
+        return JsonResponse(
+            {"code": "signed_out", "error": _("Your session has ended: sign in again.")}, status=401
+        )
     if not isinstance(request.user, User) or not is_agent(request.user):
         raise PermissionDenied("only agents send files")
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
-        return JsonResponse({"code": "invalid", "error": "invalid Content-Length"}, status=400)
+        refusal = _("The upload's Content-Length is not a number.")
+        return JsonResponse({"code": "invalid", "error": refusal}, status=400)
     if length > AGENT_UPLOAD_MAX_BYTES:
-        return JsonResponse({"code": "invalid", "error": "the file is too large"}, status=413)
+        refusal = _("The file is too large: WhatsApp carries files of at most %(limit)s.") % {
+            "limit": filesizeformat(max(MEDIA_LIMITS.values()))
+        }
+        return JsonResponse({"code": "invalid", "error": refusal}, status=413)
     upload = request.FILES.get("file")
     if upload is None:
-        return JsonResponse({"code": "invalid", "error": "no file attached"}, status=400)
+        return JsonResponse({"code": "invalid", "error": _("No file was attached.")}, status=400)
     try:
         message = agent_file_send(
             room_id=room_id,
@@ -225,9 +233,14 @@ def _agent_or_refusal(request: HttpRequest) -> User | JsonResponse:
     then goes to the login page), 403 for a user who is not an agent."""
     user = request.user
     if not user.is_authenticated:
-        return JsonResponse({"code": "signed_out", "error": "the session has ended"}, status=401)
+        return JsonResponse(
+            {"code": "signed_out", "error": _("Your session has ended: sign in again.")}, status=401
+        )
     if not isinstance(user, User) or not is_agent(user):
-        return JsonResponse({"code": "not_an_agent", "error": "only agents"}, status=403)
+        return JsonResponse(
+            {"code": "not_an_agent", "error": _("Only agents can read conversations.")},
+            status=403,
+        )
     return user
 
 
@@ -248,7 +261,10 @@ def agent_conversation(request: HttpRequest, room_id: int) -> JsonResponse:
         return agent
     room = Room.objects.select_related("customer", "agent").filter(pk=room_id).first()
     if room is None or not may_read_conversation(agent, room):
-        return JsonResponse({"code": "not_found", "error": "no such conversation"}, status=404)
+        return JsonResponse(
+            {"code": "not_found", "error": _("There is no such conversation for you to read.")},
+            status=404,
+        )
     return JsonResponse(conversation_read(room))
 
 

@@ -5,6 +5,7 @@ PostgreSQL and Redis are the machine's own; fault tests start private Redis serv
 """
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -72,6 +73,11 @@ CHROMIUM_ARGS = [
 ]
 
 
+# The console speaks its browser's language, and Chromium's is en-US: the tests' pages read
+# Spanish, the console's default, unless a test asks for another (`new_context(locale=...)`).
+BROWSER_LOCALE = "es-ES"
+
+
 @pytest.fixture
 def browser(monkeypatch) -> Iterator[Browser]:
     # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
@@ -79,6 +85,9 @@ def browser(monkeypatch) -> Iterator[Browser]:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for name in ("new_context", "new_page"):
+            opens = getattr(browser, name)
+            setattr(browser, name, functools.partial(opens, locale=BROWSER_LOCALE))
         yield browser
         browser.close()
 

@@ -295,9 +295,10 @@ def test_an_agents_attachment_gets_through_where_a_large_webhook_does_not(behind
         timeout=60,
     )
     errors = (behind_proxy.dir / "error.log").read_text()
-    # Reached chatbridge, whose CSRF check refuses a form from nowhere.
+    # Reached chatbridge, whose CSRF check refuses a form from nowhere (in LANGUAGE_CODE's Spanish:
+    # the request names no language).
     assert upload.status_code == 403, errors[-500:]
-    assert "CSRF verification failed" in upload.text
+    assert "La verificación CSRF ha fallado" in upload.text
     hook = requests.post(
         f"{behind_proxy.url}/whatsapp/external", data=big, headers=https, timeout=60
     )

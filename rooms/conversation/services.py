@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.desk.assignment import assignment_run
@@ -108,11 +109,11 @@ def room_close(
             .first()
         )
         if locked is None:
-            raise ActionError("not_found", "no such room")
+            raise ActionError("not_found", _("This conversation no longer exists."))
         if agent_only and (
             by is None or locked.status != Room.Status.ASSIGNED or locked.agent_id != by.pk
         ):
-            raise ActionError("not_your_room", "this room is not assigned to you")
+            raise ActionError("not_your_room", _("This conversation is not assigned to you."))
         if locked.status == Room.Status.CLOSED or (only_if is not None and not only_if(locked)):
             return False
         was_queued = locked.status == Room.Status.QUEUED

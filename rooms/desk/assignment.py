@@ -15,6 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+from django_stubs_ext import StrOrPromise
 
 from chatbridge.locks import ASSIGNMENT, lock_for_transaction
 from rooms.desk.selectors import agent_load, free_agents, is_agent
@@ -26,13 +29,28 @@ from users.models import AgentProfile
 logger = logging.getLogger("chatbridge.assignment")
 
 
-def _claim_capacity(agent_id: int) -> AgentProfile:
-    """Lock the agent's profile and check they can take one more room."""
+# What an agent at their capacity is told, taking a room themselves or handing one to someone full.
+YOU_ARE_FULL = ngettext_lazy(
+    "You already have %(count)d conversation, your maximum: close or transfer it to take another.",
+    "You already have %(count)d conversations, your maximum: close or transfer one to take "
+    "another.",
+    "count",
+)
+THEY_ARE_FULL = ngettext_lazy(
+    "That agent already has %(count)d conversation, their maximum: choose someone else.",
+    "That agent already has %(count)d conversations, their maximum: choose someone else.",
+    "count",
+)
+
+
+def _claim_capacity(agent_id: int, *, full: StrOrPromise = YOU_ARE_FULL) -> AgentProfile:
+    """Lock the agent's profile and check they can take one more room (ActionError `full`
+    if not)."""
     profile = AgentProfile.objects.select_for_update().filter(user_id=agent_id).first()
     if profile is None:
-        raise ActionError("not_an_agent", "that user is not an agent")
+        raise ActionError("not_an_agent", _("That person is not an agent."))
     if agent_load(agent_id) >= profile.capacity:
-        raise ActionError("at_capacity", f"at capacity ({profile.capacity} rooms)")
+        raise ActionError("at_capacity", full, count=profile.capacity)
     return profile
 
 
@@ -44,7 +62,7 @@ def _locked_room(room_id: int) -> Room:
         .first()
     )
     if room is None:
-        raise ActionError("not_found", "no such room")
+        raise ActionError("not_found", _("This conversation no longer exists."))
     return room
 
 
@@ -73,17 +91,27 @@ def room_take(*, room_id: int, agent: User) -> Room:
         profile = _claim_capacity(agent.pk)
         room = _locked_room(room_id)
         if room.status != Room.Status.QUEUED:
-            raise ActionError("not_queued", f"the room is {room.get_status_display().lower()}")
+            raise _not_queued(room, agent)
         _assign(room, profile, by=agent.pk, kind="taken", extra={})
         queue_changed_on_commit()
     logger.info("room %s taken by agent %s", room_id, agent.pk)
     return room
 
 
+def _not_queued(room: Room, agent: User) -> ActionError:
+    if room.status == Room.Status.ASSIGNED and room.agent_id == agent.pk:
+        return ActionError("not_queued", _("This conversation is already yours."))
+    if room.status == Room.Status.ASSIGNED:
+        return ActionError("not_queued", _("Another agent already took this conversation."))
+    if room.status == Room.Status.CLOSED:
+        return ActionError("not_queued", _("This conversation has been closed."))
+    return ActionError("not_queued", _("This conversation went back to the bot."))
+
+
 def _own_room(room_id: int, agent: User) -> Room:
     room = _locked_room(room_id)
     if room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
-        raise ActionError("not_your_room", "this room is not assigned to you")
+        raise ActionError("not_your_room", _("This conversation is not assigned to you."))
     return room
 
 
@@ -124,14 +152,14 @@ def room_transfer(*, room_id: int, agent: User, to_agent_id: int, note: str = ""
     """Hand the agent's room to another agent with free capacity; `note` (optional, for the
     receiving agent) travels in the assignment's event, with who sent it."""
     if not Room.objects.filter(pk=room_id, agent_id=agent.pk, status=Room.Status.ASSIGNED).exists():
-        raise ActionError("not_your_room", "this room is not assigned to you")
+        raise ActionError("not_your_room", _("This conversation is not assigned to you."))
     if to_agent_id == agent.pk:
-        raise ActionError("invalid", "the room is already yours")
+        raise ActionError("invalid", _("This conversation is already yours: choose another agent."))
     target = get_user_model().objects.filter(pk=to_agent_id).first()
     if target is None or not is_agent(target):
-        raise ActionError("not_an_agent", "that user is not an agent")
+        raise ActionError("not_an_agent", _("That person is not an agent."))
     with transaction.atomic():
-        profile = _claim_capacity(to_agent_id)
+        profile = _claim_capacity(to_agent_id, full=THEY_ARE_FULL)
         room = _own_room(room_id, agent)
         extra = {"note": note.strip()[:TRANSFER_NOTE_MAX]} if note.strip() else {}
         _assign(room, profile, by=agent.pk, kind="transferred", extra=extra)

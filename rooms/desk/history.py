@@ -14,6 +14,7 @@ from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVe
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
+from django.utils.translation import gettext_lazy as _
 
 from rooms.desk.selectors import is_agent
 from rooms.errors import ActionError
@@ -100,7 +101,9 @@ def conversations_search(*, user: User, text: str) -> list[dict[str, Any]]:
     if not SEARCH_MIN_CHARS <= len(words) <= SEARCH_MAX_CHARS:
         raise ActionError(
             "invalid",
-            f"search with {SEARCH_MIN_CHARS} to {SEARCH_MAX_CHARS} characters",
+            _("Search with %(least)d to %(most)d characters."),
+            least=SEARCH_MIN_CHARS,
+            most=SEARCH_MAX_CHARS,
         )
     found = Q(customer__name__icontains=words) | Q(customer__profile_name__icontains=words)
     digits = re.sub(r"[\s+().-]", "", words)

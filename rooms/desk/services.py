@@ -7,7 +7,10 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
@@ -24,6 +27,16 @@ from rooms.whatsapp.client import (
     text_body,
 )
 from users.models import Customer
+
+# A size in the reader's language ("5.0 MB", "5,0 MB"), rendered with the message.
+_file_size = lazy(filesizeformat, str)
+# How the refusal of a file too large names its kind.
+_KIND_NAMES = {
+    "image": _("an image"),
+    "video": _("a video"),
+    "audio": _("an audio"),
+    "document": _("a document"),
+}
 
 
 def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None) -> str | None:
@@ -56,9 +69,17 @@ def agent_message_send(*, room_id: int, agent: User, text: str) -> Message:
     """Store an agent's message in their room and send it once committed."""
     text = text.strip()
     if not text:
-        raise ActionError("invalid", "the message is empty")
+        raise ActionError("invalid", _("The message is empty: write something to send."))
     if len(text) > TEXT_BODY_MAX:
-        raise ActionError("invalid", f"the message is longer than {TEXT_BODY_MAX} characters")
+        raise ActionError(
+            "invalid",
+            _(
+                "The message has %(length)d characters and WhatsApp carries at most %(limit)d: "
+                "shorten it or send it in two."
+            ),
+            length=len(text),
+            limit=TEXT_BODY_MAX,
+        )
     with transaction.atomic():
         room = _assigned_room(room_id, agent, lock=True)
         _window_open(room)
@@ -76,22 +97,42 @@ def agent_file_send(
     mime_type = mime_base(upload.content_type or "")
     kind = MEDIA_KINDS.get(mime_type)
     if kind is None:
-        raise ActionError("invalid", f"WhatsApp does not carry files of type {mime_type or '?'}")
+        raise ActionError(
+            "invalid",
+            _("WhatsApp does not carry files of type %(type)s."),
+            type=mime_type or _("unknown"),
+        )
     if kind == "sticker":
         kind = "document"  # a WebP from an agent is a picture to keep, not a 512x512 sticker
     if not upload.size:
-        raise ActionError("invalid", "the file is empty")
+        raise ActionError("invalid", _("The file is empty."))
     if upload.size > media_limit(kind):
-        limit = media_limit(kind) // 1024
-        raise ActionError("invalid", f"a {kind} is at most {limit} KB (this one: {upload.size})")
+        raise ActionError(
+            "invalid",
+            _("The file is too large: on WhatsApp %(kind)s can be at most %(limit)s."),
+            kind=_KIND_NAMES[kind],
+            limit=_file_size(media_limit(kind)),
+        )
     caption = caption.strip()
     if len(caption) > CAPTION_MAX:
-        raise ActionError("invalid", f"the caption is longer than {CAPTION_MAX} characters")
+        raise ActionError(
+            "invalid",
+            _(
+                "The text with the file has %(length)d characters and WhatsApp carries at most "
+                "%(limit)d: shorten it."
+            ),
+            length=len(caption),
+            limit=CAPTION_MAX,
+        )
     room = _assigned_room(room_id, agent)  # refused before anything is written
     _window_open(room)
     if room.customer.provider != Customer.Provider.WHATSAPP:
         # Twilio sends files by a public URL: not offered until chatbridge has signed ones.
-        raise ActionError("invalid", f"files cannot be sent through {room.customer.provider} yet")
+        raise ActionError(
+            "invalid",
+            _("Files cannot be sent yet to customers who write through %(provider)s."),
+            provider=room.customer.provider.capitalize(),
+        )
     name = default_storage.save(storage_name(room_id=room_id, mime_type=mime_type), upload)
     try:
         with transaction.atomic():
@@ -139,7 +180,7 @@ def _assigned_room(room_id: int, agent: User, *, lock: bool = False) -> Room:
     rooms = Room.objects.select_related("customer").filter(pk=room_id)
     room = (rooms.select_for_update(of=("self",)) if lock else rooms).first()
     if room is None or room.status != Room.Status.ASSIGNED or room.agent_id != agent.pk:
-        raise ActionError("not_your_room", "this room is not assigned to you")
+        raise ActionError("not_your_room", _("This conversation is not assigned to you."))
     return room
 
 
@@ -153,7 +194,7 @@ def agent_template_send(*, room_id: int, agent: User, template_id: int) -> Messa
         .first()
     )
     if template is None:
-        raise ActionError("invalid", "no such template, or it is not approved")
+        raise ActionError("invalid", _("This template does not exist or is not approved."))
     with transaction.atomic():
         room = _assigned_room(room_id, agent, lock=True)
         fills = MessageTemplate.fills(
@@ -174,7 +215,11 @@ def _window_open(room: Room) -> None:
     without a customer message yet is WhatsApp's to judge)."""
     if room.last_customer_at and timezone.now() - room.last_customer_at > CUSTOMER_WINDOW:
         raise ActionError(
-            "window_closed", "the customer's 24-hour window has closed: send a template"
+            "window_closed",
+            _(
+                "More than 24 hours have passed since the customer last wrote: WhatsApp only "
+                "carries an approved template now."
+            ),
         )
 
 
@@ -183,9 +228,14 @@ def agent_note_add(*, room_id: int, agent: User, text: str) -> RoomNote:
     never sent to the customer."""
     text = text.strip()
     if not text:
-        raise ActionError("invalid", "the note is empty")
+        raise ActionError("invalid", _("The note is empty: write something to keep."))
     if len(text) > TEXT_BODY_MAX:
-        raise ActionError("invalid", f"the note is longer than {TEXT_BODY_MAX} characters")
+        raise ActionError(
+            "invalid",
+            _("The note has %(length)d characters; at most %(limit)d fit."),
+            length=len(text),
+            limit=TEXT_BODY_MAX,
+        )
     with transaction.atomic():
         room = _assigned_room(room_id, agent, lock=True)
         note = RoomNote.objects.create(room=room, author=agent, text=text)

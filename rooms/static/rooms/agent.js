@@ -1,9 +1,13 @@
 // chatbridge agent console: one websocket, the protocol of docs/agent-protocol.md.
-// Every text from customers is put in the page with textContent, never as HTML.
+// Every text from customers is put in the page with textContent, never as HTML. Every text of
+// ours goes through Django's JavaScript catalog (/jsi18n/, loaded before this file): gettext,
+// ngettext, interpolate with named values; dates and times in the page's language.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
+  const LANGUAGE = document.documentElement.lang || undefined;
+  const say = (text, values) => interpolate(text, values, true);
   const state = {
     agent: null,
     queue: [],
@@ -42,7 +46,7 @@
         return;
       }
       if (event.code === 4403) {
-        toast("Esta cuenta no es de agente.");
+        toast(gettext("This account is not an agent's."));
         return;
       }
       // Back off up to 10 s, with jitter so a server restart is not met by every console at once.
@@ -53,7 +57,7 @@
 
   function send(frame) {
     if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
-      toast("Sin conexión; reintentando…");
+      toast(gettext("Not connected; trying again…"));
       return null;
     }
     frame.id = state.nextId++;
@@ -63,7 +67,7 @@
 
   function setConnection(online) {
     const el = $("connection");
-    el.textContent = online ? "conectado" : "desconectado";
+    el.textContent = online ? gettext("connected") : gettext("disconnected");
     el.className = `connection ${online ? "online" : "offline"}`;
   }
 
@@ -77,7 +81,7 @@
       case "queue": {
         const known = new Set(state.queue.map((r) => r.id));
         state.queue = frame.queue;
-        if (frame.queue.some((r) => !known.has(r.id))) alertAgent("Cliente en cola", "");
+        if (frame.queue.some((r) => !known.has(r.id))) alertAgent(gettext("A customer is waiting"), "");
         renderTitle();
         return renderQueue();
       }
@@ -85,11 +89,11 @@
       case "typing": return showTyping(frame.room);
       case "ack":
         if (frame.agents) { state.agents = frame.agents; renderConversation(); }
-        if (frame.for === "close" && frame.room === state.closing) toast("Conversación cerrada.");
+        if (frame.for === "close" && frame.room === state.closing) toast(gettext("Conversation closed."));
         return;
       case "error":
         if (frame.code === "window_closed") windowClosed(state.selected);
-        return toast(`${frame.message} (${frame.code})`);
+        return toast(frame.message);
       default: return undefined;
     }
   }
@@ -166,12 +170,15 @@
         }
         break;
       case "room.assigned":
-        if (data.agent !== state.agent.id) removeRoom(event.room, "Conversación transferida.");
+        if (data.agent !== state.agent.id) removeRoom(event.room, gettext("Conversation transferred."));
         else if (data.how === "transferred") {
           const from = state.agents.find((a) => a.id === data.previous_agent);
-          toast(`${from ? from.name : "Otro agente"} te transfirió una conversación${data.note ? `: «${data.note}»` : "."}`);
-          alertAgent("Conversación transferida", data.note || "");
-        } else if (data.how !== "taken") alertAgent("Nueva conversación", "");
+          const name = from ? from.name : gettext("Another agent");
+          toast(data.note
+            ? say(gettext("%(name)s transferred a conversation to you: «%(note)s»"), { name, note: data.note })
+            : say(gettext("%(name)s transferred a conversation to you."), { name }));
+          alertAgent(gettext("Conversation transferred to you"), data.note || "");
+        } else if (data.how !== "taken") alertAgent(gettext("New conversation"), "");
         break;
       case "room.closed":
       case "room.released":
@@ -248,16 +255,20 @@
     const full = atCapacity();
     $("queue").replaceChildren(...state.queue.map((room) => el("li", { dataset: { room: room.id } },
       el("button", {
-        textContent: "Tomar",
+        textContent: gettext("Take"),
         className: "take",
         disabled: full,
-        title: full ? `Ya atiendes ${state.rooms.size} de ${state.agent.capacity} conversaciones: cierra o transfiere una para tomar otra.` : "",
+        title: full ? say(ngettext(
+          "You have %(count)s of %(capacity)s conversation: close or transfer it to take another.",
+          "You have %(count)s of %(capacity)s conversations: close or transfer one to take another.",
+          state.agent.capacity,
+        ), { count: state.rooms.size, capacity: state.agent.capacity }) : "",
         onclick: () => send({ type: "take", room: room.id }),
       }),
       el("div", { textContent: room.customer.name || room.customer.number }),
       room.preview ? el("div", { className: "preview", textContent: room.preview }) : "",
       room.handoff_note ? el("div", { className: "note", textContent: room.handoff_note }) : "",
-      el("div", { className: "meta waiting", textContent: `${room.customer.number} · espera ${elapsed(room.queued_at)}` }),
+      el("div", { className: "meta waiting", textContent: say(gettext("%(number)s · waiting %(time)s"), { number: room.customer.number, time: elapsed(room.queued_at) }) }),
     )));
   }
 
@@ -276,7 +287,7 @@
           render();
         },
       },
-      unread ? el("span", { className: "unread", textContent: String(unread), title: `${unread} sin leer` }) : "",
+      unread ? el("span", { className: "unread", textContent: String(unread), title: say(ngettext("%(count)s unread", "%(count)s unread", unread), { count: unread }) }) : "",
       el("div", { textContent: room.customer.name || room.customer.number }),
       el("div", { className: "meta", textContent: last ? (last.text || `[${TYPE_LABELS[last.type] || last.type}]`).slice(0, 60) : "" }));
     }));
@@ -284,16 +295,23 @@
 
   const DAY = 24 * 3600 * 1000;
   const TYPE_LABELS = {
-    image: "imagen", sticker: "sticker", audio: "audio", video: "video", document: "documento",
-    location: "ubicación", contacts: "contacto", template: "plantilla", reaction: "reacción",
+    image: gettext("image"), sticker: gettext("sticker"), audio: gettext("audio"), video: gettext("video"),
+    document: gettext("document"), location: gettext("location"), contacts: gettext("contact"),
+    template: gettext("template"), reaction: gettext("reaction"),
   };
   const TICKS = { pending: "…", sending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "✗" };
-  const AUTHORS = { customer: "Cliente", bot: "Bot", agent: "Agente", system: "Sistema" };
+  const STATUSES = {
+    pending: gettext("not sent yet"), sending: gettext("sending"), sent: gettext("sent"),
+    delivered: gettext("delivered"), read: gettext("read"),
+  };
+  const AUTHORS = { customer: gettext("Customer"), bot: gettext("Bot"), agent: gettext("Agent"), system: gettext("System") };
   // What the customer's WhatsApp sent without words of theirs: said so, not shown as theirs.
-  const PLACEHOLDERS = { unsupported: "[mensaje que WhatsApp no permite mostrar]", reaction: "[reacción retirada]" };
+  const PLACEHOLDERS = {
+    unsupported: gettext("[a message WhatsApp does not let us show]"), reaction: gettext("[reaction removed]"),
+  };
 
   function whoSaid(m) {
-    if (m.type === "system") return "Aviso de WhatsApp";
+    if (m.type === "system") return gettext("WhatsApp notice");
     return AUTHORS[m.author] || m.author;
   }
 
@@ -308,7 +326,7 @@
     renderComposer(room);
     const chosenReason = $("reason").value;
     $("reason").replaceChildren(
-      el("option", { value: "", textContent: "Motivo de cierre…" }),
+      el("option", { value: "", textContent: gettext("Closure reason…") }),
       ...state.reasons.map((r) => el("option", { value: r.id, textContent: r.title })),
     );
     if (state.reasons.some((r) => String(r.id) === chosenReason)) $("reason").value = chosenReason;
@@ -317,7 +335,7 @@
     const chosenAgent = $("transfer-to").value;
     $("transfer-to").replaceChildren(...(others.length
       ? others.map((a) => el("option", { value: a.id, textContent: `${a.name} (${a.load}/${a.capacity})` }))
-      : [el("option", { value: "", textContent: "Nadie libre ahora" })]));
+      : [el("option", { value: "", textContent: gettext("Nobody free now") })]));
     if (others.some((a) => String(a.id) === chosenAgent)) $("transfer-to").value = chosenAgent;
     $("transfer").disabled = !others.length;
     const list = $("messages");
@@ -333,7 +351,7 @@
 
   function noteNode(note) {
     return el("li", { className: "internal-note", dataset: { note: note.id } },
-      el("span", { className: "who", textContent: `Nota interna de ${note.author_name} · ${clock(note.at)}` }),
+      el("span", { className: "who", textContent: say(gettext("Internal note by %(name)s · %(time)s"), { name: note.author_name, time: clock(note.at) }) }),
       el("span", { className: "text", textContent: note.text }));
   }
 
@@ -342,12 +360,12 @@
       className: `${m.direction} ${m.author}${m.deleted_at ? " deleted" : ""}`, dataset: { message: m.id },
     },
     el("span", { className: "who", textContent: whoSaid(m) },
-      m.at ? el("time", { dateTime: m.at, textContent: ` · ${clock(m.at)}`, title: new Date(m.at).toLocaleString("es", { timeZone: state.timezone }) }) : ""),
+      m.at ? el("time", { dateTime: m.at, textContent: ` · ${clock(m.at)}`, title: new Date(m.at).toLocaleString(LANGUAGE, { timeZone: state.timezone }) }) : ""),
     ...messageBody(m),
     m.direction === "out" ? el("span", {
       className: `tick ${m.status}`,
       textContent: TICKS[m.status] || "",
-      title: m.status === "failed" ? `${m.error_detail || ""} (${m.error_code || ""})` : m.status,
+      title: m.status === "failed" ? `${m.error_detail || ""} (${m.error_code || ""})` : STATUSES[m.status] || m.status,
     }) : "");
   }
 
@@ -355,29 +373,29 @@
   // chatbridge's own file view or to https addresses.
   function messageBody(m) {
     const parts = [];
-    if (m.forwarded) parts.push(el("div", { className: "meta", textContent: "Reenviado" }));
+    if (m.forwarded) parts.push(el("div", { className: "meta", textContent: gettext("Forwarded") }));
     if (m.referral) {
       const ad = m.referral;
       parts.push(el("div", { className: "referral" },
-        el("strong", { textContent: "Llegó desde un anuncio: " }),
+        el("strong", { textContent: `${gettext("Came from an ad:")} ` }),
         `${ad.headline || ""}${ad.body ? ` — ${ad.body}` : ""}`,
-        ad.source_url ? " " : "", ad.source_url ? safeLink(ad.source_url, "ver anuncio") : ""));
+        ad.source_url ? " " : "", ad.source_url ? safeLink(ad.source_url, gettext("see the ad")) : ""));
     }
     if (m.quoted && Object.keys(m.quoted).length) {
-      parts.push(el("blockquote", { className: "quoted", textContent: m.quoted.text || "(un mensaje anterior)" }));
+      parts.push(el("blockquote", { className: "quoted", textContent: m.quoted.text || gettext("(an earlier message)") }));
     }
     if (m.media) parts.push(mediaNode(m));
     if (m.location) {
       const place = m.location;
       parts.push(el("div", { className: "location" },
-        el("div", { textContent: [place.name, place.address].filter(Boolean).join(" — ") || "Ubicación" }),
+        el("div", { textContent: [place.name, place.address].filter(Boolean).join(" — ") || gettext("Location") }),
         el("div", { className: "meta", textContent: `${place.latitude}, ${place.longitude}` }),
-        safeLink(place.map_url, "Ver en el mapa")));
+        safeLink(place.map_url, gettext("See it on the map"))));
     } else if (m.contacts) {
       for (const card of m.contacts) {
         parts.push(el("div", { className: "contact-card" },
-          el("strong", { textContent: card.name || "Contacto" }),
-          ...card.phones.map((phone) => el("div", { textContent: `Tel. ${phone}` })),
+          el("strong", { textContent: card.name || gettext("Contact") }),
+          ...card.phones.map((phone) => el("div", { textContent: say(gettext("Tel. %(phone)s"), { phone }) })),
           ...card.emails.map((email) => el("div", { textContent: email }))));
       }
     } else if (m.media) {
@@ -387,26 +405,26 @@
     } else {
       parts.push(PLACEHOLDERS[m.type] || `[${TYPE_LABELS[m.type] || m.type}]`);
     }
-    if (m.edited_at) parts.push(el("span", { className: "meta", textContent: " (editado)" }));
-    if (m.deleted_at) parts.push(el("div", { className: "meta", textContent: "El cliente eliminó este mensaje." }));
+    if (m.edited_at) parts.push(el("span", { className: "meta", textContent: ` ${gettext("(edited)")}` }));
+    if (m.deleted_at) parts.push(el("div", { className: "meta", textContent: gettext("The customer deleted this message.") }));
     return parts;
   }
 
   function mediaNode(m) {
     const file = m.media;
-    if (file.status === "pending") return el("div", { className: "meta", textContent: "Descargando archivo…" });
+    if (file.status === "pending") return el("div", { className: "meta", textContent: gettext("Downloading the file…") });
     if (file.status === "failed") {
-      return el("div", { className: "media-error", textContent: `No se pudo obtener el archivo (${file.error || "?"})` });
+      return el("div", { className: "media-error", textContent: say(gettext("Could not get the file (%(reason)s)"), { reason: file.error || "?" }) });
     }
-    if (!file.url) return el("div", { className: "meta", textContent: "Archivo" });
+    if (!file.url) return el("div", { className: "meta", textContent: gettext("File") });
     if (m.type === "image" || m.type === "sticker") {
       return el("a", { href: file.url, target: "_blank", rel: "noopener", className: "media" },
-        el("img", { src: file.url, alt: file.file_name || "imagen", className: m.type === "sticker" ? "sticker" : "thumb", loading: "lazy" }));
+        el("img", { src: file.url, alt: file.file_name || gettext("image"), className: m.type === "sticker" ? "sticker" : "thumb", loading: "lazy" }));
     }
     if (m.type === "audio") return el("audio", { controls: true, preload: "none", src: file.url, className: "media" });
     if (m.type === "video") return el("video", { controls: true, preload: "metadata", src: file.url, className: "media thumb" });
     return el("a", { href: file.url, className: "document", download: file.file_name || "" },
-      `${file.file_name || "documento"}`, el("span", { className: "meta", textContent: ` ${size(file.size)}` }));
+      `${file.file_name || gettext("document")}`, el("span", { className: "meta", textContent: ` ${size(file.size)}` }));
   }
 
   function safeLink(href, label) {
@@ -463,11 +481,11 @@
     select.hidden = !room.templates_available;
     $("send-template").disabled = !template;
     if (!room.templates_available) {
-      $("template-preview").textContent = "Este cliente escribe por Twilio: chatbridge aún no envía plantillas por Twilio. Espera a que el cliente vuelva a escribir.";
+      $("template-preview").textContent = gettext("This customer writes through Twilio: chatbridge does not send templates through Twilio yet. Wait for the customer to write again.");
     } else {
       $("template-preview").textContent = template
         ? templateText(template, room.template_fills || {})
-        : "No hay plantillas aprobadas: un operador las registra en el admin (Message templates).";
+        : gettext("There are no approved templates: an operator adds them in the admin (Message templates).");
     }
   }
 
@@ -477,18 +495,18 @@
     const left = new Date(room.window_ends_at) - Date.now();
     node.className = left > 0 ? "window" : "window closed";
     node.textContent = left > 0
-      ? `Ventana de 24 h: quedan ${Math.floor(left / 3600000)} h ${Math.floor((left % 3600000) / 60000)} min`
-      : "Ventana de 24 h cerrada: solo plantillas";
+      ? say(gettext("24-hour window: %(hours)s h %(minutes)s min left"), { hours: Math.floor(left / 3600000), minutes: Math.floor((left % 3600000) / 60000) })
+      : gettext("24-hour window closed: templates only");
   }
 
   // A message's time where the bank works: the hour today, the date before.
   function clock(iso) {
     const when = new Date(iso);
     const zone = state.timezone;
-    const day = (date) => date.toLocaleDateString("es", { timeZone: zone });
-    const hour = when.toLocaleTimeString("es", { timeZone: zone, hour: "2-digit", minute: "2-digit" });
+    const day = (date) => date.toLocaleDateString(LANGUAGE, { timeZone: zone });
+    const hour = when.toLocaleTimeString(LANGUAGE, { timeZone: zone, hour: "2-digit", minute: "2-digit" });
     if (day(when) === day(new Date())) return hour;
-    return `${when.toLocaleDateString("es", { timeZone: zone, day: "numeric", month: "short" })} ${hour}`;
+    return `${when.toLocaleDateString(LANGUAGE, { timeZone: zone, day: "numeric", month: "short" })} ${hour}`;
   }
 
   // How long since `iso`, ticking: "45 s", "3 min", "1 h 5 min".
@@ -505,7 +523,7 @@
     if (roomId === state.selected && document.visibilityState === "visible") return;
     state.unread.set(roomId, (state.unread.get(roomId) || 0) + 1);
     const room = state.rooms.get(roomId);
-    alertAgent(room ? room.customer.name || room.customer.number : "Cliente", message.text || "");
+    alertAgent(room ? room.customer.name || room.customer.number : gettext("Customer"), message.text || "");
   }
 
   // --- telling the agent: a short sound, a desktop notification, a count in the tab's title;
@@ -544,7 +562,8 @@
 
   function renderTitle() {
     const unread = [...state.unread.values()].reduce((a, b) => a + b, 0) + state.queue.length;
-    document.title = unread ? `(${unread}) chatbridge · Consola` : "chatbridge · Consola";
+    const title = gettext("chatbridge · Console");
+    document.title = unread ? `(${unread}) ${title}` : title;
   }
 
   function minutes(iso) {
@@ -783,13 +802,13 @@
   async function attach(file) {
     if (!state.selected || !file) return;
     const kind = KINDS[file.type];
-    if (!kind) { toast(`WhatsApp no admite archivos de tipo ${file.type || "desconocido"}.`); return; }
-    if (file.size > LIMITS[kind]) { toast(`Demasiado grande: ${size(file.size)} (máximo ${size(LIMITS[kind])}).`); return; }
+    if (!kind) { toast(say(gettext("WhatsApp does not carry files of type %(type)s."), { type: file.type || gettext("unknown") })); return; }
+    if (file.size > LIMITS[kind]) { toast(say(gettext("Too large: %(size)s (at most %(limit)s)."), { size: size(file.size), limit: size(LIMITS[kind]) })); return; }
     const form = new FormData();
     form.append("file", file);
     form.append("caption", $("text").value.trim());
     const token = document.querySelector("[name=csrfmiddlewaretoken]").value;
-    $("attach-status").textContent = `Enviando ${file.name}…`;
+    $("attach-status").textContent = say(gettext("Sending %(name)s…"), { name: file.name });
     try {
       const response = await fetch(`/agent/rooms/${state.selected}/files`, {
         method: "POST", body: form, headers: { "X-CSRFToken": token }, credentials: "same-origin",
@@ -800,10 +819,10 @@
       }
       const answer = await response.json().catch(() => ({}));
       if (answer.code === "window_closed") windowClosed(state.selected);
-      if (!response.ok) { toast(answer.error || `No se envió (${response.status})`); return; }
+      if (!response.ok) { toast(answer.error || say(gettext("Not sent (%(status)s)"), { status: response.status })); return; }
       $("text").value = "";
     } catch (error) {
-      toast("No se envió el archivo: sin conexión.");
+      toast(gettext("The file was not sent: no connection."));
     } finally {
       $("attach-status").textContent = "";
       $("file").value = "";
@@ -836,9 +855,9 @@
 
   $("close").addEventListener("click", () => {
     const reason = $("reason").value;
-    if (!reason) { toast("Elige el motivo de cierre."); $("reason").focus(); return; }
+    if (!reason) { toast(gettext("Choose the closure reason.")); $("reason").focus(); return; }
     const title = state.reasons.find((r) => String(r.id) === reason)?.title || reason;
-    if (!confirm(`¿Cerrar esta conversación? Motivo: ${title}. El cliente recibirá el mensaje de cierre.`)) return;
+    if (!confirm(say(gettext("Close this conversation? Reason: %(reason)s. The customer will receive the closing message."), { reason: title }))) return;
     state.closing = state.selected;
     send({ type: "close", room: state.selected, reason: Number(reason) });
   });
@@ -858,7 +877,7 @@
     for (const node of document.querySelectorAll("#queue li")) {
       const room = state.queue.find((r) => String(r.id) === node.dataset.room);
       const waiting = node.querySelector(".waiting");
-      if (room && waiting) waiting.textContent = `${room.customer.number} · espera ${elapsed(room.queued_at)}`;
+      if (room && waiting) waiting.textContent = say(gettext("%(number)s · waiting %(time)s"), { number: room.customer.number, time: elapsed(room.queued_at) });
     }
   }, 1000);
   setInterval(() => {
@@ -867,6 +886,9 @@
     if (state.socket && state.socket.readyState === WebSocket.OPEN) send({ type: "agents" });
   }, 15000);
   $("transfer-to").addEventListener("focus", () => send({ type: "agents" }));
+
+  // The language selector: Django's set_language, back to this page in the chosen language.
+  $("language").addEventListener("change", (event) => event.target.form.submit());
 
   // The agent's switches for being told.
   $("pref-sound").checked = prefs.sound;

@@ -8,6 +8,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
@@ -32,12 +33,23 @@ def session_cookie(user: User) -> str:
 
 
 async def connect(
-    user: User | None, *, origin: bytes = b"http://localhost"
+    user: User | None,
+    *,
+    origin: bytes = b"http://localhost",
+    accept_language: str = "",
+    language_cookie: str = "",
 ) -> WebsocketCommunicator:
+    """The console's handshake; `accept_language` as its browser sends it, `language_cookie` as
+    the console's language selector (Django's set_language) leaves it."""
     headers = [(b"origin", origin)]
+    if accept_language:
+        headers.append((b"accept-language", accept_language.encode()))
     if user is not None:
         cookie = await sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+        cookies = f"sessionid={cookie}"
+        if language_cookie:
+            cookies += f"; {settings.LANGUAGE_COOKIE_NAME}={language_cookie}"
+        headers.append((b"cookie", cookies.encode()))
     communicator = WebsocketCommunicator(application, "/ws/agent/", headers=headers)
     connected, _ = await communicator.connect(timeout=FRAME_WAIT)
     assert connected
@@ -191,7 +203,11 @@ async def test_after_the_window_the_console_sends_a_template(
 
     await communicator.send_json_to({"type": "send", "room": room.pk, "text": "¿Sigues ahí?"})
     refused = await receive_until(communicator, lambda f: f["type"] == "error")
-    assert refused["code"] == "window_closed"
+    assert (refused["code"], refused["message"]) == (
+        "window_closed",
+        "Pasaron más de 24 horas desde el último mensaje del cliente: ahora WhatsApp solo lleva "
+        "una plantilla aprobada.",
+    )
     await communicator.send_json_to({"type": "template", "room": room.pk, "template": template.pk})
     ack = await receive_until(communicator, lambda f: f["type"] == "ack")
     status = await receive_until(communicator, lambda f: f.get("kind") == "message.status")
@@ -372,6 +388,64 @@ async def test_capacity_is_never_exceeded(fake_vendors, no_auto_assign):
         frame = await receive_until(ws, lambda f: f["type"] in ("ack", "error"))
         codes.append(frame.get("code", "ok"))
     assert codes == ["ok", "ok", "at_capacity"]
+    await ws.disconnect()
+
+
+# What an agent with a capacity of 1 reads taking a second room, and a console sending what is not
+# JSON (a frame refused before any command), in each of the console's languages.
+AT_CAPACITY = {
+    "en": "You already have 1 conversation, your maximum: close or transfer it to take another.",
+    "es": "Ya atiendes 1 conversación, tu máximo: ciérrala o transfiérela para tomar otra.",
+}
+NOT_JSON = {
+    "en": "The console sent something that is not JSON: reload the page.",
+    "es": "La consola envió algo que no es JSON: recarga la página.",
+}
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "language_cookie", "language"),
+    [
+        ("en-US,en;q=0.9", "", "en"),
+        ("es-CO,es;q=0.9,en;q=0.8", "", "es"),
+        ("", "", "es"),  # no preference: LANGUAGE_CODE
+        ("fr-FR,fr;q=0.9,en;q=0.5", "", "en"),  # the first the browser asks for that we speak
+        ("en-US,en;q=0.9", "es", "es"),  # the console's language selector wins
+        ("es-CO", "en", "en"),
+    ],
+)
+async def test_an_agent_at_capacity_is_told_so_in_the_consoles_language(
+    fake_vendors, no_auto_assign, accept_language, language_cookie, language
+):
+    first, second = [await queued_room(f"57300555020{i}") for i in range(2)]
+    ana = await sync_to_async(AgentFactory)(username="ana", capacity=1)
+    ws = await connect(ana, accept_language=accept_language, language_cookie=language_cookie)
+    await ws.send_json_to({"type": "take", "room": first.pk, "id": 1})
+    assert (await receive_until(ws, lambda f: f["type"] in ("ack", "error")))["type"] == "ack"
+
+    await ws.send_json_to({"type": "take", "room": second.pk, "id": 2})
+    refused = await receive_until(ws, lambda f: f["type"] in ("ack", "error"))
+    assert refused == {
+        "type": "error",
+        "id": 2,
+        "code": "at_capacity",
+        "message": AT_CAPACITY[language],
+    }
+    await ws.send_to(text_data="{not json")
+    refused = await receive_until(ws, lambda f: f["type"] == "error")
+    assert (refused["code"], refused["message"]) == ("bad_frame", NOT_JSON[language])
+    await ws.disconnect()
+
+
+async def test_without_any_preference_the_console_speaks_language_code(
+    fake_vendors, no_auto_assign, settings
+):
+    settings.LANGUAGE_CODE = "en"
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    ws = await connect(ana)
+    await ws.send_to(text_data="{not json")
+    refused = await receive_until(ws, lambda f: f["type"] == "error")
+    assert (refused["code"], refused["message"]) == ("bad_frame", NOT_JSON["en"])
     await ws.disconnect()
 
 

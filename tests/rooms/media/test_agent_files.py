@@ -32,9 +32,13 @@ def assigned(db):
     return agent, room
 
 
-def _upload(client, room, content: bytes, name: str, mime_type: str, caption: str = ""):
+def _upload(
+    client, room, content: bytes, name: str, mime_type: str, caption: str = "", **headers: str
+):
     upload = SimpleUploadedFile(name, content, content_type=mime_type)
-    return client.post(f"/agent/rooms/{room.pk}/files", {"file": upload, "caption": caption})
+    return client.post(
+        f"/agent/rooms/{room.pk}/files", {"file": upload, "caption": caption}, headers=headers
+    )
 
 
 def test_an_image_is_uploaded_then_sent_by_id_with_its_caption(client, assigned, whatsapp):
@@ -74,9 +78,20 @@ def test_a_document_keeps_its_file_name(client, assigned, whatsapp):
 @pytest.mark.parametrize(
     ("name", "content", "mime_type", "error"),
     [
-        ("big.jpg", b"\xff" * (5 * 1024 * 1024 + 1), "image/jpeg", "a image is at most 5120 KB"),
-        ("setup.exe", b"MZ", "application/x-msdownload", "WhatsApp does not carry files of type"),
-        ("empty.pdf", b"", "application/pdf", "the file is empty"),
+        (
+            "big.jpg",
+            b"\xff" * (5 * 1024 * 1024 + 1),
+            "image/jpeg",
+            "El archivo es demasiado grande: en WhatsApp una imagen puede tener como máximo "
+            "5,0\xa0MB.",
+        ),
+        (
+            "setup.exe",
+            b"MZ",
+            "application/x-msdownload",
+            "WhatsApp no admite archivos de tipo application/x-msdownload.",
+        ),
+        ("empty.pdf", b"", "application/pdf", "El archivo está vacío."),
     ],
 )
 def test_what_whatsapp_would_refuse_is_refused_before_anything_is_stored(
@@ -86,7 +101,7 @@ def test_what_whatsapp_would_refuse_is_refused_before_anything_is_stored(
     client.force_login(agent)
     response = _upload(client, room, content, name, mime_type)
     assert response.status_code == 400
-    assert error in response.json()["error"]
+    assert response.json() == {"code": "invalid", "error": error}
     assert not Message.objects.exists()
     assert whatsapp.uploads == []
     _dirs, files = (
@@ -128,7 +143,10 @@ def test_a_file_to_a_twilio_customer_is_refused_with_the_reason(client, whatsapp
     client.force_login(agent)
     response = _upload(client, room, JPEG, "a.jpg", "image/jpeg")
     assert response.status_code == 400
-    assert response.json()["error"] == "files cannot be sent through twilio yet"
+    assert response.json() == {
+        "code": "invalid",
+        "error": "Todavía no se pueden enviar archivos a clientes que escriben por Twilio.",
+    }
     assert not Message.objects.exists()
 
 
@@ -145,7 +163,46 @@ def test_a_signed_out_console_gets_401_not_the_login_page(client, assigned):
     _agent, room = assigned
     response = _upload(client, room, JPEG, "a.jpg", "image/jpeg")
     assert response.status_code == 401
-    assert response.json()["code"] == "signed_out"
+    assert response.json() == {
+        "code": "signed_out",
+        "error": "Tu sesión terminó: vuelve a ingresar.",
+    }
+
+
+ENGLISH = (
+    "The file is too large: on WhatsApp an image can be at most 5.0\xa0MB.",
+    "The file is empty.",
+)
+SPANISH = (
+    "El archivo es demasiado grande: en WhatsApp una imagen puede tener como máximo 5,0\xa0MB.",
+    "El archivo está vacío.",
+)
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "selected", "said"),
+    [
+        ("en-US,en;q=0.9", None, ENGLISH),
+        ("es-CO,es;q=0.9", None, SPANISH),
+        ("", None, SPANISH),  # no preference: LANGUAGE_CODE
+        ("es-CO,es;q=0.9", "en", ENGLISH),  # the console's language selector wins
+    ],
+    ids=["english", "spanish", "default", "selector"],
+)
+def test_a_refused_file_is_explained_in_the_agents_language(
+    client, assigned, whatsapp, accept_language, selected, said
+):
+    agent, room = assigned
+    client.force_login(agent)
+    if selected:
+        client.cookies["django_language"] = selected  # what set_language sets
+    headers = {"Accept-Language": accept_language} if accept_language else {}
+    big = _upload(client, room, b"\xff" * (5 * 1024 * 1024 + 1), "a.jpg", "image/jpeg", **headers)
+    nothing = _upload(client, room, b"", "a.pdf", "application/pdf", **headers)
+    too_large, empty = said
+    assert (big.status_code, big.json()) == (400, {"code": "invalid", "error": too_large})
+    assert (nothing.status_code, nothing.json()) == (400, {"code": "invalid", "error": empty})
+    assert not Message.objects.exists()
 
 
 def test_an_upload_that_timed_out_is_uploaded_again_and_sent_once(
