@@ -89,6 +89,7 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     ana.fill("#text", "")
     ana.type("#text", "/sal")
     expect(ana.locator("#canned li")).to_have_count(1)
+    ana.screenshot(path=str(SCREENSHOTS / "desk-canned.png"))
     ana.keyboard.press("Enter")
     expect(ana.locator("#text")).to_have_value("Hola Cliente, soy Ana. ¿En qué te ayudo?")
     ana.keyboard.press("Enter")
@@ -103,6 +104,7 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     note = ana.locator("#messages li.internal-note")
     expect(note).to_contain_text("Nota interna de Ana")
     expect(note).to_contain_text("revisar el cobro del 28/11 con fraudes")
+    ana.screenshot(path=str(SCREENSHOTS / "desk-note.png"))
     ana.uncheck("#internal")
     time.sleep(0.5)
     assert len(whatsapp.sent) == sent
