@@ -78,6 +78,10 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     assert waiting.inner_text() != before  # ticking, not frozen at the snapshot's value
     assert ana.evaluate("window.shown.length") >= 1  # "Cliente en cola"
     expect(ana).to_have_title(re.compile(r"^\(1\) chatbridge"))
+    ana.uncheck("#pref-title")  # the agent's switch: no count in the tab's title
+    expect(ana).to_have_title(re.compile(r"^chatbridge"))
+    ana.check("#pref-title")
+    expect(ana).to_have_title(re.compile(r"^\(1\) chatbridge"))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     ana.screenshot(path=str(SCREENSHOTS / "desk-queue.png"))
 

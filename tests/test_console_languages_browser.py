@@ -54,7 +54,7 @@ def test_an_english_browser_gets_english_and_the_selector_switches_to_spanish(
     page.click("button[type=submit]")
     expect(page.locator("#connection")).to_have_text("connected")
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    expect(page.locator("aside h2").first).to_contain_text("In the queue")
+    expect(page.locator("h2:has(#queue-count)")).to_contain_text("In the queue")
     expect(page.locator("#empty")).to_have_text("Choose a conversation or take one from the queue.")
 
     # Two customers ask for a person: Ana takes one and is then at her capacity of 1.
@@ -91,7 +91,7 @@ def test_an_english_browser_gets_english_and_the_selector_switches_to_spanish(
     expect(page.locator("#connection")).to_have_text("conectado")
     expect(page.locator("html")).to_have_attribute("lang", "es")
     expect(page.locator("#language")).to_have_value("es")
-    expect(page.locator("aside h2").first).to_contain_text("En cola")
+    expect(page.locator("h2:has(#queue-count)")).to_contain_text("En cola")
     expect(take).to_have_text("Tomar")
     expect(take).to_have_attribute(
         "title", "Ya atiendes 1 de 1 conversación: ciérrala o transfiérela para tomar otra."

@@ -109,7 +109,7 @@ def conversations_search(*, user: User, text: str) -> list[dict[str, Any]]:
     digits = re.sub(r"[\s+().-]", "", words)
     if digits.isdigit() and len(digits) >= NUMBER_MIN_DIGITS:
         found |= Q(customer__uid__contains=digits)
-    found |= Q(pk__in=_messages_matching(words).values("room_id"))
+    found |= Q(pk__in=messages_matching(words).values("room_id"))
     rooms = Room.objects.filter(status=Room.Status.CLOSED).filter(found)
     if not (user.is_staff and user.has_perm("rooms.view_message")):
         handled = Message.objects.filter(agent_id=user.pk).values("room_id")
@@ -154,7 +154,7 @@ def _summary(room: Room) -> dict[str, Any]:
     }
 
 
-def _messages_matching(words: str) -> QuerySet[Message]:
+def messages_matching(words: str) -> QuerySet[Message]:
     if connection.vendor != "postgresql":
         return Message.objects.filter(text__icontains=words)
     query = SearchQuery(words, config=SEARCH_CONFIG, search_type="websearch")
@@ -165,7 +165,7 @@ def _snippets(words: str, room_ids: list[int]) -> dict[int, str]:
     """For each room, its first matching message's words around the match (one query)."""
     if not room_ids:
         return {}
-    matching = _messages_matching(words).filter(room_id__in=room_ids)
+    matching = messages_matching(words).filter(room_id__in=room_ids)
     if connection.vendor != "postgresql":
         first: dict[int, str] = {}
         for room_id, text in matching.order_by("id").values_list("room_id", "text"):

@@ -531,6 +531,7 @@
   const prefs = {
     sound: localStorage.getItem("cb.sound") !== "off",
     notify: localStorage.getItem("cb.notify") === "on",
+    title: localStorage.getItem("cb.title") !== "off",
   };
 
   // Called only for what the agent is not looking at (a room not in view, the queue, a
@@ -563,7 +564,7 @@
   function renderTitle() {
     const unread = [...state.unread.values()].reduce((a, b) => a + b, 0) + state.queue.length;
     const title = gettext("chatbridge · Console");
-    document.title = unread ? `(${unread}) ${title}` : title;
+    document.title = unread && prefs.title ? `(${unread}) ${title}` : title;
   }
 
   function minutes(iso) {
@@ -893,6 +894,12 @@
   // The agent's switches for being told.
   $("pref-sound").checked = prefs.sound;
   $("pref-notify").checked = prefs.notify;
+  $("pref-title").checked = prefs.title;
+  $("pref-title").addEventListener("change", (event) => {
+    prefs.title = event.target.checked;
+    localStorage.setItem("cb.title", prefs.title ? "on" : "off");
+    renderTitle();
+  });
   $("pref-sound").addEventListener("change", (event) => {
     prefs.sound = event.target.checked;
     localStorage.setItem("cb.sound", prefs.sound ? "on" : "off");

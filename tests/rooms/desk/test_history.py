@@ -10,11 +10,11 @@ from django.db import connection
 from rooms.desk.history import (
     MATCH_END,
     MATCH_START,
-    _messages_matching,
     conversation_read,
     conversations_search,
     customer_rooms,
     may_read_conversation,
+    messages_matching,
 )
 from rooms.errors import ActionError
 from rooms.events import room_detail
@@ -108,7 +108,7 @@ def test_a_search_too_short_or_too_long_is_refused_with_why(marta, text):
 def test_the_search_reads_the_full_text_index(marta):
     """The query's expression is the index's (migration 0012): with sequential scans off the
     plan must name the index, or the search would read every message."""
-    qs = _messages_matching("tarjeta").values("room_id")
+    qs = messages_matching("tarjeta").values("room_id")
     sql, params = qs.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
