@@ -155,7 +155,10 @@ def message_file(request: HttpRequest, message_id: int) -> FileResponse:
         .exclude(file="")
         .first()
     )
-    if message is None or not may_see_room(request.user, message.room):
+    if message is None or not (
+        may_see_room(request.user, message.room)
+        or may_read_conversation(request.user, message.room)  # a closed one, read-only
+    ):
         raise Http404("no such file")
     mime_type = mime_base(message.mime_type)
     if mime_type not in accepted_types():

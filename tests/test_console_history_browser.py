@@ -86,9 +86,14 @@ def test_the_customer_panel_history_and_search(server, browser):
     expect(timeline.locator("li.event").last).to_contain_text(re.compile(r"Cerrada por .*Bloqueo"))
     expect(history.locator("textarea, #composer")).to_have_count(0)
     page.screenshot(path=str(SCREENSHOTS / "desk-history.png"))
+    # While Carla reads, Ana writes: counted unread, not lost behind the closed conversation.
+    post_signed(server.url, text_from(WA, "¿sigue ahí?"))
+    expect(page.locator("#rooms li .unread")).to_have_text("1")
     page.click("#history-back")
     expect(page.locator("#conversation")).to_be_visible()
     expect(page.locator("#messages")).to_contain_text("agente, otra vez con la tarjeta")
+    expect(page.locator("#messages")).to_contain_text("¿sigue ahí?")
+    expect(page.locator("#rooms li .unread")).to_have_count(0)  # read now
 
     # The search: words of another customer's closed conversation, without their accent.
     page.fill("#search-q", "certificado bancario")
@@ -101,6 +106,12 @@ def test_the_customer_panel_history_and_search(server, browser):
     results.first.click()
     expect(page.locator("#history-title")).to_contain_text("Luis")
     expect(page.locator("#history-messages")).to_contain_text("Necesito el certificado bancario")
+
+    # Taking a room while reading one puts the new conversation on screen.
+    post_signed(server.url, text_from("573009100002", "agente por favor"))
+    page.locator("#queue li button.take").click()
+    expect(page.locator("#conversation")).to_be_visible()
+    expect(page.locator("#room-title")).to_contain_text("+573009100002")
 
     page.fill("#search-q", "hipoteca")
     page.press("#search-q", "Enter")

@@ -26,6 +26,16 @@ def create(apps, schema_editor):
                     ALTER MAPPING FOR hword, hword_part, word WITH unaccent, spanish_stem;
             END IF;
         END $$""",
+        # A concurrent build that failed leaves an invalid index behind, which IF NOT EXISTS
+        # would keep (and every search would read the whole table): build it again instead.
+        """DO $$ BEGIN
+            IF EXISTS (
+                SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid
+                WHERE pg_class.relname = 'message_text_search' AND NOT pg_index.indisvalid
+            ) THEN
+                DROP INDEX message_text_search;
+            END IF;
+        END $$""",
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS message_text_search"
         f" ON rooms_message USING gin ({EXPRESSION})",
     ]

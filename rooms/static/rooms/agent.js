@@ -21,6 +21,8 @@
     unread: new Map(), // room id -> customer messages not seen yet
     selected: null,
     viewing: null, // a closed conversation being read (GET /agent/conversations/<id>)
+    reading: 0, // counts the conversations asked for: only the last answer is shown
+    taking: null, // the room this console asked to take, shown once it arrives
     panel: { room: null, rooms: null }, // the customer panel's earlier conversations
     socket: null,
     retry: 0,
@@ -90,6 +92,11 @@
       case "ack":
         if (frame.agents) { state.agents = frame.agents; renderConversation(); }
         if (frame.for === "close" && frame.room === state.closing) toast(gettext("Conversation closed."));
+        // Taken: shown now if its room frame came first, else when it comes (addRoom).
+        if (frame.for === "take" && frame.room === state.taking && state.rooms.has(frame.room)) {
+          showRoom(frame.room);
+          render();
+        }
         return;
       case "error":
         if (frame.code === "window_closed") windowClosed(state.selected);
@@ -111,6 +118,7 @@
     state.canned = snapshot.canned_replies || [];
     state.rooms = new Map();
     state.lastSeq = new Map();
+    state.panel = { room: null, rooms: null }; // asked again: it may have changed meanwhile
     const catchUp = {};
     for (const room of snapshot.rooms) {
       state.rooms.set(room.id, room);
@@ -191,11 +199,25 @@
     render();
   }
 
+  function take(roomId) {
+    state.taking = roomId;
+    send({ type: "take", room: roomId });
+  }
+
   function addRoom(room) {
     state.rooms.set(room.id, room);
     state.lastSeq.set(room.id, room.seq);
     if (!state.selected) state.selected = room.id;
+    if (room.id === state.taking) showRoom(room.id);
     render();
+  }
+
+  // The agent took this room: put its conversation on screen (leaving any being read).
+  function showRoom(roomId) {
+    state.taking = null;
+    state.selected = roomId;
+    state.viewing = null;
+    state.unread.delete(roomId);
   }
 
   function removeRoom(roomId, message) {
@@ -263,7 +285,7 @@
           "You have %(count)s of %(capacity)s conversations: close or transfer one to take another.",
           state.agent.capacity,
         ), { count: state.rooms.size, capacity: state.agent.capacity }) : "",
-        onclick: () => send({ type: "take", room: room.id }),
+        onclick: () => take(room.id),
       }),
       el("div", { textContent: room.customer.name || room.customer.number }),
       room.preview ? el("div", { className: "preview", textContent: room.preview }) : "",
@@ -282,6 +304,7 @@
         onclick: () => {
           state.selected = room.id;
           state.viewing = null;
+          state.reading++; // a conversation still loading is not shown over this room
           state.unread.delete(room.id);
           send({ type: "agents" }); // who is free to take it, as of now
           render();
@@ -520,7 +543,8 @@
 
   // A customer wrote in a room: counted unread unless it is in view, and announced.
   function arrived(roomId, message) {
-    if (roomId === state.selected && document.visibilityState === "visible") return;
+    // In view only if its conversation is on screen (not behind a closed one being read).
+    if (roomId === state.selected && !state.viewing && document.visibilityState === "visible") return;
     state.unread.set(roomId, (state.unread.get(roomId) || 0) + 1);
     const room = state.rooms.get(roomId);
     alertAgent(room ? room.customer.name || room.customer.number : gettext("Customer"), message.text || "");
@@ -616,7 +640,10 @@
     if (state.panel.room !== room.id) {
       state.panel = { room: room.id, rooms: null };
       getJSON(`/agent/rooms/${room.id}/history`).then((body) => {
-        if (body && state.panel.room === room.id) { state.panel.rooms = body.rooms; renderPanel(); }
+        if (state.panel.room !== room.id) return; // another room opened meanwhile
+        if (body) state.panel.rooms = body.rooms;
+        else state.panel = { room: null, rooms: null }; // asked again at the next render
+        if (body) renderPanel();
       });
     }
     const earlier = state.panel.rooms;
@@ -649,8 +676,10 @@
   }
 
   async function openConversation(roomId) {
+    const asked = ++state.reading;
     const body = await getJSON(`/agent/conversations/${roomId}`);
-    if (!body) return;
+    // Only the last one asked for, and only if the agent did not go back to a room meanwhile.
+    if (!body || asked !== state.reading) return;
     state.viewing = body;
     render();
     $("history-messages").scrollTop = 0;
@@ -658,8 +687,8 @@
 
   const EVENT_TEXTS = {
     "room.queued": () => gettext("Waited in the queue for an agent"),
-    "room.released": (e) => interpolate(gettext("%(actor)s put it back in the queue"), e, true),
-    "room.returned_to_bot": (e) => interpolate(gettext("%(actor)s gave it back to the bot"), e, true),
+    "room.released": (e) => interpolate(gettext("%(actor)s put it back in the queue"), withActor(e), true),
+    "room.returned_to_bot": (e) => interpolate(gettext("%(actor)s gave it back to the bot"), withActor(e), true),
     "room.assigned": (e) => {
       if (e.how === "transferred") {
         const text = interpolate(gettext("%(previous_agent)s transferred it to %(agent)s"), e, true);
@@ -672,6 +701,11 @@
       ? interpolate(gettext("Closed by %(actor)s: %(reason)s"), e, true)
       : interpolate(gettext("Closed: %(reason)s"), e, true)),
   };
+
+  // An event nobody signed (the periodic job, an operator since removed) is chatbridge's.
+  function withActor(event) {
+    return { ...event, actor: event.actor || gettext("chatbridge") };
+  }
 
   function eventNode(event) {
     const text = (EVENT_TEXTS[event.kind] || (() => event.kind))(event);
@@ -705,7 +739,12 @@
     });
   }
 
-  $("history-back").addEventListener("click", () => { state.viewing = null; render(); });
+  $("history-back").addEventListener("click", () => {
+    state.viewing = null;
+    state.reading++;
+    state.unread.delete(state.selected); // its conversation is on screen again
+    render();
+  });
   $("search").addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = $("search-q").value.trim();
@@ -844,7 +883,7 @@
   document.addEventListener("keydown", (event) => {
     if (event.altKey && event.key.toLowerCase() === "n" && state.queue.length && !atCapacity()) {
       event.preventDefault();
-      send({ type: "take", room: state.queue[0].id });
+      take(state.queue[0].id);
     }
   });
 

@@ -71,6 +71,19 @@ def test_a_customer_is_found_by_part_of_their_number_or_their_name(marta):
     assert found(marta, "JOSÉ") == [room.pk]
 
 
+def test_with_numbers_masked_an_agent_finds_by_the_whole_number_or_the_last_four(marta, settings):
+    """Masked numbers are not given away piece by piece: a part of a number finds nothing,
+    the whole number or the four digits the agent sees do."""
+    settings.AGENT_NUMBER_DISPLAY = "masked"
+    room = closed_room(CustomerFactory(uid="573001112233"), marta, "hola")
+    assert found(marta, "2233") == [room.pk]
+    assert found(marta, "+57 300 111 2233") == [room.pk]
+    assert found(marta, "57300111") == []
+    assert found(marta, "0011122") == []
+    [result] = conversations_search(user=marta, text="2233")
+    assert result["customer"]["number"] == "…2233"
+
+
 def test_an_agent_finds_their_own_conversations_and_staff_find_everyone(marta, pedro):
     customer = CustomerFactory()
     mine = closed_room(customer, marta, "consulta de saldo", days_ago=2)

@@ -305,13 +305,24 @@ def test_nobody_else_gets_the_file(client, post_webhook, whatsapp):
 
 
 def test_the_agent_loses_the_file_with_the_room(client, post_webhook, whatsapp):
+    """Once the room is another agent's, its file is not the first one's any more; once it is
+    closed, its last agent reads it again with the conversation (read-only, issue 12), and an
+    agent who never had it still does not."""
     kept, agent = _assigned_room_with(
         whatsapp, post_webhook, media_message(whatsapp, "image", JPEG, "image/jpeg")
     )
     client.force_login(agent)
-    assert client.get(f"/files/{kept.pk}").status_code == 200
+    url = f"/files/{kept.pk}"
+    assert client.get(url).status_code == 200
+    other = AgentFactory(username="takes-it-over")
+    Room.objects.update(agent=other)
+    assert client.get(url).status_code == 404
     Room.objects.update(status=Room.Status.CLOSED, closed_at=timezone.now())
-    assert client.get(f"/files/{kept.pk}").status_code == 404
+    assert client.get(url).status_code == 404  # closed, and never finished by this agent
+    client.force_login(other)
+    assert client.get(url).status_code == 200  # its last agent, reading it closed
+    client.force_login(AgentFactory(username="never-had-it"))
+    assert client.get(url).status_code == 404
 
 
 def test_no_storage_url_is_served(client, post_webhook, whatsapp):
