@@ -2,7 +2,7 @@ import datetime as dt
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -15,6 +15,7 @@ from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
 from rooms.media.tasks import media_fetch_again
 from rooms.models import (
+    Area,
     CannedReply,
     ClosureReason,
     Message,
@@ -148,8 +149,9 @@ class MessageAdmin(admin.ModelAdmin):
 class CannedReplyAdmin(admin.ModelAdmin):
     """Ready answers agents pick with / in the composer."""
 
-    list_display = ["title", "shortcut", "position", "active"]
+    list_display = ["title", "shortcut", "area", "position", "active"]
     list_editable = ["position", "active"]
+    list_filter = ["area", "active"]
     search_fields = ["title", "shortcut", "text"]
 
 
@@ -167,8 +169,41 @@ class MessageTemplateAdmin(admin.ModelAdmin):
 
 @admin.register(ClosureReason)
 class ClosureReasonAdmin(admin.ModelAdmin):
-    list_display = ["title", "active", "position"]
+    list_display = ["title", "area", "active", "position"]
     list_editable = ["active", "position"]
+    list_filter = ["area", "active"]
+
+
+@admin.register(Area)
+class AreaAdmin(admin.ModelAdmin):
+    """The teams: who works each, and what waits in each."""
+
+    list_display = ["name", "code", "is_default", "agent_count", "waiting", "position"]
+    list_editable = ["position"]
+    filter_horizontal = ["agents"]
+    search_fields = ["name", "code"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Area]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                agent_count=Count("agents", distinct=True),
+                waiting=Count("rooms", filter=Q(rooms__status=Room.Status.QUEUED), distinct=True),
+            )
+        )
+
+    @admin.display(description="agents", ordering="agent_count")
+    def agent_count(self, area: Area) -> int:
+        return area.agent_count  # type: ignore[attr-defined]
+
+    @admin.display(description="waiting now", ordering="waiting")
+    def waiting(self, area: Area) -> int:
+        return area.waiting  # type: ignore[attr-defined]
+
+    # Rooms keep the area they were in: an area is retired, not deleted (PROTECT says so too).
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Room)
@@ -183,7 +218,7 @@ class RoomAdmin(admin.ModelAdmin):
         "closed_at",
         "duration",
     ]
-    list_filter = ["status", "opened_at"]
+    list_filter = ["status", "area", "opened_at"]
     search_fields = ["customer__uid", "customer__wa_id", "customer__name"]
     list_select_related = ["customer", "agent"]
     readonly_fields = [
@@ -198,6 +233,7 @@ class RoomAdmin(admin.ModelAdmin):
         "closed_at",
         "closed_by",
         "closed_reason",
+        "area",
         "handoff_note",
         "duration",
         "metrics",

@@ -32,6 +32,7 @@ from rooms.desk.assignment import (
     room_return_to_bot,
     room_take,
     room_transfer,
+    room_transfer_to_area,
 )
 from rooms.desk.selectors import Access, agent_access, agent_profile, closure_reason_get
 from rooms.desk.services import (
@@ -111,6 +112,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(realtime.AGENTS_GROUP, self.channel_name)
         await self.channel_layer.group_add(realtime.agent_group_name(user.pk), self.channel_name)
         snapshot = await db(selectors.agent_snapshot)(user=user)
+        # The areas whose queues this console shows (read at connect, like the snapshot; a
+        # take is checked against the areas as they are then).
+        self.area_ids = {area["id"] for area in snapshot["areas"] if area["mine"]}
         for room in snapshot["rooms"]:
             await self._join(room["id"], room["seq"])
         await db(agent_seen)(user_id=user.pk)
@@ -250,6 +254,18 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         listed = await db(selectors.agents_list)()
         return {"agents": [vars(agent) for agent in listed]}
 
+    async def transfer_area(self, content: dict) -> dict:
+        area = content.get("area")
+        if not isinstance(area, int) or isinstance(area, bool):
+            raise FrameError("invalid", _("Choose the area to transfer the conversation to."))
+        note = content.get("note", "")
+        if not isinstance(note, str):
+            raise FrameError("invalid", _("The note for the receiving agent must be text."))
+        await db(room_transfer_to_area)(
+            room_id=_room_id(content), agent=self.user, area_id=area, note=note
+        )
+        return {"room": _room_id(content), "area": area}
+
     async def to_bot(self, content: dict) -> dict:
         await db(room_return_to_bot)(room_id=_room_id(content), agent=self.user)
         return {"room": _room_id(content)}
@@ -309,6 +325,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         "close": close_room,
         "release": release,
         "transfer": transfer,
+        "transfer_area": transfer_area,
         "to_bot": to_bot,
         "typing": typing,
         "sync": sync,
@@ -321,6 +338,13 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def agent_access(self, message: dict) -> None:
         """Something about this agent's access changed (rooms/signals.py): look again."""
         await self._revoked()
+
+    async def agent_areas(self, message: dict) -> None:
+        """An operator changed the areas this agent works (rooms/signals.py): a fresh snapshot,
+        with the queues of the areas as they are now."""
+        snapshot = await db(selectors.agent_snapshot)(user=self.user)
+        self.area_ids = {area["id"] for area in snapshot["areas"] if area["mine"]}
+        await self.send_json({"type": "snapshot", **snapshot})
 
     async def room_event(self, message: dict) -> None:
         event = message["event"]
@@ -342,12 +366,20 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self._replay(room_id, after=last, until=event["seq"] - 1)
         self.rooms[room_id] = event["seq"]
         await self.send_json({"type": "event", **event})
-        leaves = kind in ("room.closed", "room.released", "room.returned_to_bot")
+        leaves = kind in (
+            "room.closed",
+            "room.released",
+            "room.returned_to_bot",
+            "room.area_transferred",
+        )
         if leaves or (kind == "room.assigned" and not mine_now):
             await self._leave(room_id)
 
     async def queue_changed(self, message: dict) -> None:
-        await self.send_json({"type": "queue", "queue": message["queue"]})
+        if message["area"] in self.area_ids:
+            await self.send_json(
+                {"type": "queue", "area": message["area"], "queue": message["queue"]}
+            )
 
     async def room_typing(self, message: dict) -> None:
         if message["room"] in self.rooms and message["from"] != self.channel_name:

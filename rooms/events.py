@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import realtime
+from rooms.areas import in_areas, room_area_id
 from rooms.models import CannedReply, Message, MessageTemplate, Room, RoomEvent, RoomNote
 from rooms.statements import event_seq_next
 from users.models import mask_uid
@@ -52,11 +53,16 @@ def room_event_publish(event: RoomEvent, *, notify_agent_id: int | None = None) 
         realtime.publish(realtime.agent_group_name(notify_agent_id), frame)
 
 
-def queue_changed_on_commit() -> None:
-    """Every agent's queue view is refreshed with one query, made once per change."""
+def queue_changed_on_commit(area_id: int | None) -> None:
+    """The queue of one area changed: its agents' queue views are refreshed with one query,
+    made once per change (each console keeps the areas it works; rooms/consumers.py)."""
 
     def publish() -> None:
-        realtime.publish(realtime.AGENTS_GROUP, {"type": "queue.changed", "queue": queue_data()})
+        area = room_area_id(area_id)
+        realtime.publish(
+            realtime.AGENTS_GROUP,
+            {"type": "queue.changed", "area": area, "queue": queue_data(area_ids=[area])},
+        )
 
     transaction.on_commit(publish)
 
@@ -175,6 +181,7 @@ def room_data(room: Room) -> dict[str, Any]:
         "seq": room.event_seq,
         "customer": {"name": room.customer.name, "number": customer_number(room.customer.uid)},
         "agent": room.agent_id,
+        "area": room.area_id,  # none: the default area's (snapshot["default_area"])
         "handoff_note": room.handoff_note,
         "opened_at": room.opened_at.isoformat(),
         "queued_at": room.queued_at.isoformat() if room.queued_at else None,
@@ -235,7 +242,13 @@ def canned_replies_data() -> list[dict[str, Any]]:
     the room's `template_fills`)."""
     active = CannedReply.objects.filter(active=True)
     return [
-        {"id": reply.pk, "title": reply.title, "shortcut": reply.shortcut, "text": reply.text}
+        {
+            "id": reply.pk,
+            "title": reply.title,
+            "shortcut": reply.shortcut,
+            "text": reply.text,
+            "area": reply.area_id,  # none: every area's
+        }
         for reply in active
     ]
 
@@ -247,7 +260,8 @@ def templates_data() -> list[dict[str, Any]]:
     return [{field: getattr(template, field) for field in fields} for template in approved]
 
 
-def queue_data() -> list[dict[str, Any]]:
+def queue_data(*, area_ids: list[int]) -> list[dict[str, Any]]:
+    """The rooms waiting in these areas, longest waiting first."""
     # The first words of what each customer last wrote, in the same query.
     last_words = (
         Message.objects.filter(room=OuterRef("pk"), direction=Message.Direction.INBOUND)
@@ -255,7 +269,7 @@ def queue_data() -> list[dict[str, Any]]:
         .values("text")[:1]
     )
     queued = (
-        Room.objects.filter(status=Room.Status.QUEUED)
+        Room.objects.filter(in_areas(area_ids), status=Room.Status.QUEUED)
         .select_related("customer")
         .annotate(last_words=Substr(Subquery(last_words), 1, QUEUE_PREVIEW_CHARS))
         .order_by("queued_at", "id")[: settings.QUEUE_VIEW_LIMIT]

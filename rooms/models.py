@@ -8,12 +8,51 @@ from django.db.models import Q
 from users.models import Customer
 
 
+class Area(models.Model):
+    """A team of agents with a queue of its own (the original's "Level 1" and "Level 2"). A room
+    enters the area Watson names at the hand-off (transfer_info.target.chatbridge.area: the
+    area's code or name), otherwise the default one; an agent receives rooms only from their
+    areas (an agent in none works the default area)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    code = models.SlugField(
+        max_length=50, unique=True, help_text="What Watson names at the hand-off, e.g. level-2"
+    )
+    is_default = models.BooleanField(
+        "default area", default=False, help_text="Where a hand-off that names no area goes"
+    )
+    agents = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="areas", blank=True, help_text="Who works it"
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="area_one_default"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ClosureReason(models.Model):
-    """Why an agent closed a room; operators edit the list in the admin."""
+    """Why an agent closed a room; operators edit the list in the admin. Global, or offered only
+    in the rooms of one area."""
 
     title = models.CharField(max_length=100, unique=True)
     active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
+    area = models.ForeignKey(
+        Area,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: offered in every area",
+    )
 
     class Meta:
         ordering = ["position", "title"]
@@ -35,6 +74,14 @@ class CannedReply(models.Model):
     )
     position = models.PositiveSmallIntegerField(default=0)
     active = models.BooleanField(default=True)
+    area = models.ForeignKey(
+        Area,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: offered in every area",
+    )
 
     class Meta:
         ordering = ["position", "title"]
@@ -158,6 +205,10 @@ class Room(models.Model):
         null=True,
         blank=True,
         related_name="rooms",
+    )
+    # The team whose queue it waits in, or whose agent has it (set at the hand-off).
+    area = models.ForeignKey(
+        Area, on_delete=models.PROTECT, null=True, blank=True, related_name="rooms"
     )
     # What the assistant told the human agent when it handed the room off.
     handoff_note = models.TextField(blank=True)

@@ -13,7 +13,7 @@ from django.dispatch import Signal, receiver
 
 from chatbridge.cache import flush_active_room, flush_room_metrics
 from rooms import realtime
-from rooms.models import Room
+from rooms.models import Area, Room
 from rooms.providers.twilio import twilio_client
 from rooms.whatsapp.client import whatsapp_client
 from users.models import Customer
@@ -92,3 +92,32 @@ def session_deleted(sender: type, instance: Session, **kwargs: object) -> None:
     user_id = instance.get_decoded().get(SESSION_KEY)
     if user_id is not None and str(user_id).isdigit():
         access_changed({int(user_id)})
+
+
+# --- an agent's areas changed: their consoles show the queues of the areas they work now -------
+
+
+@receiver(m2m_changed, sender=Area.agents.through)
+def agent_areas_changed(
+    sender: type, instance: object, action: str, reverse: bool, pk_set: set[int] | None, **_: Any
+) -> None:
+    """Changed from the area's side (`area.agents`), pk_set holds users; from the user's side
+    (`user.areas`), the user is the instance. A clear names nobody after the fact: who was there
+    is read before it."""
+    if action == "pre_clear" and isinstance(instance, Area):
+        instance._agents_cleared = set(instance.agents.values_list("pk", flat=True))  # type: ignore[attr-defined]
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if isinstance(instance, Area):
+        user_ids = set(
+            getattr(instance, "_agents_cleared", set()) if action == "post_clear" else pk_set or ()
+        )
+    else:
+        user_ids = {getattr(instance, "pk", 0)}
+
+    def notify() -> None:
+        for user_id in user_ids:
+            realtime.publish(realtime.agent_group_name(user_id), {"type": "agent.areas"})
+
+    transaction.on_commit(notify)

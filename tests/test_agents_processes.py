@@ -136,6 +136,69 @@ def test_two_agents_on_two_processes_race_for_rooms_one_wins_each_time(two_serve
         socket.close()
 
 
+def test_per_area_claims_race_on_two_processes_and_other_areas_never_win(two_servers, record_fault):
+    """Two level 2 agents on two processes race for level 2 rooms while a level 1 agent asks
+    for each of them too: exactly one level 2 agent wins each, the level 1 agent never."""
+    from rooms.models import Area
+
+    level_2 = Area.objects.create(name="Level 2", code="level-2")
+    lucia, marco = (
+        AgentFactory(username="lucia", capacity=50),
+        AgentFactory(username="marco", capacity=50),
+    )
+    level_2.agents.add(lucia, marco)
+    ana = AgentFactory(username="ana", capacity=50)  # level 1 (the default area)
+    sockets = [
+        AgentSocket(two_servers[0], lucia),
+        AgentSocket(two_servers[1], marco),
+        AgentSocket(two_servers[0], ana),
+    ]
+    for socket in sockets:
+        socket.wait_for(lambda f: f["type"] == "snapshot")
+    rounds = 10
+    for index in range(rounds):
+        post_signed(
+            two_servers[index % 2].url,
+            text_from(f"57300303{index:04d}", "necesito un asesor de nivel 2 por favor"),
+        )
+    rooms = list(Room.objects.filter(status="queued", area=level_2).values_list("id", flat=True))
+    assert len(rooms) == rounds
+
+    for room_id in rooms:
+        barrier = threading.Barrier(3)
+
+        def take(socket: AgentSocket, room_id: int = room_id, barrier=barrier) -> None:
+            barrier.wait()
+            socket.send({"type": "take", "room": room_id, "id": f"take-{room_id}"})
+
+        threads = [threading.Thread(target=take, args=(s,)) for s in sockets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def outcome(socket: AgentSocket, room_id: int) -> str:
+        frame = socket.wait_for(
+            lambda f: f.get("id") == f"take-{room_id}" and f["type"] in ("ack", "error")
+        )
+        return frame["type"] if frame["type"] == "ack" else frame["code"]
+
+    for room_id in rooms:
+        lucia_got, marco_got, ana_got = (outcome(socket, room_id) for socket in sockets)
+        assert sorted([lucia_got, marco_got]) == ["ack", "not_queued"], room_id
+        assert ana_got in ("not_your_area", "not_queued"), room_id
+    owners = set(Room.objects.filter(pk__in=rooms).values_list("agent_id", flat=True))
+    assert owners <= {lucia.pk, marco.pk}
+    record_fault(
+        "Level 2 rooms raced for by two level 2 agents on two processes and a level 1 agent",
+        done=f"{rounds} rounds, three takes released by a barrier each",
+        held="exactly one level 2 winner each round; the level 1 agent never got one",
+        times=rounds,
+    )
+    for socket in sockets:
+        socket.close()
+
+
 @pytest.fixture
 def layer_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()

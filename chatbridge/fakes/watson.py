@@ -143,6 +143,8 @@ def script_reply(text: str) -> tuple[str, list[JSONDict]]:
             _text("Listo, ya lo revisé."),
         ]
     if any(marker in key for marker in HANDOFF_MARKERS):
+        # "... nivel 2 ...": the hand-off names chatbridge's area `level-2` (README, "Areas").
+        target = {"chatbridge": {"area": "level-2"}} if "nivel 2" in key else {}
         return "handoff", [
             _text(HANDOFF_TEXT),
             {
@@ -150,7 +152,7 @@ def script_reply(text: str) -> tuple[str, list[JSONDict]]:
                 "message_to_human_agent": HANDOFF_TO_AGENT,
                 "agent_available": {"message": AGENT_AVAILABLE},
                 "agent_unavailable": {"message": AGENT_UNAVAILABLE},
-                "transfer_info": {"target": {}},
+                "transfer_info": {"target": target},
             },
         ]
     return "echo", [_text(f"Dijiste: {text}")]

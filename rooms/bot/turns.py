@@ -24,6 +24,7 @@ from chatbridge.http import VendorError
 from chatbridge.locks import ROOM_TURN, lock_for_session
 from chatbridge.metrics import TURN_STAGE, timed
 from chatbridge.statements import one_round_trip_usable
+from rooms.areas import area_for_handoff
 from rooms.bot.replies import (
     BotReply,
     Draft,
@@ -174,7 +175,8 @@ def _watson_input(room_id: int, message: Inbound) -> str:
 
 
 def _handoff_text(handoff: Handoff) -> str:
-    if free_agent_exists():
+    # Someone free in the area the room is going to, not anywhere.
+    if free_agent_exists(area_id=area_for_handoff(handoff.transfer_info).pk):
         return handoff.available_text or settings.HANDOFF_MESSAGE
     return handoff.unavailable_text or handoff.available_text or settings.HANDOFF_MESSAGE
 

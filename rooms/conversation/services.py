@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rooms.areas import area_for_handoff, room_area_id
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.desk.assignment import assignment_run
 from rooms.errors import ActionError
@@ -37,15 +38,18 @@ def room_queue(*, room_id: int, note: str, from_status: str = Room.Status.BOT) -
 def room_queue_locked(
     *, room: Room, note: str, transfer_info: dict[str, Any] | None = None
 ) -> None:
-    """The hand-off itself, on a room the caller locked inside its transaction; Watson's
-    `transfer_info`, when it gave one, is kept on the room."""
+    """The hand-off itself, on a room the caller locked inside its transaction: into the queue
+    of the area Watson's `transfer_info` names (rooms/areas.py), which is kept on the room."""
     room.status = Room.Status.QUEUED
     room.queued_at = timezone.now()
     room.handoff_note = note[:2000]
     room.transfer_info = transfer_info or {}
-    room.save(update_fields=["status", "queued_at", "handoff_note", "transfer_info"])
-    room_event_record(room_id=room.pk, kind="room.queued", data={"note": room.handoff_note})
-    queue_changed_on_commit()
+    room.area = area_for_handoff(room.transfer_info)
+    room.save(update_fields=["status", "queued_at", "handoff_note", "transfer_info", "area"])
+    room_event_record(
+        room_id=room.pk, kind="room.queued", data={"note": room.handoff_note, "area": room.area_id}
+    )
+    queue_changed_on_commit(room.area_id)
     transaction.on_commit(assignment_run)
     logger.info("room %s queued: %s", room.pk, note[:200])
     if outside_business_hours(timezone.now()):
@@ -116,6 +120,13 @@ def room_close(
             raise ActionError("not_your_room", _("This conversation is not assigned to you."))
         if locked.status == Room.Status.CLOSED or (only_if is not None and not only_if(locked)):
             return False
+        if closure_reason is not None and closure_reason.area_id not in (
+            None,
+            room_area_id(locked.area_id),
+        ):
+            raise ActionError(
+                "unknown_reason", _("That closure reason belongs to another area: choose one.")
+            )
         was_queued = locked.status == Room.Status.QUEUED
         locked.status = Room.Status.CLOSED
         locked.closed_at = now or timezone.now()
@@ -135,7 +146,7 @@ def room_close(
         if text:
             _system_message_send(room=locked, text=text)
         if was_queued:
-            queue_changed_on_commit()
+            queue_changed_on_commit(locked.area_id)
         transaction.on_commit(assignment_run)
     logger.info("room %s closed (%s)", room_id, reason or "no reason given")
     return True

@@ -9,6 +9,7 @@ Race-free by construction, where the original system checked then wrote:
 """
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,10 +21,11 @@ from django.utils.translation import ngettext_lazy
 from django_stubs_ext import StrOrPromise
 
 from chatbridge.locks import ASSIGNMENT, lock_for_transaction
+from rooms.areas import agent_area_ids, in_areas, room_area_id
 from rooms.desk.selectors import agent_load, free_agents, is_agent
 from rooms.errors import ActionError
 from rooms.events import queue_changed_on_commit, room_event_record
-from rooms.models import Room
+from rooms.models import Area, Room
 from users.models import AgentProfile
 
 logger = logging.getLogger("chatbridge.assignment")
@@ -92,8 +94,10 @@ def room_take(*, room_id: int, agent: User) -> Room:
         room = _locked_room(room_id)
         if room.status != Room.Status.QUEUED:
             raise _not_queued(room, agent)
+        if room_area_id(room.area_id) not in agent_area_ids(agent.pk):
+            raise ActionError("not_your_area", _("This conversation waits in another area."))
         _assign(room, profile, by=agent.pk, kind="taken", extra={})
-        queue_changed_on_commit()
+        queue_changed_on_commit(room.area_id)
     logger.info("room %s taken by agent %s", room_id, agent.pk)
     return room
 
@@ -124,7 +128,7 @@ def room_release(*, room_id: int, agent: User) -> Room:
         room_event_record(
             room_id=room.pk, kind="room.released", data={"agent": agent.pk}, actor_id=agent.pk
         )
-        queue_changed_on_commit()
+        queue_changed_on_commit(room.area_id)
         transaction.on_commit(lambda: assignment_run(exclude=(room.pk, agent.pk)))
     logger.info("room %s released by agent %s", room_id, agent.pk)
     return room
@@ -169,6 +173,35 @@ def room_transfer(*, room_id: int, agent: User, to_agent_id: int, note: str = ""
     return room
 
 
+def room_transfer_to_area(*, room_id: int, agent: User, area_id: int, note: str = "") -> Room:
+    """Hand the agent's room to another area's queue (level 1 to level 2 and back), with an
+    optional note for whoever takes it there. It keeps its place by its hand-off time: the
+    customer has waited since then, and going to the back would make them wait twice."""
+    target = Area.objects.filter(pk=area_id).first()
+    if target is None:
+        raise ActionError("not_found", _("There is no such area."))
+    with transaction.atomic():
+        room = _own_room(room_id, agent)
+        if room_area_id(room.area_id) == target.pk:
+            raise ActionError("invalid", _("This conversation is in that area already."))
+        previous = room_area_id(room.area_id)
+        room.status, room.agent_id, room.area = Room.Status.QUEUED, None, target
+        data: dict[str, Any] = {"area": target.pk, "previous_area": previous, "agent": agent.pk}
+        if note.strip():
+            data["note"] = note.strip()[:TRANSFER_NOTE_MAX]
+            # What the next area's agents read in their queue: this is its hand-off now.
+            sender = agent.get_full_name() or agent.get_username()
+            room.handoff_note = f"{sender}: {data['note']}"
+        room.save(update_fields=["status", "agent", "area", "handoff_note"])
+        room_event_record(
+            room_id=room.pk, kind="room.area_transferred", data=data, actor_id=agent.pk
+        )
+        queue_changed_on_commit(target.pk)
+        transaction.on_commit(assignment_run)
+    logger.info("room %s moved by agent %s to area %s", room_id, agent.pk, target.pk)
+    return room
+
+
 def room_return_to_bot(*, room_id: int, agent: User) -> Room:
     """The bot answers again; its Watson session continues if still alive, else a new one."""
     with transaction.atomic():
@@ -199,29 +232,28 @@ def assignment_run(exclude: tuple[int, int] | None = None) -> int:
 
 
 def _assign_next(exclude: tuple[int, int] | None) -> bool:
+    """The least-loaded free agent gets the longest-waiting room of their areas."""
     with transaction.atomic():
         # One auto-assignment at a time across processes; manual takes still go on beside it.
         lock_for_transaction(ASSIGNMENT, 0)
-        room_ids = list(
-            Room.objects.filter(status=Room.Status.QUEUED)
-            .order_by("queued_at", "id")
-            .values_list("id", flat=True)[:50]
-        )
-        if not room_ids:
+        if not Room.objects.filter(status=Room.Status.QUEUED).exists():
             return False
         for profile in free_agents():
-            for room_id in room_ids:
-                if exclude == (room_id, profile.user_id):
-                    continue
+            waiting = Room.objects.filter(
+                in_areas(agent_area_ids(profile.user_id)), status=Room.Status.QUEUED
+            )
+            if exclude is not None and exclude[1] == profile.user_id:
+                waiting = waiting.exclude(pk=exclude[0])
+            for room_id in waiting.order_by("queued_at", "id").values_list("id", flat=True)[:50]:
                 try:
                     claimed = _claim_capacity(profile.user_id)
                 except ActionError:
                     break  # filled up meanwhile by a manual take: next agent
                 room = _locked_room(room_id)
                 if room.status != Room.Status.QUEUED:
-                    continue
+                    continue  # taken meanwhile by hand
                 _assign(room, claimed, by=None, kind="auto", extra={})
-                queue_changed_on_commit()
+                queue_changed_on_commit(room.area_id)
                 logger.info("room %s auto-assigned to agent %s", room_id, profile.user_id)
                 return True
         return False

@@ -23,6 +23,7 @@ from chatbridge.cache import (
     room_metrics_cache_key,
     stats,
 )
+from rooms.areas import agent_area_ids, area_default, areas_data
 from rooms.events import (
     canned_replies_data,
     event_frame,
@@ -161,9 +162,13 @@ def free_agents() -> list[AgentProfile]:
     )
 
 
-def free_agent_exists() -> bool:
-    """Whether a hand-off now would find an online agent with room to spare."""
-    return bool(free_agents())
+def free_agent_exists(*, area_id: int | None = None) -> bool:
+    """Whether a hand-off now would find an online agent with room to spare (one who works
+    `area_id`, when given)."""
+    free = free_agents()
+    if area_id is None:
+        return bool(free)
+    return any(area_id in agent_area_ids(profile.user_id) for profile in free)
 
 
 def agent_snapshot(*, user: Any) -> dict[str, Any]:
@@ -183,10 +188,15 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
             "load": agent_load(user.pk),
             "available": profile.available,
         },
-        "queue": queue_data(),
+        "queue": queue_data(area_ids=agent_area_ids(user.pk)),
+        "areas": areas_data(user.pk),
+        "default_area": area_default().pk,
         "rooms": [room_detail(room) for room in rooms],
         "agents": [vars(agent) for agent in agents_list()],
-        "closure_reasons": list(ClosureReason.objects.filter(active=True).values("id", "title")),
+        # Each with its area (none: every area's); the console offers a room its area's.
+        "closure_reasons": list(
+            ClosureReason.objects.filter(active=True).values("id", "title", "area")
+        ),
         "templates": templates_data(),
         "canned_replies": canned_replies_data(),
         # Messages show their times where the bank works.

@@ -14,6 +14,8 @@
     rooms: new Map(), // room id -> room (with .messages)
     lastSeq: new Map(), // room id -> last sequence number applied
     agents: [],
+    areas: [], // every area, `mine` for those this agent works
+    defaultArea: null,
     reasons: [],
     templates: [],
     canned: [],
@@ -81,8 +83,10 @@
       case "event": return applyEvent(frame);
       case "room": return addRoom(frame.room);
       case "queue": {
+        // One area's queue, as it is now: it replaces that area's rooms in the console's queue.
         const known = new Set(state.queue.map((r) => r.id));
-        state.queue = frame.queue;
+        state.queue = state.queue.filter((r) => areaOf(r) !== frame.area).concat(frame.queue)
+          .sort((a, b) => (a.queued_at < b.queued_at ? -1 : a.queued_at > b.queued_at ? 1 : a.id - b.id));
         if (frame.queue.some((r) => !known.has(r.id))) alertAgent(gettext("A customer is waiting"), "");
         renderTitle();
         return renderQueue();
@@ -113,6 +117,8 @@
     state.queue = snapshot.queue;
     state.agents = snapshot.agents;
     state.reasons = snapshot.closure_reasons;
+    state.areas = snapshot.areas || [];
+    state.defaultArea = snapshot.default_area;
     state.templates = snapshot.templates || [];
     state.timezone = snapshot.timezone;
     state.canned = snapshot.canned_replies || [];
@@ -193,6 +199,9 @@
       case "room.returned_to_bot":
         removeRoom(event.room);
         break;
+      case "room.area_transferred":
+        removeRoom(event.room, interpolate(gettext("Conversation sent to the %(area)s queue."), { area: areaName(data.area) }, true));
+        break;
       default:
         break;
     }
@@ -268,6 +277,21 @@
     renderTitle();
   }
 
+  // A room's area: its own, or the default one (rooms from before areas have none).
+  function areaOf(room) {
+    return room.area ?? state.defaultArea;
+  }
+
+  function areaName(areaId) {
+    const area = state.areas.find((a) => a.id === areaId);
+    return area ? area.name : "";
+  }
+
+  // What is offered in a room: the global ones, and its area's.
+  function inRoomArea(items, room) {
+    return items.filter((item) => item.area === null || item.area === undefined || (room && item.area === areaOf(room)));
+  }
+
   function atCapacity() {
     return state.agent && state.rooms.size >= state.agent.capacity;
   }
@@ -288,6 +312,7 @@
         onclick: () => take(room.id),
       }),
       el("div", { textContent: room.customer.name || room.customer.number }),
+      state.areas.filter((a) => a.mine).length > 1 ? el("div", { className: "meta area", textContent: areaName(areaOf(room)) }) : "",
       room.preview ? el("div", { className: "preview", textContent: room.preview }) : "",
       room.handoff_note ? el("div", { className: "note", textContent: room.handoff_note }) : "",
       el("div", { className: "meta waiting", textContent: say(gettext("%(number)s · waiting %(time)s"), { number: room.customer.number, time: elapsed(room.queued_at) }) }),
@@ -348,19 +373,26 @@
     renderWindow(room);
     renderComposer(room);
     const chosenReason = $("reason").value;
+    const reasons = inRoomArea(state.reasons, room);
     $("reason").replaceChildren(
       el("option", { value: "", textContent: gettext("Closure reason…") }),
-      ...state.reasons.map((r) => el("option", { value: r.id, textContent: r.title })),
+      ...reasons.map((r) => el("option", { value: r.id, textContent: r.title })),
     );
-    if (state.reasons.some((r) => String(r.id) === chosenReason)) $("reason").value = chosenReason;
-    // Only agents who can take it now: online, available, with a free place.
+    if (reasons.some((r) => String(r.id) === chosenReason)) $("reason").value = chosenReason;
+    // Only agents who can take it now: online, available, with a free place; and the other
+    // areas' queues (level 1 to level 2 and back).
     const others = state.agents.filter((a) => a.id !== state.agent.id && a.online && a.available && a.load < a.capacity);
-    const chosenAgent = $("transfer-to").value;
-    $("transfer-to").replaceChildren(...(others.length
-      ? others.map((a) => el("option", { value: a.id, textContent: `${a.name} (${a.load}/${a.capacity})` }))
+    const areas = state.areas.filter((a) => a.id !== areaOf(room));
+    const chosenTarget = $("transfer-to").value;
+    const targets = [
+      ...others.map((a) => el("option", { value: `agent:${a.id}`, textContent: `${a.name} (${a.load}/${a.capacity})` })),
+      ...areas.map((a) => el("option", { value: `area:${a.id}`, textContent: interpolate(gettext("%(area)s queue"), { area: a.name }, true) })),
+    ];
+    $("transfer-to").replaceChildren(...(targets.length
+      ? targets
       : [el("option", { value: "", textContent: gettext("Nobody free now") })]));
-    if (others.some((a) => String(a.id) === chosenAgent)) $("transfer-to").value = chosenAgent;
-    $("transfer").disabled = !others.length;
+    if (targets.some((t) => t.value === chosenTarget)) $("transfer-to").value = chosenTarget;
+    $("transfer").disabled = !targets.length;
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     // Messages and the agents' internal notes, in the order they were written.
@@ -781,7 +813,7 @@
     const typed = $("text").value;
     if (!typed.startsWith("/")) return [];
     const wanted = typed.slice(1).trim().toLowerCase();
-    return state.canned.filter((c) => c.shortcut.toLowerCase().startsWith(wanted) || c.title.toLowerCase().includes(wanted));
+    return inRoomArea(state.canned, state.rooms.get(state.selected)).filter((c) => c.shortcut.toLowerCase().startsWith(wanted) || c.title.toLowerCase().includes(wanted));
   }
 
   function cannedFill(reply) {
@@ -903,8 +935,10 @@
   });
   $("release").addEventListener("click", () => send({ type: "release", room: state.selected }));
   $("transfer").addEventListener("click", () => {
-    if (!$("transfer-to").value) return;
-    send({ type: "transfer", room: state.selected, agent: Number($("transfer-to").value), note: $("transfer-note").value });
+    const [kind, id] = $("transfer-to").value.split(":");
+    if (!id) return;
+    if (kind === "area") send({ type: "transfer_area", room: state.selected, area: Number(id), note: $("transfer-note").value });
+    else send({ type: "transfer", room: state.selected, agent: Number(id), note: $("transfer-note").value });
     $("transfer-note").value = "";
   });
   $("to-bot").addEventListener("click", () => send({ type: "to_bot", room: state.selected }));

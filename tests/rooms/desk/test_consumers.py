@@ -516,3 +516,74 @@ async def test_a_consumer_stopped_without_a_disconnect_stops_its_heartbeat(
 
     coroutines = [getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks()]
     assert "AgentConsumer._heartbeat" not in coroutines
+
+
+async def test_each_console_sees_only_its_areas_queues(fake_vendors, no_auto_assign):
+    """Level 2's queue reaches level 2's consoles, not level 1's; a level 1 agent who asks for
+    a level 2 room anyway is refused; moving a room to level 2 shows it there."""
+    from rooms.models import Area
+
+    level_2 = await Area.objects.acreate(name="Level 2", code="level-2")
+    ana = await sync_to_async(AgentFactory)(username="ana")  # no area: the default one
+    lucia = await sync_to_async(AgentFactory)(username="lucia")
+    await level_2.agents.aadd(lucia)
+    ana_ws, lucia_ws = await connect(ana), await connect(lucia)
+    ana_snapshot = await receive_until(ana_ws, lambda f: f["type"] == "snapshot")
+    lucia_snapshot = await receive_until(lucia_ws, lambda f: f["type"] == "snapshot")
+    assert [a["code"] for a in ana_snapshot["areas"] if a["mine"]] == ["general"]
+    assert [a["code"] for a in lucia_snapshot["areas"] if a["mine"]] == ["level-2"]
+
+    assert (
+        await sync_to_async(webhook)(text_from(WA, "necesito un asesor de nivel 2 por favor"))
+        == 200
+    )
+    frame = await receive_until(lucia_ws, lambda f: f["type"] == "queue")
+    room = await Room.objects.aget(customer__uid=WA)
+    assert (frame["area"], [r["id"] for r in frame["queue"]]) == (level_2.pk, [room.pk])
+    await ana_ws.send_json_to({"type": "take", "room": room.pk, "id": "t"})
+    seen = []  # what reached Ana meanwhile: nothing of level 2's queue
+    refused = await receive_until(ana_ws, lambda f: seen.append(f) or f["type"] == "error")
+    assert refused["code"] == "not_your_area"
+    assert [f for f in seen if f["type"] == "queue"] == []
+
+    # A level 1 room, taken by Ana and sent to level 2 with a note: Lucía's queue shows it.
+    assert await sync_to_async(webhook)(text_from("573005550002", "agente")) == 200
+    other = await Room.objects.aget(customer__uid="573005550002")
+    await ana_ws.send_json_to({"type": "take", "room": other.pk, "id": "t2"})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+    await ana_ws.send_json_to(
+        {"type": "transfer_area", "room": other.pk, "area": level_2.pk, "note": "fraude"}
+    )
+    moved = await receive_until(ana_ws, lambda f: f.get("kind") == "room.area_transferred")
+    assert moved["data"]["note"] == "fraude"
+    frame = await receive_until(
+        lucia_ws, lambda f: f["type"] == "queue" and other.pk in [r["id"] for r in f["queue"]]
+    )
+    assert frame["area"] == level_2.pk
+    await ana_ws.disconnect()
+    await lucia_ws.disconnect()
+
+
+async def test_an_agent_added_to_an_area_sees_its_queue_at_once(fake_vendors, no_auto_assign):
+    from rooms.models import Area
+
+    level_2 = await Area.objects.acreate(name="Level 2", code="level-2")
+    lucia = await sync_to_async(AgentFactory)(username="lucia")
+    lucia_ws = await connect(lucia)
+    await receive_until(lucia_ws, lambda f: f["type"] == "snapshot")
+
+    await level_2.agents.aadd(lucia)  # as the admin's form does
+    fresh = await receive_until(lucia_ws, lambda f: f["type"] == "snapshot")
+    assert [a["code"] for a in fresh["areas"] if a["mine"]] == ["level-2"]
+    assert (
+        await sync_to_async(webhook)(text_from(WA, "necesito un asesor de nivel 2 por favor"))
+        == 200
+    )
+    frame = await receive_until(lucia_ws, lambda f: f["type"] == "queue")
+    assert frame["area"] == level_2.pk and len(frame["queue"]) == 1
+
+    await level_2.agents.aclear()
+    fresh = await receive_until(lucia_ws, lambda f: f["type"] == "snapshot")
+    assert [a["code"] for a in fresh["areas"] if a["mine"]] == ["general"]
+    assert fresh["queue"] == []  # level 2's room is not hers to see any more
+    await lucia_ws.disconnect()

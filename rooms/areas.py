@@ -1,0 +1,80 @@
+"""Areas (teams): which queue a hand-off enters, and which areas an agent works.
+
+A room enters the area Watson names in its `connect_to_agent`:
+`transfer_info.target.chatbridge.area`, the area's code or its name (case ignored); a hand-off
+naming none, or one chatbridge does not have, enters the default area. An agent works the areas
+operators put them in, and the default area when they are in none, so an installation that
+defines no areas has one queue, as before. A room with no area (made before areas existed) is
+the default area's.
+"""
+
+import logging
+from typing import Any
+
+from django.db.models import Q
+
+from rooms.models import Area
+
+logger = logging.getLogger("chatbridge.assignment")
+
+DEFAULT_CODE = "general"
+
+
+def area_default() -> Area:
+    """The default area: the one marked so, else the "general" area (made on first use, as
+    migration 0013 does: a flushed test database has none)."""
+    area = Area.objects.filter(is_default=True).first()
+    if area is not None:
+        return area
+    area, _ = Area.objects.get_or_create(
+        code=DEFAULT_CODE, defaults={"name": "General", "is_default": True}
+    )
+    return area
+
+
+def area_named(transfer_info: dict[str, Any] | None) -> str:
+    """The area a hand-off's transfer_info names, as written ("" for none)."""
+    target = (transfer_info or {}).get("target")
+    chatbridge = target.get("chatbridge") if isinstance(target, dict) else None
+    named = chatbridge.get("area") if isinstance(chatbridge, dict) else None
+    return named.strip()[:100] if isinstance(named, str) else ""
+
+
+def area_for_handoff(transfer_info: dict[str, Any] | None) -> Area:
+    """The area a hand-off enters (see the module's docstring)."""
+    named = area_named(transfer_info)
+    if named:
+        area = Area.objects.filter(Q(code__iexact=named) | Q(name__iexact=named)).first()
+        if area is not None:
+            return area
+        logger.warning("hand-off names area %r, which does not exist: default area", named)
+    return area_default()
+
+
+def agent_area_ids(user_id: int) -> list[int]:
+    """The areas an agent works: theirs, or the default one if they are in none."""
+    ids = list(Area.objects.filter(agents__id=user_id).values_list("id", flat=True))
+    return ids or [area_default().pk]
+
+
+def in_areas(area_ids: list[int], *, field: str = "area") -> Q:
+    """Rooms (or whatever has an `area`) in these areas; a room with none is the default's."""
+    wanted = Q(**{f"{field}_id__in": area_ids})
+    if area_default().pk in area_ids:
+        wanted |= Q(**{f"{field}__isnull": True})
+    return wanted
+
+
+def room_area_id(area_id: int | None) -> int:
+    """A room's area id, its default area's when it has none."""
+    return area_id if area_id is not None else area_default().pk
+
+
+def areas_data(user_id: int) -> list[dict[str, Any]]:
+    """Every area, for a console: its name, and whether the agent works it (transfer targets
+    are all of them)."""
+    mine = set(agent_area_ids(user_id))
+    return [
+        {"id": area.pk, "name": area.name, "code": area.code, "mine": area.pk in mine}
+        for area in Area.objects.all()
+    ]
