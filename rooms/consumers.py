@@ -25,9 +25,11 @@ from rooms.conversation.services import room_close
 from rooms.desk import selectors
 from rooms.desk.assignment import (
     agent_available_set,
+    agent_available_set_by,
     agent_gone,
     agent_seen,
     assignment_run,
+    room_reassign,
     room_release,
     room_return_to_bot,
     room_take,
@@ -113,8 +115,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(realtime.agent_group_name(user.pk), self.channel_name)
         snapshot = await db(selectors.agent_snapshot)(user=user)
         # The areas whose queues this console shows (read at connect, like the snapshot; a
-        # take is checked against the areas as they are then).
-        self.area_ids = {area["id"] for area in snapshot["areas"] if area["mine"]}
+        # take is checked against the areas as they are then); a supervisor's, every area.
+        self.area_ids = set(snapshot["queue_areas"])
+        self.supervisor = snapshot["supervisor"]
+        self.watched: set[int] = set()  # rooms a supervisor reads live, not theirs
         for room in snapshot["rooms"]:
             await self._join(room["id"], room["seq"])
         await db(agent_seen)(user_id=user.pk)
@@ -134,7 +138,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "counted", False):
             AGENTS_CONNECTED.dec()
         groups = [realtime.AGENTS_GROUP, realtime.agent_group_name(self.user.pk)]
-        for group in groups + [realtime.room_group_name(room) for room in self.rooms]:
+        for group in groups + [
+            realtime.room_group_name(room) for room in {*self.rooms, *self.watched}
+        ]:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:  # noqa: BLE001 - the layer may be what failed
@@ -230,8 +236,57 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def close_room(self, content: dict) -> dict:
         room_id = _room_id(content)
         reason = await db(_closure_reason)(content.get("reason"))
-        await db(room_close)(room_id=room_id, by=self.user, closure_reason=reason, agent_only=True)
+        # An agent closes their own rooms; a supervisor any open one.
+        await db(room_close)(
+            room_id=room_id, by=self.user, closure_reason=reason, agent_only=not self.supervisor
+        )
         return {"room": room_id}
+
+    # --- a supervisor's commands (each checked again by its service) ----------------------------
+
+    async def overview(self, content: dict) -> dict:
+        self._supervisor_only()
+        return await db(selectors.desk_overview)()
+
+    async def watch(self, content: dict) -> dict:
+        """Read an open room live, without taking it: its detail now, its events from then."""
+        self._supervisor_only()
+        room_id = _room_id(content)
+        room = await db(selectors.room_detail_open)(room_id=room_id)
+        if room is None:
+            raise ActionError("not_found", _("This conversation is not open."))
+        self.watched.add(room_id)
+        await self.channel_layer.group_add(realtime.room_group_name(room_id), self.channel_name)
+        return {"room": room_id, "detail": room}
+
+    async def unwatch(self, content: dict) -> dict:
+        room_id = _room_id(content)
+        if room_id in self.watched and room_id not in self.rooms:
+            self.watched.discard(room_id)
+            await self.channel_layer.group_discard(
+                realtime.room_group_name(room_id), self.channel_name
+            )
+        return {"room": room_id}
+
+    async def reassign(self, content: dict) -> dict:
+        to_agent = content.get("agent")
+        if not isinstance(to_agent, int) or isinstance(to_agent, bool):
+            raise FrameError("invalid", _("Choose the agent to transfer the conversation to."))
+        await db(room_reassign)(
+            room_id=_room_id(content), supervisor=self.user, to_agent_id=to_agent
+        )
+        return {"room": _room_id(content), "agent": to_agent}
+
+    async def set_agent_available(self, content: dict) -> dict:
+        agent, value = content.get("agent"), content.get("available")
+        if not isinstance(agent, int) or isinstance(agent, bool) or not isinstance(value, bool):
+            raise FrameError("invalid", _("Name the agent, and whether they are available."))
+        await db(agent_available_set_by)(supervisor=self.user, user_id=agent, available=value)
+        return {"agent": agent, "available": value}
+
+    def _supervisor_only(self) -> None:
+        if not self.supervisor:
+            raise ActionError("not_a_supervisor", _("Only supervisors can do that."))
 
     async def release(self, content: dict) -> dict:
         await db(room_release)(room_id=_room_id(content), agent=self.user)
@@ -326,6 +381,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         "release": release,
         "transfer": transfer,
         "transfer_area": transfer_area,
+        "overview": overview,
+        "watch": watch,
+        "unwatch": unwatch,
+        "reassign": reassign,
+        "agent_available": set_agent_available,
         "to_bot": to_bot,
         "typing": typing,
         "sync": sync,
@@ -343,7 +403,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         """An operator changed the areas this agent works (rooms/signals.py): a fresh snapshot,
         with the queues of the areas as they are now."""
         snapshot = await db(selectors.agent_snapshot)(user=self.user)
-        self.area_ids = {area["id"] for area in snapshot["areas"] if area["mine"]}
+        self.area_ids = set(snapshot["queue_areas"])
         await self.send_json({"type": "snapshot", **snapshot})
 
     async def room_event(self, message: dict) -> None:
@@ -358,6 +418,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "room", "room": room})
             return
         if room_id not in self.rooms:
+            if room_id in self.watched:
+                # A room a supervisor reads: every event as it comes, marked so (not theirs).
+                await self.send_json({"type": "event", "watched": True, **event})
+                if kind == "room.closed":
+                    self.watched.discard(room_id)
             return
         last = self.rooms[room_id]
         if event["seq"] <= last:
@@ -374,6 +439,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         )
         if leaves or (kind == "room.assigned" and not mine_now):
             await self._leave(room_id)
+
+    async def agent_available(self, message: dict) -> None:
+        """A supervisor switched this agent (rooms/desk/assignment.py): the console shows it."""
+        await self.send_json(
+            {"type": "available", "available": message["available"], "by": message["by"]}
+        )
 
     async def queue_changed(self, message: dict) -> None:
         if message["area"] in self.area_ids:

@@ -4,6 +4,8 @@ from typing import Any
 from users.models import Customer
 
 AGENTS_GROUP = "agents"
+# Agents who also watch the whole desk: every area's queue, every agent, every open room.
+SUPERVISORS_GROUP = "supervisors"
 
 
 @dataclass(frozen=True)

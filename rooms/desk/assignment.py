@@ -21,8 +21,9 @@ from django.utils.translation import ngettext_lazy
 from django_stubs_ext import StrOrPromise
 
 from chatbridge.locks import ASSIGNMENT, lock_for_transaction
+from rooms import realtime
 from rooms.areas import agent_area_ids, in_areas, room_area_id
-from rooms.desk.selectors import agent_load, free_agents, is_agent
+from rooms.desk.selectors import agent_load, free_agents, is_agent, is_supervisor
 from rooms.errors import ActionError
 from rooms.events import queue_changed_on_commit, room_event_record
 from rooms.models import Area, Room
@@ -94,7 +95,7 @@ def room_take(*, room_id: int, agent: User) -> Room:
         room = _locked_room(room_id)
         if room.status != Room.Status.QUEUED:
             raise _not_queued(room, agent)
-        if room_area_id(room.area_id) not in agent_area_ids(agent.pk):
+        if room_area_id(room.area_id) not in agent_area_ids(agent.pk) and not is_supervisor(agent):
             raise ActionError("not_your_area", _("This conversation waits in another area."))
         _assign(room, profile, by=agent.pk, kind="taken", extra={})
         queue_changed_on_commit(room.area_id)
@@ -200,6 +201,45 @@ def room_transfer_to_area(*, room_id: int, agent: User, area_id: int, note: str 
         transaction.on_commit(assignment_run)
     logger.info("room %s moved by agent %s to area %s", room_id, agent.pk, target.pk)
     return room
+
+
+def _supervising(user: User) -> None:
+    if not is_supervisor(user):
+        raise ActionError("not_a_supervisor", _("Only supervisors can do that."))
+
+
+def room_reassign(*, room_id: int, supervisor: User, to_agent_id: int) -> Room:
+    """A supervisor gives an open room (queued, or another agent's) to an agent with free
+    capacity; the agent who had it, if any, is told by the assignment's event."""
+    _supervising(supervisor)
+    target = get_user_model().objects.filter(pk=to_agent_id).first()
+    if target is None or not is_agent(target):
+        raise ActionError("not_an_agent", _("That person is not an agent."))
+    with transaction.atomic():
+        profile = _claim_capacity(to_agent_id, full=THEY_ARE_FULL)
+        room = _locked_room(room_id)
+        if room.status not in (Room.Status.QUEUED, Room.Status.ASSIGNED):
+            raise _not_queued(room, supervisor)
+        if room.agent_id == to_agent_id:
+            raise ActionError("invalid", _("That agent has this conversation already."))
+        was_queued = room.status == Room.Status.QUEUED
+        _assign(room, profile, by=supervisor.pk, kind="reassigned", extra={})
+        if was_queued:
+            queue_changed_on_commit(room.area_id)
+        transaction.on_commit(assignment_run)  # whoever had it has a free place now
+    logger.info("room %s reassigned by %s to %s", room_id, supervisor.pk, to_agent_id)
+    return room
+
+
+def agent_available_set_by(*, supervisor: User, user_id: int, available: bool) -> None:
+    """A supervisor switches an agent (available or not: the agent's own switch)."""
+    _supervising(supervisor)
+    if not AgentProfile.objects.filter(user_id=user_id).exists():
+        raise ActionError("not_an_agent", _("That person is not an agent."))
+    agent_available_set(user_id=user_id, available=available)
+    # The agent's consoles show the switch as the supervisor left it.
+    frame = {"type": "agent.available", "available": available, "by": supervisor.pk}
+    transaction.on_commit(lambda: realtime.publish(realtime.agent_group_name(user_id), frame))
 
 
 def room_return_to_bot(*, room_id: int, agent: User) -> Room:

@@ -28,12 +28,13 @@ from rooms.events import (
     canned_replies_data,
     event_frame,
     queue_data,
+    room_data,
     room_detail,
     templates_data,
 )
-from rooms.models import ClosureReason, Message, Room, RoomEvent
+from rooms.models import Area, ClosureReason, Message, Room, RoomEvent
 from users.models import AgentProfile
-from users.selectors import AGENTS_GROUP
+from users.selectors import AGENTS_GROUP, SUPERVISORS_GROUP
 
 # The operations page's message rate is counted over this window.
 RATE_WINDOW = dt.timedelta(minutes=5)
@@ -57,12 +58,24 @@ def is_agent(user: User | AnonymousUser) -> bool:
     )
 
 
+def is_supervisor(user: User | AnonymousUser) -> bool:
+    """An agent in the `supervisors` group: they see every area, agent and open room, and may
+    move, take or close any room and switch an agent to unavailable."""
+    return (
+        is_agent(user)
+        and isinstance(user, User)
+        and (user.is_superuser or user.groups.filter(name=SUPERVISORS_GROUP).exists())
+    )
+
+
 def may_see_room(user: User | AnonymousUser, room: Room) -> bool:
-    """Whether `user` may read this room's messages and files: the agent it is assigned to, or
-    staff allowed to view messages (supervisors get their own rule with areas)."""
+    """Whether `user` may read this room's messages and files: the agent it is assigned to, a
+    supervisor while it is open, or staff allowed to view messages."""
     if not isinstance(user, User) or not user.is_active:
         return False
     if room.status == Room.Status.ASSIGNED and room.agent_id == user.pk and is_agent(user):
+        return True
+    if room.status != Room.Status.CLOSED and is_supervisor(user):
         return True
     return user.is_staff and user.has_perm("rooms.view_message")
 
@@ -180,7 +193,16 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         .select_related("customer", "agent")
         .order_by("assigned_at", "id")
     )
+    supervisor = is_supervisor(user)
+    # The queues the console shows: the agent's areas; a supervisor's, every area's.
+    queue_areas = (
+        [area.pk for area in Area.objects.all()] or [area_default().pk]
+        if supervisor
+        else agent_area_ids(user.pk)
+    )
     return {
+        "supervisor": supervisor,
+        "queue_areas": queue_areas,
         "agent": {
             "id": user.pk,
             "name": user.get_full_name() or user.get_username(),
@@ -188,7 +210,7 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
             "load": agent_load(user.pk),
             "available": profile.available,
         },
-        "queue": queue_data(area_ids=agent_area_ids(user.pk)),
+        "queue": queue_data(area_ids=queue_areas),
         "areas": areas_data(user.pk),
         "default_area": area_default().pk,
         "rooms": [room_detail(room) for room in rooms],
@@ -202,6 +224,60 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         # Messages show their times where the bank works.
         "timezone": settings.BUSINESS_TIMEZONE,
     }
+
+
+def desk_overview() -> dict[str, Any]:
+    """A supervisor's view of the desk now: every agent with their load and when they last wrote
+    to a customer, and every open room (queued or with an agent), longest waiting first."""
+    now = timezone.now()
+    last_replies = dict(
+        Message.objects.filter(
+            author=Message.Author.AGENT, created_at__gte=now - dt.timedelta(days=1)
+        )
+        .values("agent_id")
+        .annotate(last=Max("created_at"))
+        .values_list("agent_id", "last")
+    )
+    agents = [
+        {**vars(agent), "last_reply_at": _iso(last_replies.get(agent.id))}
+        for agent in agents_list()
+    ]
+    rooms = (
+        Room.objects.filter(status__in=[Room.Status.QUEUED, Room.Status.ASSIGNED])
+        .select_related("customer", "agent")
+        .order_by("queued_at", "id")[:OVERVIEW_ROOMS]
+    )
+    return {
+        "agents": agents,
+        "rooms": [
+            {
+                **room_data(room),
+                "agent_name": (room.agent.get_full_name() or room.agent.get_username())
+                if room.agent
+                else "",
+                "last_customer_at": _iso(room.last_customer_at),
+            }
+            for room in rooms
+        ],
+    }
+
+
+OVERVIEW_ROOMS = 500
+
+
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def room_detail_open(*, room_id: int) -> dict[str, Any] | None:
+    """An open room's detail, for a supervisor reading it."""
+    room = (
+        Room.objects.filter(pk=room_id)
+        .exclude(status=Room.Status.CLOSED)
+        .select_related("customer", "agent")
+        .first()
+    )
+    return room_detail(room) if room else None
 
 
 def room_detail_for_agent(*, room_id: int, agent_id: int) -> dict[str, Any] | None:

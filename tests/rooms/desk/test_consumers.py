@@ -587,3 +587,110 @@ async def test_an_agent_added_to_an_area_sees_its_queue_at_once(fake_vendors, no
     assert [a["code"] for a in fresh["areas"] if a["mine"]] == ["general"]
     assert fresh["queue"] == []  # level 2's room is not hers to see any more
     await lucia_ws.disconnect()
+
+
+async def supervisor(username: str = "sofia"):
+    from django.contrib.auth.models import Group
+
+    user = await sync_to_async(AgentFactory)(username=username, first_name="Sofía")
+    group, _ = await Group.objects.aget_or_create(name="supervisors")
+    await user.groups.aadd(group)
+    return user
+
+
+async def test_a_supervisor_sees_every_area_reads_a_room_live_and_moves_it(
+    fake_vendors, no_auto_assign
+):
+    from rooms.models import Area
+
+    level_2 = await Area.objects.acreate(name="Level 2", code="level-2")
+    sofia = await supervisor()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    beto = await sync_to_async(AgentFactory)(username="beto")
+    sofia_ws, ana_ws = await connect(sofia), await connect(ana)
+    snapshot = await receive_until(sofia_ws, lambda f: f["type"] == "snapshot")
+    assert snapshot["supervisor"] is True
+    assert set(snapshot["queue_areas"]) >= {level_2.pk}
+    await receive_until(ana_ws, lambda f: f["type"] == "snapshot")
+
+    # A level 2 hand-off: in the supervisor's queue view too.
+    assert (
+        await sync_to_async(webhook)(text_from(WA, "necesito un asesor de nivel 2 por favor"))
+        == 200
+    )
+    frame = await receive_until(sofia_ws, lambda f: f["type"] == "queue" and f["queue"])
+    room_id = frame["queue"][0]["id"]
+
+    # The overview: every agent and every open room.
+    await sofia_ws.send_json_to({"type": "overview", "id": "o"})
+    overview = await receive_until(sofia_ws, lambda f: f.get("id") == "o")
+    assert {a["id"] for a in overview["agents"]} >= {ana.pk, beto.pk, sofia.pk}
+    assert [r["id"] for r in overview["rooms"]] == [room_id]
+
+    # Read it live, without taking it; then give it to Ana, who did not work level 2.
+    await sofia_ws.send_json_to({"type": "watch", "room": room_id, "id": "w"})
+    watched = await receive_until(sofia_ws, lambda f: f.get("id") == "w")
+    assert watched["detail"]["messages"][0]["text"].startswith("necesito un asesor")
+    await sofia_ws.send_json_to({"type": "reassign", "room": room_id, "agent": ana.pk, "id": "r"})
+    assert (await receive_until(sofia_ws, lambda f: f.get("id") == "r"))["type"] == "ack"
+    await receive_until(ana_ws, lambda f: f["type"] == "room" and f["room"]["id"] == room_id)
+    event = await receive_until(
+        sofia_ws, lambda f: f.get("watched") and f.get("kind") == "room.assigned"
+    )
+    assert event["data"]["how"] == "reassigned" and event["actor"] == sofia.pk
+
+    # The customer writes: the supervisor reads it as it comes.
+    assert await sync_to_async(webhook)(text_from(WA, "¿hola?")) == 200
+    live = await receive_until(
+        sofia_ws, lambda f: f.get("watched") and f.get("kind") == "message.new"
+    )
+    assert live["data"]["text"] == "¿hola?"
+
+    # Ana switched to unavailable by the supervisor: her console is told.
+    await sofia_ws.send_json_to(
+        {"type": "agent_available", "agent": ana.pk, "available": False, "id": "a"}
+    )
+    assert (await receive_until(sofia_ws, lambda f: f.get("id") == "a"))["type"] == "ack"
+    told = await receive_until(ana_ws, lambda f: f["type"] == "available")
+    assert told == {"type": "available", "available": False, "by": sofia.pk}
+
+    # And closes it, though it is Ana's.
+    reason = await ClosureReason.objects.acreate(title="Cerrado por supervisión")
+    await sofia_ws.send_json_to({"type": "close", "room": room_id, "reason": reason.pk, "id": "c"})
+    assert (await receive_until(sofia_ws, lambda f: f.get("id") == "c"))["type"] == "ack"
+    assert (await Room.objects.aget(pk=room_id)).status == Room.Status.CLOSED
+    await sofia_ws.disconnect()
+    await ana_ws.disconnect()
+
+
+async def test_an_agent_cannot_do_what_a_supervisor_does(fake_vendors, no_auto_assign):
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    beto = await sync_to_async(AgentFactory)(username="beto")
+    ana_ws, beto_ws = await connect(ana), await connect(beto)
+    await receive_until(ana_ws, lambda f: f["type"] == "snapshot")
+    snapshot = await receive_until(beto_ws, lambda f: f["type"] == "snapshot")
+    assert snapshot["supervisor"] is False
+    await ana_ws.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+
+    reason = await ClosureReason.objects.acreate(title="Resuelto")
+    for frame in (
+        {"type": "overview"},
+        {"type": "watch", "room": room.pk},
+        {"type": "reassign", "room": room.pk, "agent": beto.pk},
+        {"type": "agent_available", "agent": ana.pk, "available": False},
+    ):
+        await beto_ws.send_json_to(frame)
+        refused = await receive_until(beto_ws, lambda f: f["type"] == "error")
+        assert refused["code"] == "not_a_supervisor", frame
+    await beto_ws.send_json_to({"type": "close", "room": room.pk, "reason": reason.pk})
+    refused = await receive_until(beto_ws, lambda f: f["type"] == "error")
+    assert refused["code"] == "not_your_room"
+    room = await Room.objects.select_related("agent").aget(pk=room.pk)
+    assert (room.status, room.agent_id) == (Room.Status.ASSIGNED, ana.pk)
+    from users.models import AgentProfile
+
+    assert (await AgentProfile.objects.aget(user_id=ana.pk)).available
+    await ana_ws.disconnect()
+    await beto_ws.disconnect()
