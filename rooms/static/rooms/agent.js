@@ -15,6 +15,10 @@
     lastSeq: new Map(), // room id -> last sequence number applied
     agents: [],
     areas: [], // every area, `mine` for those this agent works
+    supervisor: false,
+    supervising: false, // the supervision view is on screen
+    overview: { agents: [], rooms: [] },
+    watched: null, // the open room a supervisor reads live
     defaultArea: null,
     reasons: [],
     templates: [],
@@ -93,7 +97,15 @@
       }
       case "heartbeat": return checkSequences(frame.rooms);
       case "typing": return showTyping(frame.room);
+      case "available":
+        // A supervisor switched this agent.
+        $("available").checked = frame.available;
+        state.agent.available = frame.available;
+        toast(frame.available ? gettext("A supervisor made you available.") : gettext("A supervisor made you unavailable: no new conversations come to you."));
+        return undefined;
       case "ack":
+        if (frame.for === "overview") { state.overview = { agents: frame.agents, rooms: frame.rooms }; renderSupervision(); }
+        if (frame.for === "watch") { state.watched = frame.detail; renderSupervision(); }
         if (frame.agents) { state.agents = frame.agents; renderConversation(); }
         if (frame.for === "close" && frame.room === state.closing) toast(gettext("Conversation closed."));
         // Taken: shown now if its room frame came first, else when it comes (addRoom).
@@ -118,6 +130,8 @@
     state.agents = snapshot.agents;
     state.reasons = snapshot.closure_reasons;
     state.areas = snapshot.areas || [];
+    state.supervisor = Boolean(snapshot.supervisor);
+    $("supervise").hidden = !state.supervisor;
     state.defaultArea = snapshot.default_area;
     state.templates = snapshot.templates || [];
     state.timezone = snapshot.timezone;
@@ -143,6 +157,7 @@
   }
 
   function applyEvent(event) {
+    if (event.watched) return applyWatched(event);
     const room = state.rooms.get(event.room);
     const last = state.lastSeq.get(event.room);
     if (last !== undefined) {
@@ -274,6 +289,7 @@
     renderConversation();
     renderHistory();
     renderPanel();
+    renderSupervision();
     renderTitle();
   }
 
@@ -312,7 +328,7 @@
         onclick: () => take(room.id),
       }),
       el("div", { textContent: room.customer.name || room.customer.number }),
-      state.areas.filter((a) => a.mine).length > 1 ? el("div", { className: "meta area", textContent: areaName(areaOf(room)) }) : "",
+      (state.supervisor ? state.areas.length : state.areas.filter((a) => a.mine).length) > 1 ? el("div", { className: "meta area", textContent: areaName(areaOf(room)) }) : "",
       room.preview ? el("div", { className: "preview", textContent: room.preview }) : "",
       room.handoff_note ? el("div", { className: "note", textContent: room.handoff_note }) : "",
       el("div", { className: "meta waiting", textContent: say(gettext("%(number)s · waiting %(time)s"), { number: room.customer.number, time: elapsed(room.queued_at) }) }),
@@ -364,9 +380,9 @@
   }
 
   function renderConversation() {
-    const room = state.viewing ? undefined : state.rooms.get(state.selected);
+    const room = state.viewing || state.supervising ? undefined : state.rooms.get(state.selected);
     $("conversation").hidden = !room;
-    $("empty").hidden = Boolean(room || state.viewing);
+    $("empty").hidden = Boolean(room || state.viewing || state.supervising);
     if (!room) return;
     $("room-title").textContent = `${room.customer.name || ""} ${room.customer.number}`;
     $("room-note").textContent = room.handoff_note || "";
@@ -656,7 +672,7 @@
   // The panel of the room in view: who the customer is (with the room), and their earlier
   // conversations, asked for when the room is opened (one query on the server).
   function renderPanel() {
-    const room = state.viewing ? null : state.rooms.get(state.selected);
+    const room = state.viewing || state.supervising ? null : state.rooms.get(state.selected);
     $("customer-panel").hidden = !room;
     if (!room) return;
     const customer = room.customer;
@@ -745,7 +761,7 @@
   }
 
   function renderHistory() {
-    const conversation = state.viewing;
+    const conversation = state.supervising ? null : state.viewing;
     $("history").hidden = !conversation;
     if (!conversation) return;
     const customer = conversation.customer;
@@ -796,6 +812,100 @@
     $("search-box").hidden = true;
     $("search-q").value = "";
   });
+
+  // --- supervision: every agent, every open room, one read live (supervisors only) ------------
+
+  function renderSupervision() {
+    $("supervise").setAttribute("aria-pressed", String(state.supervising));
+    $("supervision").hidden = !state.supervising;
+    if (!state.supervising) return;
+    $("sv-agents").replaceChildren(...state.overview.agents.map((agent) => el("tr", { dataset: { agent: agent.id } },
+      el("td", { textContent: agent.name }),
+      el("td", { className: agent.online ? "online" : "offline", textContent: agent.online ? gettext("connected") : gettext("disconnected") }),
+      el("td", {}, el("input", {
+        type: "checkbox",
+        checked: agent.available,
+        ariaLabel: interpolate(gettext("%(name)s is available"), { name: agent.name }, true),
+        onchange: (event) => send({ type: "agent_available", agent: agent.id, available: event.target.checked }),
+      })),
+      el("td", { textContent: `${agent.load}/${agent.capacity}` }),
+      el("td", { textContent: agent.last_reply_at ? interpolate(gettext("%s ago"), [elapsed(agent.last_reply_at)]) : "—" }))));
+    $("sv-rooms").replaceChildren(...state.overview.rooms.map((room) => el("tr", { dataset: { room: room.id } },
+      el("td", { textContent: `${room.customer.name || ""} ${room.customer.number}` }),
+      el("td", { textContent: areaName(areaOf(room)) }),
+      el("td", { textContent: room.status === "queued" ? gettext("in the queue") : room.agent_name }),
+      el("td", { textContent: elapsed(room.status === "queued" ? room.queued_at : room.last_customer_at) }),
+      el("td", {}, el("button", { type: "button", textContent: gettext("Watch"), onclick: () => send({ type: "watch", room: room.id }) })))));
+    renderWatched();
+  }
+
+  function renderWatched() {
+    const room = state.watched;
+    $("sv-watch").hidden = !room;
+    if (!room) return;
+    $("sv-title").textContent = `${room.customer.name || ""} ${room.customer.number}`;
+    const holder = state.overview.agents.find((a) => a.id === room.agent);
+    $("sv-meta").textContent = [
+      areaName(areaOf(room)),
+      room.status === "closed" ? gettext("Closed") : holder ? holder.name : gettext("in the queue"),
+    ].filter(Boolean).join(" · ");
+    const free = state.overview.agents.filter((a) => a.id !== room.agent && a.online && a.load < a.capacity);
+    $("sv-reassign-to").replaceChildren(...(free.length
+      ? free.map((a) => el("option", { value: a.id, textContent: `${a.name} (${a.load}/${a.capacity})` }))
+      : [el("option", { value: "", textContent: gettext("Nobody free now") })]));
+    $("sv-reassign").disabled = !free.length || room.status === "closed";
+    const reasons = inRoomArea(state.reasons, room);
+    const chosen = $("sv-reason").value;
+    $("sv-reason").replaceChildren(el("option", { value: "", textContent: gettext("Closure reason…") }),
+      ...reasons.map((r) => el("option", { value: r.id, textContent: r.title })));
+    if (reasons.some((r) => String(r.id) === chosen)) $("sv-reason").value = chosen;
+    $("sv-close").disabled = room.status === "closed";
+    const entries = [
+      ...room.messages.map((m) => ({ at: m.at, node: messageNode(m) })),
+      ...(room.notes || []).map((n) => ({ at: n.at, node: noteNode(n) })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    const list = $("sv-messages");
+    list.replaceChildren(...entries.map((entry) => entry.node));
+    list.scrollTop = list.scrollHeight;
+  }
+
+  // An event of the room a supervisor reads: applied to it, never to the agent's own rooms.
+  function applyWatched(event) {
+    const room = state.watched;
+    if (!room || room.id !== event.room) return;
+    const data = event.data;
+    if (event.kind === "message.new" && !room.messages.some((m) => m.id === data.id)) room.messages.push(data);
+    else if (event.kind === "note.new") room.notes = [...(room.notes || []), data];
+    else if (event.kind.startsWith("message.")) Object.assign(room.messages.find((m) => m.id === data.id) || {}, data);
+    else if (event.kind === "room.assigned") { room.agent = data.agent; room.status = "assigned"; }
+    else if (event.kind === "room.closed") room.status = "closed";
+    else if (event.kind === "room.released" || event.kind === "room.area_transferred") { room.agent = null; room.status = "queued"; }
+    if (event.kind.startsWith("room.")) send({ type: "overview" });
+    renderWatched();
+  }
+
+  $("supervise").addEventListener("click", () => {
+    state.supervising = !state.supervising;
+    if (state.supervising) send({ type: "overview" });
+    render();
+  });
+  $("sv-unwatch").addEventListener("click", () => {
+    if (state.watched) send({ type: "unwatch", room: state.watched.id });
+    state.watched = null;
+    renderSupervision();
+  });
+  $("sv-reassign").addEventListener("click", () => {
+    const agent = Number($("sv-reassign-to").value);
+    if (state.watched && agent) send({ type: "reassign", room: state.watched.id, agent });
+  });
+  $("sv-close").addEventListener("click", () => {
+    const reason = $("sv-reason").value;
+    if (!reason) { toast(gettext("Choose the closure reason.")); $("sv-reason").focus(); return; }
+    if (!confirm(gettext("Close this conversation? The customer will receive the closing message."))) return;
+    send({ type: "close", room: state.watched.id, reason: Number(reason) });
+  });
+  // The overview moves by itself while it is on screen.
+  setInterval(() => { if (state.supervising) send({ type: "overview" }); }, 10000);
 
   // --- the agent's actions ----------------------------------------------------------------------
 

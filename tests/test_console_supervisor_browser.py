@@ -1,0 +1,92 @@
+"""The supervisor's console in a real browser (Debian's Chromium, a real Daphne process), with
+two agents: the supervision view lists every agent with their load and every open room; the
+supervisor reads Ana's room live, switches Ana to unavailable (her console shows it), gives the
+room to Beto and closes it. Screenshot: docs/screenshots/desk-supervisor.png."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from playwright.sync_api import Browser, Page, expect
+
+from rooms.models import ClosureReason, Room
+from tests.factories import AgentFactory
+from tests.payloads import text_from
+from tests.servers import AppProcess, post_signed
+from users.models import AgentProfile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+WA = "573009300001"
+
+
+@pytest.fixture
+def server(fake_vendors) -> Iterator[AppProcess]:
+    process = AppProcess.daphne(AUTO_ASSIGN="0").start()
+    yield process
+    process.stop()
+
+
+def _console(browser: Browser, server: AppProcess, username: str) -> Page:
+    page = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
+    page.goto(f"{server.url}/agent/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "clave-segura")
+    page.click("button[type=submit]")
+    expect(page.locator("#connection")).to_have_text("conectado")
+    return page
+
+
+def test_a_supervisor_watches_moves_and_closes_a_room(server, browser):
+    ClosureReason.objects.get_or_create(title="Resuelto")
+    sofia = AgentFactory(username="sofia", first_name="Sofía", password="clave-segura")
+    sofia.groups.add(Group.objects.get_or_create(name="supervisors")[0])
+    AgentFactory(username="ana", first_name="Ana", password="clave-segura")
+    beto = AgentFactory(username="beto", first_name="Beto", password="clave-segura")
+    ana, beto_page = _console(browser, server, "ana"), _console(browser, server, "beto")
+    problems: list[str] = []
+    supervisor = _console(browser, server, "sofia")
+    for page in (ana, beto_page, supervisor):
+        page.on("pageerror", lambda error: problems.append(str(error)))
+    expect(ana.locator("#supervise")).to_be_hidden()  # agents have no such view
+
+    post_signed(server.url, text_from(WA, "agente, no me llega el token"))
+    ana.locator("#queue li button.take").click()
+    expect(ana.locator("#rooms li")).to_have_count(1)
+
+    supervisor.click("#supervise")
+    agents = supervisor.locator("#sv-agents tr")
+    expect(agents).to_have_count(3)
+    expect(supervisor.locator("#sv-agents tr", has_text="Ana")).to_contain_text("1/5")
+    rooms = supervisor.locator("#sv-rooms tr")
+    expect(rooms).to_have_count(1)
+    expect(rooms.first).to_contain_text("Ana")
+
+    # Read it live: a message the customer writes now appears in the supervisor's view.
+    rooms.first.get_by_role("button", name="Ver").click()
+    watched = supervisor.locator("#sv-messages")
+    expect(watched).to_contain_text("agente, no me llega el token")
+    post_signed(server.url, text_from(WA, "¿siguen ahí?"))
+    expect(watched).to_contain_text("¿siguen ahí?")
+    supervisor.screenshot(path=str(SCREENSHOTS / "desk-supervisor.png"))
+
+    # Ana switched to unavailable: her own console says so.
+    supervisor.get_by_role("checkbox", name="Ana está disponible").uncheck()
+    expect(ana.locator("#available")).not_to_be_checked()
+    assert AgentProfile.objects.get(user__username="ana").available is False
+
+    # Given to Beto; then closed by the supervisor.
+    supervisor.select_option("#sv-reassign-to", label="Beto (0/5)")
+    supervisor.click("#sv-reassign")
+    expect(beto_page.locator("#rooms li")).to_have_count(1)
+    expect(ana.locator("#rooms li")).to_have_count(0)
+    assert Room.objects.get().agent == beto
+    supervisor.select_option("#sv-reason", label="Resuelto")
+    supervisor.on("dialog", lambda dialog: dialog.accept())
+    supervisor.click("#sv-close")
+    expect(beto_page.locator("#rooms li")).to_have_count(0)
+    expect(supervisor.locator("#sv-meta")).to_contain_text("Cerrada")
+    assert Room.objects.get().status == Room.Status.CLOSED
+    assert problems == []
