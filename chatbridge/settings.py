@@ -531,6 +531,25 @@ SESSION_RECHECK_SECONDS = _number("SESSION_RECHECK_SECONDS", default=60)
 QUEUE_VIEW_LIMIT = 200
 # A room whose customer has not answered for this long is closed (RN-064 of the original).
 ROOM_INACTIVITY_MINUTES = _number("ROOM_INACTIVITY_MINUTES", default=7)
+# Supervisors are alerted, once per room and cause, about a room waiting in the queue longer than
+# this, and a customer in an agent's room unanswered longer than this (0: never).
+QUEUE_ALERT_MINUTES = _number("QUEUE_ALERT_MINUTES", default=10)
+AGENT_REPLY_ALERT_MINUTES = _number("AGENT_REPLY_ALERT_MINUTES", default=5)
+# Alerts also go by e-mail to the addresses operators keep in the admin (Alert recipients):
+# Django's e-mail backend; the embedded run prints them (console backend).
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = _whole_number("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="chatbridge@localhost")
 # How agents see a customer's number: "full" (+573001234567) or "masked" (…4567). Logs always
 # mask it.
 AGENT_NUMBER_DISPLAY = env.str("AGENT_NUMBER_DISPLAY", default="full")

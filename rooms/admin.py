@@ -15,6 +15,8 @@ from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
 from rooms.media.tasks import media_fetch_again
 from rooms.models import (
+    Alert,
+    AlertRecipient,
     Area,
     CannedReply,
     ClosureReason,
@@ -172,6 +174,30 @@ class ClosureReasonAdmin(admin.ModelAdmin):
     list_display = ["title", "area", "active", "position"]
     list_editable = ["active", "position"]
     list_filter = ["area", "active"]
+
+
+@admin.register(AlertRecipient)
+class AlertRecipientAdmin(admin.ModelAdmin):
+    """Who is e-mailed the supervisors' alerts."""
+
+    list_display = ["email", "active"]
+    list_editable = ["active"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """What supervisors were alerted about: to read."""
+
+    list_display = ["created_at", "cause", "room", "data"]
+    list_filter = ["cause", "created_at"]
+    list_select_related = ["room"]
+    fields = readonly_fields = ("created_at", "cause", "room", "data")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Area)

@@ -119,6 +119,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         self.area_ids = set(snapshot["queue_areas"])
         self.supervisor = snapshot["supervisor"]
         self.watched: set[int] = set()  # rooms a supervisor reads live, not theirs
+        if self.supervisor:
+            await self.channel_layer.group_add(realtime.SUPERVISORS_GROUP, self.channel_name)
         for room in snapshot["rooms"]:
             await self._join(room["id"], room["seq"])
         await db(agent_seen)(user_id=user.pk)
@@ -138,6 +140,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "counted", False):
             AGENTS_CONNECTED.dec()
         groups = [realtime.AGENTS_GROUP, realtime.agent_group_name(self.user.pk)]
+        if getattr(self, "supervisor", False):
+            groups.append(realtime.SUPERVISORS_GROUP)
         for group in groups + [
             realtime.room_group_name(room) for room in {*self.rooms, *self.watched}
         ]:
@@ -445,6 +449,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             {"type": "available", "available": message["available"], "by": message["by"]}
         )
+
+    async def alert_new(self, message: dict) -> None:
+        """An alert for supervisors (rooms/desk/alerts.py)."""
+        if self.supervisor:
+            await self.send_json({"type": "alert", "alert": message["alert"]})
 
     async def queue_changed(self, message: dict) -> None:
         if message["area"] in self.area_ids:

@@ -422,6 +422,40 @@ class RoomEvent(models.Model):
         return f"room {self.room_id} #{self.seq} {self.kind}"
 
 
+class Alert(models.Model):
+    """Something supervisors must see, raised once per room and cause (the constraint says so,
+    whatever number of periodic jobs look at once)."""
+
+    class Cause(models.TextChoices):
+        QUEUE_WAIT = "queue_wait", "Waiting too long in the queue"
+        AGENT_REPLY = "agent_reply", "Customer unanswered by the agent"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="alerts")
+    cause = models.CharField(max_length=20, choices=Cause.choices)
+    # What it was about then: how long, and whose room.
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "cause"], name="alert_once_per_room_cause"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="alert_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_cause_display()} (room {self.room_id})"
+
+
+class AlertRecipient(models.Model):
+    """An address alerts are e-mailed to (the original system's notification list)."""
+
+    email = models.EmailField(unique=True)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
 class UnusableItem(models.Model):
     """An item of a signed webhook POST in a shape chatbridge does not know (a system notice
     without `from`, a new status kind, a message without id), kept as Meta sent it. The POST is

@@ -26,6 +26,8 @@ from chatbridge.metrics import LAYER_PUBLISH_FAILURES
 logger = logging.getLogger("chatbridge.realtime")
 
 AGENTS_GROUP = "agents"
+# Supervisors' consoles (alerts).
+SUPERVISORS_GROUP = "supervisors"
 # A publish that takes longer than this is abandoned and counted as failed.
 PUBLISH_TIMEOUT = 2.0
 # Publishes waiting for the publisher thread; beyond this (the layer is down and the backlog

@@ -3,13 +3,16 @@ two agents: the supervision view lists every agent with their load and every ope
 supervisor reads Ana's room live, switches Ana to unavailable (her console shows it), gives the
 room to Beto and closes it. Screenshot: docs/screenshots/desk-supervisor.png."""
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
+from rooms.desk.alerts import alerts_raise
 from rooms.models import ClosureReason, Room
 from tests.factories import AgentFactory
 from tests.payloads import text_from
@@ -70,6 +73,17 @@ def test_a_supervisor_watches_moves_and_closes_a_room(server, browser):
     expect(watched).to_contain_text("agente, no me llega el token")
     post_signed(server.url, text_from(WA, "¿siguen ahí?"))
     expect(watched).to_contain_text("¿siguen ahí?")
+
+    # Another customer has waited 11 minutes in the queue: the periodic job's alert is live here.
+    post_signed(server.url, text_from("573009300002", "agente por favor"))
+    expect(supervisor.locator("#queue li")).to_have_count(1)
+    Room.objects.filter(status=Room.Status.QUEUED).update(
+        queued_at=timezone.now() - dt.timedelta(minutes=11)
+    )
+    assert alerts_raise() == 1
+    expect(supervisor.locator("#sv-alerts li.alert")).to_contain_text(
+        "lleva 11 min esperando en la cola de General"
+    )
     supervisor.screenshot(path=str(SCREENSHOTS / "desk-supervisor.png"))
 
     # Ana switched to unavailable: her own console says so.
@@ -82,11 +96,11 @@ def test_a_supervisor_watches_moves_and_closes_a_room(server, browser):
     supervisor.click("#sv-reassign")
     expect(beto_page.locator("#rooms li")).to_have_count(1)
     expect(ana.locator("#rooms li")).to_have_count(0)
-    assert Room.objects.get().agent == beto
+    assert Room.objects.get(customer__uid=WA).agent == beto
     supervisor.select_option("#sv-reason", label="Resuelto")
     supervisor.on("dialog", lambda dialog: dialog.accept())
     supervisor.click("#sv-close")
     expect(beto_page.locator("#rooms li")).to_have_count(0)
     expect(supervisor.locator("#sv-meta")).to_contain_text("Cerrada")
-    assert Room.objects.get().status == Room.Status.CLOSED
+    assert Room.objects.get(customer__uid=WA).status == Room.Status.CLOSED
     assert problems == []

@@ -24,6 +24,7 @@ from chatbridge.cache import (
     stats,
 )
 from rooms.areas import agent_area_ids, area_default, areas_data
+from rooms.desk.alerts import alerts_recent
 from rooms.events import (
     canned_replies_data,
     event_frame,
@@ -248,6 +249,7 @@ def desk_overview() -> dict[str, Any]:
         .order_by("queued_at", "id")[:OVERVIEW_ROOMS]
     )
     return {
+        "alerts": alerts_recent(),
         "agents": agents,
         "rooms": [
             {

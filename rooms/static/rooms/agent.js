@@ -17,7 +17,7 @@
     areas: [], // every area, `mine` for those this agent works
     supervisor: false,
     supervising: false, // the supervision view is on screen
-    overview: { agents: [], rooms: [] },
+    overview: { agents: [], rooms: [], alerts: [] },
     watched: null, // the open room a supervisor reads live
     defaultArea: null,
     reasons: [],
@@ -97,6 +97,14 @@
       }
       case "heartbeat": return checkSequences(frame.rooms);
       case "typing": return showTyping(frame.room);
+      case "alert": {
+        // For supervisors: a customer waiting too long.
+        state.overview.alerts = [frame.alert, ...state.overview.alerts.filter((a) => a.id !== frame.alert.id)];
+        const text = alertText(frame.alert);
+        toast(text);
+        alertAgent(gettext("Alert"), text);
+        return renderSupervision();
+      }
       case "available":
         // A supervisor switched this agent.
         $("available").checked = frame.available;
@@ -104,7 +112,7 @@
         toast(frame.available ? gettext("A supervisor made you available.") : gettext("A supervisor made you unavailable: no new conversations come to you."));
         return undefined;
       case "ack":
-        if (frame.for === "overview") { state.overview = { agents: frame.agents, rooms: frame.rooms }; renderSupervision(); }
+        if (frame.for === "overview") { state.overview = { agents: frame.agents, rooms: frame.rooms, alerts: frame.alerts || [] }; renderSupervision(); }
         if (frame.for === "watch") { state.watched = frame.detail; renderSupervision(); }
         if (frame.agents) { state.agents = frame.agents; renderConversation(); }
         if (frame.for === "close" && frame.room === state.closing) toast(gettext("Conversation closed."));
@@ -819,6 +827,11 @@
     $("supervise").setAttribute("aria-pressed", String(state.supervising));
     $("supervision").hidden = !state.supervising;
     if (!state.supervising) return;
+    $("sv-alerts").replaceChildren(...(state.overview.alerts.length
+      ? state.overview.alerts.map((alert) => el("li", { className: `alert ${alert.cause}`, dataset: { room: alert.room } },
+        el("span", { className: "meta", textContent: `${clock(alert.at)} ` }), alertText(alert),
+        el("button", { type: "button", className: "link", textContent: gettext("Watch"), onclick: () => send({ type: "watch", room: alert.room }) })))
+      : [el("li", { className: "meta", textContent: gettext("No alerts in the last day.") })]));
     $("sv-agents").replaceChildren(...state.overview.agents.map((agent) => el("tr", { dataset: { agent: agent.id } },
       el("td", { textContent: agent.name }),
       el("td", { className: agent.online ? "online" : "offline", textContent: agent.online ? gettext("connected") : gettext("disconnected") }),
@@ -837,6 +850,14 @@
       el("td", { textContent: elapsed(room.status === "queued" ? room.queued_at : room.last_customer_at) }),
       el("td", {}, el("button", { type: "button", textContent: gettext("Watch"), onclick: () => send({ type: "watch", room: room.id }) })))));
     renderWatched();
+  }
+
+  function alertText(alert) {
+    const holder = state.agents.find((a) => a.id === alert.agent);
+    if (alert.cause === "queue_wait") {
+      return interpolate(gettext("%(customer)s has waited %(minutes)s min in the %(area)s queue."), { ...alert, area: areaName(areaOf(alert)) }, true);
+    }
+    return interpolate(gettext("%(customer)s has waited %(minutes)s min for %(agent)s to answer."), { ...alert, agent: holder ? holder.name : "" }, true);
   }
 
   function renderWatched() {

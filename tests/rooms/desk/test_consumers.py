@@ -694,3 +694,31 @@ async def test_an_agent_cannot_do_what_a_supervisor_does(fake_vendors, no_auto_a
     assert (await AgentProfile.objects.aget(user_id=ana.pk)).available
     await ana_ws.disconnect()
     await beto_ws.disconnect()
+
+
+async def test_alerts_reach_supervisors_consoles_only(fake_vendors, no_auto_assign, settings):
+    from datetime import timedelta
+
+    from rooms.desk.alerts import alerts_raise
+
+    settings.QUEUE_ALERT_MINUTES = 10
+    sofia = await supervisor()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    sofia_ws, ana_ws = await connect(sofia), await connect(ana)
+    await receive_until(sofia_ws, lambda f: f["type"] == "snapshot")
+    await receive_until(ana_ws, lambda f: f["type"] == "snapshot")
+    room = await queued_room()
+    await Room.objects.filter(pk=room.pk).aupdate(queued_at=timezone.now() - timedelta(minutes=11))
+
+    assert await sync_to_async(alerts_raise)() == 1
+    frame = await receive_until(sofia_ws, lambda f: f["type"] == "alert")
+    assert (frame["alert"]["room"], frame["alert"]["cause"]) == (room.pk, "queue_wait")
+    await ana_ws.send_json_to({"type": "available", "available": True, "id": "x"})
+    seen = []
+    await receive_until(ana_ws, lambda f: seen.append(f) or f.get("id") == "x")
+    assert [f for f in seen if f["type"] == "alert"] == []
+    await sofia_ws.send_json_to({"type": "overview", "id": "o"})
+    overview = await receive_until(sofia_ws, lambda f: f.get("id") == "o")
+    assert [a["room"] for a in overview["alerts"]] == [room.pk]
+    await sofia_ws.disconnect()
+    await ana_ws.disconnect()
