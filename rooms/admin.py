@@ -1,7 +1,9 @@
 import datetime as dt
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -226,6 +228,21 @@ class AreaAdmin(admin.ModelAdmin):
     @admin.display(description="waiting now", ordering="waiting")
     def waiting(self, area: Area) -> int:
         return area.waiting  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Area, form: Any, change: bool) -> None:
+        # One default area, always: marking another moves the mark; unmarking the only one is
+        # refused (hand-offs that name no area go there).
+        with transaction.atomic():
+            if obj.is_default:
+                Area.objects.exclude(pk=obj.pk).filter(is_default=True).update(is_default=False)
+            elif not Area.objects.exclude(pk=obj.pk).filter(is_default=True).exists():
+                obj.is_default = True
+                self.message_user(
+                    request,
+                    f"{obj} stays the default area: mark another one as default instead.",
+                    messages.WARNING,
+                )
+            super().save_model(request, obj, form, change)
 
     # Rooms keep the area they were in: an area is retired, not deleted (PROTECT says so too).
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:

@@ -256,17 +256,24 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         """Read an open room live, without taking it: its detail now, its events from then."""
         self._supervisor_only()
         room_id = _room_id(content)
+        # One room read at a time; its group joined before its detail is read, so no event
+        # falls between the two (the console skips events up to the detail's seq).
+        for previous in self.watched - {room_id} - set(self.rooms):
+            await self.channel_layer.group_discard(
+                realtime.room_group_name(previous), self.channel_name
+            )
+        self.watched = {room_id}
+        await self.channel_layer.group_add(realtime.room_group_name(room_id), self.channel_name)
         room = await db(selectors.room_detail_open)(room_id=room_id)
         if room is None:
+            await self.unwatch({"room": room_id})
             raise ActionError("not_found", _("This conversation is not open."))
-        self.watched.add(room_id)
-        await self.channel_layer.group_add(realtime.room_group_name(room_id), self.channel_name)
         return {"room": room_id, "detail": room}
 
     async def unwatch(self, content: dict) -> dict:
         room_id = _room_id(content)
-        if room_id in self.watched and room_id not in self.rooms:
-            self.watched.discard(room_id)
+        self.watched.discard(room_id)
+        if room_id not in self.rooms:
             await self.channel_layer.group_discard(
                 realtime.room_group_name(room_id), self.channel_name
             )
@@ -426,7 +433,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 # A room a supervisor reads: every event as it comes, marked so (not theirs).
                 await self.send_json({"type": "event", "watched": True, **event})
                 if kind == "room.closed":
-                    self.watched.discard(room_id)
+                    await self.unwatch({"room": room_id})
             return
         last = self.rooms[room_id]
         if event["seq"] <= last:
@@ -456,7 +463,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "alert", "alert": message["alert"]})
 
     async def queue_changed(self, message: dict) -> None:
-        if message["area"] in self.area_ids:
+        if message.get("area") in self.area_ids:
             await self.send_json(
                 {"type": "queue", "area": message["area"], "queue": message["queue"]}
             )
@@ -475,7 +482,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def _leave(self, room_id: int) -> None:
         self.rooms.pop(room_id, None)
-        await self.channel_layer.group_discard(realtime.room_group_name(room_id), self.channel_name)
+        if room_id not in self.watched:  # a supervisor still reading it keeps its events
+            await self.channel_layer.group_discard(
+                realtime.room_group_name(room_id), self.channel_name
+            )
 
     async def _replay(self, room_id: int, *, after: int, until: int | None = None) -> int:
         events = await db(selectors.room_events_after)(room_id=room_id, after=after, until=until)
@@ -505,6 +515,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         access = await db(agent_access)(session_key=self.session_key, user_id=self.user.pk)
         if access.access is Access.AGENT:
             self.session_expires_at = access.expires_at
+            if access.supervisor != getattr(self, "supervisor", access.supervisor):
+                await self._supervision_changed(access.supervisor)
             return False
         self.revoked = True
         logger.info("closing agent %s's console: %s", self.user.pk, access.access)
@@ -512,6 +524,23 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         # No more presence or assignment for someone who is gone (this task itself excepted).
         await self._stop_background_tasks()
         return True
+
+    async def _supervision_changed(self, supervisor: bool) -> None:
+        """Made or unmade a supervisor while connected: the alerts' group, the rooms read live,
+        and a fresh snapshot (every area's queue, or the agent's own)."""
+        self.supervisor = supervisor
+        if supervisor:
+            await self.channel_layer.group_add(realtime.SUPERVISORS_GROUP, self.channel_name)
+        else:
+            await self.channel_layer.group_discard(realtime.SUPERVISORS_GROUP, self.channel_name)
+            for room_id in self.watched - set(self.rooms):
+                await self.channel_layer.group_discard(
+                    realtime.room_group_name(room_id), self.channel_name
+                )
+            self.watched = set()
+        snapshot = await db(selectors.agent_snapshot)(user=self.user)
+        self.area_ids = set(snapshot["queue_areas"])
+        await self.send_json({"type": "snapshot", **snapshot})
 
     async def _session_watch(self) -> None:
         """Look again when the session expires (and at least every SESSION_RECHECK_SECONDS,

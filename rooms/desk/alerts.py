@@ -5,6 +5,7 @@ supervisors' consoles and e-mailed to the addresses operators keep in the admin.
 
 import datetime as dt
 import logging
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +13,9 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django_tasks import task
 
+from chatbridge.tasks import enqueue_with_transaction
 from rooms import realtime
 from rooms.models import Alert, AlertRecipient, Message, Room
 
@@ -74,6 +77,9 @@ def _raise(room: Room, cause: str, data: dict[str, Any]) -> bool:
         with transaction.atomic():
             alert = Alert.objects.create(room=room, cause=cause, data=data)
             transaction.on_commit(lambda: alert_publish(alert))
+            # The e-mail is the worker's (TASKS_BACKEND=database): a slow mail server never
+            # holds up the periodic job's other chores.
+            enqueue_with_transaction(partial(alert_mail.enqueue, alert_id=alert.pk))
     except IntegrityError:
         return False  # raised meanwhile by another job: once is enough
     logger.info("alert %s for room %s", cause, room.pk)
@@ -95,14 +101,19 @@ def alert_data(alert: Alert) -> dict[str, Any]:
 
 
 def alert_publish(alert: Alert) -> None:
-    """To the supervisors' consoles, then by e-mail (a failing mail server is logged, and does
-    not take the console's alert with it)."""
-    data = alert_data(alert)
-    realtime.publish(realtime.SUPERVISORS_GROUP, {"type": "alert.new", "alert": data})
+    """To the supervisors' consoles (the channel layer: never blocks)."""
+    realtime.publish(realtime.SUPERVISORS_GROUP, {"type": "alert.new", "alert": alert_data(alert)})
+
+
+@task()
+def alert_mail(*, alert_id: int) -> None:
+    """E-mail an alert to the active recipients; a failing mail server is logged (the alert
+    stays raised and shown)."""
+    alert = Alert.objects.select_related("room__customer").filter(pk=alert_id).first()
     recipients = list(AlertRecipient.objects.filter(active=True).values_list("email", flat=True))
-    if not recipients:
+    if alert is None or not recipients:
         return
-    subject, body = _mail(alert, data)
+    subject, body = _mail(alert, alert_data(alert))
     try:
         send_mail(subject, body, None, recipients)
     except Exception:

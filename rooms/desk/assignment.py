@@ -198,7 +198,8 @@ def room_transfer_to_area(*, room_id: int, agent: User, area_id: int, note: str 
             room_id=room.pk, kind="room.area_transferred", data=data, actor_id=agent.pk
         )
         queue_changed_on_commit(target.pk)
-        transaction.on_commit(assignment_run)
+        # Not straight back to the agent who moved it, should they work that area too.
+        transaction.on_commit(lambda: assignment_run(exclude=(room.pk, agent.pk)))
     logger.info("room %s moved by agent %s to area %s", room_id, agent.pk, target.pk)
     return room
 
@@ -279,9 +280,8 @@ def _assign_next(exclude: tuple[int, int] | None) -> bool:
         if not Room.objects.filter(status=Room.Status.QUEUED).exists():
             return False
         for profile in free_agents():
-            waiting = Room.objects.filter(
-                in_areas(agent_area_ids(profile.user_id)), status=Room.Status.QUEUED
-            )
+            areas = agent_area_ids(profile.user_id)
+            waiting = Room.objects.filter(in_areas(areas), status=Room.Status.QUEUED)
             if exclude is not None and exclude[1] == profile.user_id:
                 waiting = waiting.exclude(pk=exclude[0])
             for room_id in waiting.order_by("queued_at", "id").values_list("id", flat=True)[:50]:
@@ -290,8 +290,8 @@ def _assign_next(exclude: tuple[int, int] | None) -> bool:
                 except ActionError:
                     break  # filled up meanwhile by a manual take: next agent
                 room = _locked_room(room_id)
-                if room.status != Room.Status.QUEUED:
-                    continue  # taken meanwhile by hand
+                if room.status != Room.Status.QUEUED or room_area_id(room.area_id) not in areas:
+                    continue  # taken meanwhile by hand, or moved to another area
                 _assign(room, claimed, by=None, kind="auto", extra={})
                 queue_changed_on_commit(room.area_id)
                 logger.info("room %s auto-assigned to agent %s", room_id, profile.user_id)

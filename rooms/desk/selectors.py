@@ -93,6 +93,7 @@ class Access(StrEnum):
 class SessionAccess:
     access: Access
     expires_at: dt.datetime | None = None
+    supervisor: bool = False  # read afresh too: a supervisor removed from the group is not one
 
 
 def agent_access(*, session_key: str | None, user_id: int) -> SessionAccess:
@@ -117,7 +118,7 @@ def agent_access(*, session_key: str | None, user_id: int) -> SessionAccess:
         return SessionAccess(Access.SIGNED_OUT)
     if not is_agent(user):
         return SessionAccess(Access.NOT_AN_AGENT, session.expire_date)
-    return SessionAccess(Access.AGENT, session.expire_date)
+    return SessionAccess(Access.AGENT, session.expire_date, supervisor=is_supervisor(user))
 
 
 def agent_profile(user: User) -> AgentProfile:

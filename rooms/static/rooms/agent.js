@@ -113,7 +113,11 @@
         return undefined;
       case "ack":
         if (frame.for === "overview") { state.overview = { agents: frame.agents, rooms: frame.rooms, alerts: frame.alerts || [] }; renderSupervision(); }
-        if (frame.for === "watch") { state.watched = frame.detail; renderSupervision(); }
+        if (frame.for === "watch") { state.watched = frame.detail; $("sv-messages").dataset.shown = ""; renderSupervision(); }
+        if (frame.for === "agent_available") {
+          const agent = state.overview.agents.find((a) => a.id === frame.agent);
+          if (agent) agent.available = frame.available;
+        }
         if (frame.agents) { state.agents = frame.agents; renderConversation(); }
         if (frame.for === "close" && frame.room === state.closing) toast(gettext("Conversation closed."));
         // Taken: shown now if its room frame came first, else when it comes (addRoom).
@@ -166,6 +170,8 @@
 
   function applyEvent(event) {
     if (event.watched) return applyWatched(event);
+    // A supervisor reading one of their own rooms: the copy being read follows too.
+    if (state.watched && state.watched.id === event.room) applyWatched({ ...event });
     const room = state.rooms.get(event.room);
     const last = state.lastSeq.get(event.room);
     if (last !== undefined) {
@@ -247,6 +253,7 @@
   // The agent took this room: put its conversation on screen (leaving any being read).
   function showRoom(roomId) {
     state.taking = null;
+    state.supervising = false;
     state.selected = roomId;
     state.viewing = null;
     state.unread.delete(roomId);
@@ -353,6 +360,7 @@
         onclick: () => {
           state.selected = room.id;
           state.viewing = null;
+          state.supervising = false;
           state.reading++; // a conversation still loading is not shown over this room
           state.unread.delete(room.id);
           send({ type: "agents" }); // who is free to take it, as of now
@@ -737,6 +745,7 @@
     // Only the last one asked for, and only if the agent did not go back to a room meanwhile.
     if (!body || asked !== state.reading) return;
     state.viewing = body;
+    state.supervising = false;
     render();
     $("history-messages").scrollTop = 0;
   }
@@ -871,9 +880,11 @@
       room.status === "closed" ? gettext("Closed") : holder ? holder.name : gettext("in the queue"),
     ].filter(Boolean).join(" · ");
     const free = state.overview.agents.filter((a) => a.id !== room.agent && a.online && a.load < a.capacity);
+    const chosenAgent = $("sv-reassign-to").value;
     $("sv-reassign-to").replaceChildren(...(free.length
       ? free.map((a) => el("option", { value: a.id, textContent: `${a.name} (${a.load}/${a.capacity})` }))
       : [el("option", { value: "", textContent: gettext("Nobody free now") })]));
+    if (free.some((a) => String(a.id) === chosenAgent)) $("sv-reassign-to").value = chosenAgent;
     $("sv-reassign").disabled = !free.length || room.status === "closed";
     const reasons = inRoomArea(state.reasons, room);
     const chosen = $("sv-reason").value;
@@ -886,14 +897,22 @@
       ...(room.notes || []).map((n) => ({ at: n.at, node: noteNode(n) })),
     ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     const list = $("sv-messages");
-    list.replaceChildren(...entries.map((entry) => entry.node));
-    list.scrollTop = list.scrollHeight;
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    // Redrawn only when what it shows changed: a playing audio or a scrolled list stays so.
+    const shown = JSON.stringify([room.messages, room.notes]);
+    if (list.dataset.shown !== shown) {
+      list.dataset.shown = shown;
+      list.replaceChildren(...entries.map((entry) => entry.node));
+      if (atBottom) list.scrollTop = list.scrollHeight;
+    }
   }
 
   // An event of the room a supervisor reads: applied to it, never to the agent's own rooms.
   function applyWatched(event) {
     const room = state.watched;
     if (!room || room.id !== event.room) return;
+    if (event.seq <= room.seq) return; // in the detail already (or seen)
+    room.seq = event.seq;
     const data = event.data;
     if (event.kind === "message.new" && !room.messages.some((m) => m.id === data.id)) room.messages.push(data);
     else if (event.kind === "note.new") room.notes = [...(room.notes || []), data];
@@ -925,8 +944,12 @@
     if (!confirm(gettext("Close this conversation? The customer will receive the closing message."))) return;
     send({ type: "close", room: state.watched.id, reason: Number(reason) });
   });
-  // The overview moves by itself while it is on screen.
-  setInterval(() => { if (state.supervising) send({ type: "overview" }); }, 10000);
+  // The overview moves by itself while it is on screen (and the socket is up, the tab seen).
+  setInterval(() => {
+    if (state.supervising && state.socket && state.socket.readyState === WebSocket.OPEN && document.visibilityState === "visible") {
+      send({ type: "overview" });
+    }
+  }, 10000);
 
   // --- the agent's actions ----------------------------------------------------------------------
 

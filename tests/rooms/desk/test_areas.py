@@ -172,3 +172,24 @@ def test_closure_reasons_and_canned_replies_are_global_or_an_areas(level_2, sett
         room_close(room_id=room.pk, by=agent, closure_reason=level_2_only, agent_only=True)
     assert refused.value.code == "unknown_reason"
     assert Room.objects.get(pk=room.pk).status == Room.Status.ASSIGNED
+
+
+def test_a_room_sent_to_an_area_does_not_bounce_back_to_its_sender(level_2, settings):
+    settings.AUTO_ASSIGN = True
+    both = AgentFactory(capacity=5)  # works level 1 (the default) and level 2
+    level_2.agents.add(both)
+    area_default().agents.add(both)
+    online(both)
+    room = queued(None)
+    room_take(room_id=room.pk, agent=both)
+    room_transfer_to_area(room_id=room.pk, agent=both, area_id=level_2.pk, note="para nivel 2")
+    moved = Room.objects.get(pk=room.pk)
+    assert (moved.status, moved.agent) == (Room.Status.QUEUED, None)  # waits for someone else
+
+
+def test_the_default_area_is_never_lost(level_2):
+    """Its mark cleared and its code changed: hand-offs still find an area, nothing fails."""
+    general = area_default()
+    Area.objects.filter(pk=general.pk).update(is_default=False, code="nivel-1")
+    assert area_for_handoff(None) in (general, level_2)
+    assert Area.objects.count() == 2  # none made behind the operators' back

@@ -722,3 +722,35 @@ async def test_alerts_reach_supervisors_consoles_only(fake_vendors, no_auto_assi
     assert [a["room"] for a in overview["alerts"]] == [room.pk]
     await sofia_ws.disconnect()
     await ana_ws.disconnect()
+
+
+async def test_a_supervisor_removed_from_the_group_loses_the_powers_at_once(
+    fake_vendors, no_auto_assign
+):
+    from django.contrib.auth.models import Group
+
+    sofia = await supervisor()
+    room = await queued_room()
+    ana = await sync_to_async(AgentFactory)(username="ana")
+    ana_ws, sofia_ws = await connect(ana), await connect(sofia)
+    await receive_until(ana_ws, lambda f: f["type"] == "snapshot")
+    await receive_until(sofia_ws, lambda f: f["type"] == "snapshot")
+    await ana_ws.send_json_to({"type": "take", "room": room.pk})
+    await receive_until(ana_ws, lambda f: f["type"] == "room")
+
+    group = await Group.objects.aget(name="supervisors")
+    await sofia.groups.aremove(group)  # as an operator does in the admin
+    fresh = await receive_until(sofia_ws, lambda f: f["type"] == "snapshot")
+    assert fresh["supervisor"] is False
+    reason = await ClosureReason.objects.acreate(title="Resuelto")
+    for frame in (
+        {"type": "overview"},
+        {"type": "watch", "room": room.pk},
+        {"type": "close", "room": room.pk, "reason": reason.pk},
+    ):
+        await sofia_ws.send_json_to(frame)
+        refused = await receive_until(sofia_ws, lambda f: f["type"] == "error")
+        assert refused["code"] in ("not_a_supervisor", "not_your_room"), frame
+    assert (await Room.objects.aget(pk=room.pk)).status == Room.Status.ASSIGNED
+    await ana_ws.disconnect()
+    await sofia_ws.disconnect()
