@@ -121,3 +121,13 @@ def agent_areas_changed(
             realtime.publish(realtime.agent_group_name(user_id), {"type": "agent.areas"})
 
     transaction.on_commit(notify)
+
+
+@receiver(post_save, sender=Area)
+def area_saved(sender: type, instance: Area, created: bool, **kwargs: Any) -> None:
+    """A new area (a supervisor's console shows every area's queue) or a new default (agents in
+    no area work it): every console takes a fresh snapshot."""
+    if created or "is_default" in (kwargs.get("update_fields") or {"is_default"}):
+        transaction.on_commit(
+            lambda: realtime.publish(realtime.AGENTS_GROUP, {"type": "agent.areas"})
+        )

@@ -754,3 +754,21 @@ async def test_a_supervisor_removed_from_the_group_loses_the_powers_at_once(
     assert (await Room.objects.aget(pk=room.pk)).status == Room.Status.ASSIGNED
     await ana_ws.disconnect()
     await sofia_ws.disconnect()
+
+
+async def test_a_new_area_reaches_a_supervisors_queue_view_at_once(fake_vendors, no_auto_assign):
+    from rooms.models import Area
+
+    sofia = await supervisor()
+    sofia_ws = await connect(sofia)
+    await receive_until(sofia_ws, lambda f: f["type"] == "snapshot")
+    level_2 = await Area.objects.acreate(name="Level 2", code="level-2")
+    fresh = await receive_until(sofia_ws, lambda f: f["type"] == "snapshot")
+    assert level_2.pk in fresh["queue_areas"]
+    assert (
+        await sync_to_async(webhook)(text_from(WA, "necesito un asesor de nivel 2 por favor"))
+        == 200
+    )
+    frame = await receive_until(sofia_ws, lambda f: f["type"] == "queue" and f["queue"])
+    assert frame["area"] == level_2.pk
+    await sofia_ws.disconnect()
