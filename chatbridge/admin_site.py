@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from users.selectors import display_name
+
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 # The models that make up the desk's staff, shown together as "Agents".
@@ -90,7 +92,7 @@ def recent_changes(obj: Model) -> str:
         (
             (
                 date_format(timezone.localtime(entry.action_time), "DATETIME_FORMAT"),
-                entry.user.get_full_name() or entry.user.get_username(),
+                display_name(entry.user),
                 entry.get_change_message() or entry.get_action_flag_display(),
             )
             for entry in entries
@@ -104,7 +106,20 @@ def recent_changes(obj: Model) -> str:
     )
 
 
-class LogEntryAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record to read: nobody adds, edits or deletes one from the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class LogEntryAdmin(ReadOnlyAdmin):
     """Every change made in the admin, by whom: to read, never to edit or delete."""
 
     list_display = ["action_time", "user", "content_type", "object_link", "action", "message"]
@@ -129,12 +144,3 @@ class LogEntryAdmin(admin.ModelAdmin):
     @admin.display(description="what changed")
     def message(self, entry: LogEntry) -> str:
         return entry.get_change_message()
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

@@ -11,7 +11,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from chatbridge.admin_site import recent_changes
+from chatbridge.admin_site import ReadOnlyAdmin, recent_changes
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
@@ -187,19 +187,13 @@ class AlertRecipientAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin):
     """What supervisors were alerted about: to read."""
 
     list_display = ["created_at", "cause", "room", "data"]
     list_filter = ["cause", "created_at"]
     list_select_related = ["room"]
     fields = readonly_fields = ("created_at", "cause", "room", "data")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Area)
@@ -328,7 +322,7 @@ class RoomAdmin(admin.ModelAdmin):
 
 
 @admin.register(UnusableItem)
-class UnusableItemAdmin(admin.ModelAdmin):
+class UnusableItemAdmin(ReadOnlyAdmin):
     """What Meta sent that chatbridge could not use: a record for operators, never edited."""
 
     list_display = ["received_at", "kind", "reason", "wa_message_id"]
@@ -336,15 +330,6 @@ class UnusableItemAdmin(admin.ModelAdmin):
     search_fields = ["wa_message_id", "reason"]
     readonly_fields = ("received_at", "kind", "reason", "wa_message_id", "digest", "payload")
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 def _readable(value: object) -> object:

@@ -61,8 +61,20 @@ def area_for_handoff(transfer_info: dict[str, Any] | None) -> Area:
 
 def agent_area_ids(user_id: int) -> list[int]:
     """The areas an agent works: theirs, or the default one if they are in none."""
-    ids = list(Area.objects.filter(agents__id=user_id).values_list("id", flat=True))
-    return ids or [area_default().pk]
+    return agents_area_ids([user_id])[user_id]
+
+
+def agents_area_ids(user_ids: list[int]) -> dict[int, list[int]]:
+    """The areas each of these agents works, in one query (and the default area's, once, for
+    those in none)."""
+    works: dict[int, list[int]] = {user_id: [] for user_id in user_ids}
+    memberships = Area.agents.through.objects.filter(user_id__in=user_ids)
+    for user_id, area_id in memberships.values_list("user_id", "area_id"):
+        works[user_id].append(area_id)
+    if any(not areas for areas in works.values()):
+        default = area_default().pk
+        works = {user_id: areas or [default] for user_id, areas in works.items()}
+    return works
 
 
 def in_areas(area_ids: list[int], *, field: str = "area") -> Q:

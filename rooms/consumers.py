@@ -18,6 +18,7 @@ from django.db import connections
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation.trans_real import parse_accept_lang_header
+from django_stubs_ext import StrOrPromise
 
 from chatbridge.metrics import AGENTS_CONNECTED
 from rooms import realtime
@@ -213,25 +214,19 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         return {"room": room.pk}
 
     async def send_message(self, content: dict) -> dict:
-        text = content.get("text")
-        if not isinstance(text, str):
-            raise FrameError("invalid", _("The text is missing or is not text."))
+        text = _text(content, "text", _("The text is missing or is not text."))
         message = await db(agent_message_send)(
             room_id=_room_id(content), agent=self.user, text=text
         )
         return {"room": message.room_id, "message": message.pk}
 
     async def add_note(self, content: dict) -> dict:
-        text = content.get("text")
-        if not isinstance(text, str):
-            raise FrameError("invalid", _("The text is missing or is not text."))
+        text = _text(content, "text", _("The text is missing or is not text."))
         note = await db(agent_note_add)(room_id=_room_id(content), agent=self.user, text=text)
         return {"room": note.room_id, "note": note.pk}
 
     async def send_template(self, content: dict) -> dict:
-        template = content.get("template")
-        if not isinstance(template, int) or isinstance(template, bool):
-            raise FrameError("invalid", _("Choose a template from the list."))
+        template = _whole(content, "template", _("Choose a template from the list."))
         message = await db(agent_template_send)(
             room_id=_room_id(content), agent=self.user, template_id=template
         )
@@ -239,14 +234,15 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def close_room(self, content: dict) -> dict:
         room_id = _room_id(content)
-        reason = await db(_closure_reason)(content.get("reason"))
+        reason = await db(_closure_reason)(content)
         # An agent closes their own rooms; a supervisor any open one.
         await db(room_close)(
             room_id=room_id, by=self.user, closure_reason=reason, agent_only=not self.supervisor
         )
         return {"room": room_id}
 
-    # --- a supervisor's commands (each checked again by its service) ----------------------------
+    # --- a supervisor's commands: `self.supervisor` is read afresh before each command
+    # (_revoked); reassigning and switching an agent are checked again by their services. -----
 
     async def overview(self, content: dict) -> dict:
         self._supervisor_only()
@@ -258,40 +254,41 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         room_id = _room_id(content)
         # One room read at a time; its group joined before its detail is read, so no event
         # falls between the two (the console skips events up to the detail's seq).
-        for previous in self.watched - {room_id} - set(self.rooms):
-            await self.channel_layer.group_discard(
-                realtime.room_group_name(previous), self.channel_name
-            )
+        for previous in self.watched - {room_id}:
+            await self._unwatch(previous)
         self.watched = {room_id}
         await self.channel_layer.group_add(realtime.room_group_name(room_id), self.channel_name)
         room = await db(selectors.room_detail_open)(room_id=room_id)
         if room is None:
-            await self.unwatch({"room": room_id})
+            await self._unwatch(room_id)
             raise ActionError("not_found", _("This conversation is not open."))
         return {"room": room_id, "detail": room}
 
     async def unwatch(self, content: dict) -> dict:
         room_id = _room_id(content)
+        await self._unwatch(room_id)
+        return {"room": room_id}
+
+    async def _unwatch(self, room_id: int) -> None:
+        """Stop reading a room live (its events still come if it is this agent's own)."""
         self.watched.discard(room_id)
         if room_id not in self.rooms:
             await self.channel_layer.group_discard(
                 realtime.room_group_name(room_id), self.channel_name
             )
-        return {"room": room_id}
 
     async def reassign(self, content: dict) -> dict:
-        to_agent = content.get("agent")
-        if not isinstance(to_agent, int) or isinstance(to_agent, bool):
-            raise FrameError("invalid", _("Choose the agent to transfer the conversation to."))
+        to_agent = _whole(content, "agent", CHOOSE_AGENT)
         await db(room_reassign)(
             room_id=_room_id(content), supervisor=self.user, to_agent_id=to_agent
         )
         return {"room": _room_id(content), "agent": to_agent}
 
     async def set_agent_available(self, content: dict) -> dict:
-        agent, value = content.get("agent"), content.get("available")
-        if not isinstance(agent, int) or isinstance(agent, bool) or not isinstance(value, bool):
-            raise FrameError("invalid", _("Name the agent, and whether they are available."))
+        refusal = _("Name the agent, and whether they are available.")
+        agent, value = _whole(content, "agent", refusal), content.get("available")
+        if not isinstance(value, bool):
+            raise FrameError("invalid", refusal)
         await db(agent_available_set_by)(supervisor=self.user, user_id=agent, available=value)
         return {"agent": agent, "available": value}
 
@@ -304,12 +301,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         return {"room": _room_id(content)}
 
     async def transfer(self, content: dict) -> dict:
-        to_agent = content.get("agent")
-        if not isinstance(to_agent, int) or isinstance(to_agent, bool):
-            raise FrameError("invalid", _("Choose the agent to transfer the conversation to."))
-        note = content.get("note", "")
-        if not isinstance(note, str):
-            raise FrameError("invalid", _("The note for the receiving agent must be text."))
+        to_agent = _whole(content, "agent", CHOOSE_AGENT)
+        note = _text(content, "note", NOTE_IS_TEXT, default="")
         await db(room_transfer)(
             room_id=_room_id(content), agent=self.user, to_agent_id=to_agent, note=note
         )
@@ -321,12 +314,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         return {"agents": [vars(agent) for agent in listed]}
 
     async def transfer_area(self, content: dict) -> dict:
-        area = content.get("area")
-        if not isinstance(area, int) or isinstance(area, bool):
-            raise FrameError("invalid", _("Choose the area to transfer the conversation to."))
-        note = content.get("note", "")
-        if not isinstance(note, str):
-            raise FrameError("invalid", _("The note for the receiving agent must be text."))
+        area = _whole(content, "area", _("Choose the area to transfer the conversation to."))
+        note = _text(content, "note", NOTE_IS_TEXT, default="")
         await db(room_transfer_to_area)(
             room_id=_room_id(content), agent=self.user, area_id=area, note=note
         )
@@ -413,9 +402,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def agent_areas(self, message: dict) -> None:
         """An operator changed the areas this agent works (rooms/signals.py): a fresh snapshot,
         with the queues of the areas as they are now."""
-        snapshot = await db(selectors.agent_snapshot)(user=self.user)
-        self.area_ids = set(snapshot["queue_areas"])
-        await self.send_json({"type": "snapshot", **snapshot})
+        await self._snapshot_again()
 
     async def room_event(self, message: dict) -> None:
         event = message["event"]
@@ -433,7 +420,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 # A room a supervisor reads: every event as it comes, marked so (not theirs).
                 await self.send_json({"type": "event", "watched": True, **event})
                 if kind == "room.closed":
-                    await self.unwatch({"room": room_id})
+                    await self._unwatch(room_id)
             return
         last = self.rooms[room_id]
         if event["seq"] <= last:
@@ -533,11 +520,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(realtime.SUPERVISORS_GROUP, self.channel_name)
         else:
             await self.channel_layer.group_discard(realtime.SUPERVISORS_GROUP, self.channel_name)
-            for room_id in self.watched - set(self.rooms):
-                await self.channel_layer.group_discard(
-                    realtime.room_group_name(room_id), self.channel_name
-                )
-            self.watched = set()
+            for room_id in list(self.watched):
+                await self._unwatch(room_id)
+        await self._snapshot_again()
+
+    async def _snapshot_again(self) -> None:
+        """A fresh snapshot for a connected console, with the queues it shows now."""
         snapshot = await db(selectors.agent_snapshot)(user=self.user)
         self.area_ids = set(snapshot["queue_areas"])
         await self.send_json({"type": "snapshot", **snapshot})
@@ -588,6 +576,26 @@ def _agent_language(scope: dict[str, Any]) -> str:
     return settings.LANGUAGE_CODE
 
 
+CHOOSE_AGENT = _("Choose the agent to transfer the conversation to.")
+NOTE_IS_TEXT = _("The note for the receiving agent must be text.")
+
+
+def _whole(content: dict, key: str, refusal: StrOrPromise) -> int:
+    """A frame's id field (a JSON integer, not a boolean), or FrameError `refusal`."""
+    value = content.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FrameError("invalid", refusal)
+    return value
+
+
+def _text(content: dict, key: str, refusal: StrOrPromise, *, default: str | None = None) -> str:
+    """A frame's text field (`default` when it may be left out), or FrameError `refusal`."""
+    value = content.get(key, default)
+    if not isinstance(value, str):
+        raise FrameError("invalid", refusal)
+    return value
+
+
 def _close_code(access: Access) -> int:
     return CLOSE_NOT_AN_AGENT if access is Access.NOT_AN_AGENT else CLOSE_UNAUTHENTICATED
 
@@ -604,9 +612,8 @@ def _room_id(content: dict) -> int:
     return _as_id(content.get("room"))
 
 
-def _closure_reason(value: Any) -> ClosureReason:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise FrameError("invalid", _("Choose a closure reason."))
+def _closure_reason(content: dict) -> ClosureReason:
+    value = _whole(content, "reason", _("Choose a closure reason."))
     reason = closure_reason_get(reason_id=value)
     if reason is None:
         raise ActionError(

@@ -20,6 +20,7 @@ from rooms.areas import in_areas, room_area_id
 from rooms.models import CannedReply, Message, MessageTemplate, Room, RoomEvent, RoomNote
 from rooms.statements import event_seq_next
 from users.models import mask_uid
+from users.selectors import display_name
 
 # How long a customer may be written to after their last message (WhatsApp's service window).
 CUSTOMER_WINDOW = dt.timedelta(hours=24)
@@ -197,11 +198,10 @@ def customer_number(uid: str) -> str:
 
 
 def note_data(note: RoomNote) -> dict[str, Any]:
-    author = note.author
     return {
         "id": note.pk,
         "author": note.author_id,
-        "author_name": author.get_full_name() or author.get_username(),
+        "author_name": display_name(note.author),
         "text": note.text,
         "at": note.created_at.isoformat(),
     }

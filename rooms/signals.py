@@ -99,7 +99,7 @@ def session_deleted(sender: type, instance: Session, **kwargs: object) -> None:
 
 @receiver(m2m_changed, sender=Area.agents.through)
 def agent_areas_changed(
-    sender: type, instance: object, action: str, reverse: bool, pk_set: set[int] | None, **_: Any
+    sender: type, instance: object, action: str, pk_set: set[int] | None, **_: Any
 ) -> None:
     """Changed from the area's side (`area.agents`), pk_set holds users; from the user's side
     (`user.areas`), the user is the instance. A clear names nobody after the fact: who was there
@@ -124,10 +124,7 @@ def agent_areas_changed(
 
 
 @receiver(post_save, sender=Area)
-def area_saved(sender: type, instance: Area, created: bool, **kwargs: Any) -> None:
-    """A new area (a supervisor's console shows every area's queue) or a new default (agents in
-    no area work it): every console takes a fresh snapshot."""
-    if created or "is_default" in (kwargs.get("update_fields") or {"is_default"}):
-        transaction.on_commit(
-            lambda: realtime.publish(realtime.AGENTS_GROUP, {"type": "agent.areas"})
-        )
+def area_saved(sender: type, instance: Area, **kwargs: Any) -> None:
+    """An area made or changed (a supervisor's console shows every area's queue; agents in no
+    area work the default one): every console takes a fresh snapshot. Areas change seldom."""
+    transaction.on_commit(lambda: realtime.publish(realtime.AGENTS_GROUP, {"type": "agent.areas"}))

@@ -177,17 +177,30 @@ def message_file(request: HttpRequest, message_id: int) -> FileResponse:
     return response
 
 
+def _agent_or_refusal(request: HttpRequest) -> User | JsonResponse:
+    """The agent making the request, or the refusal: 401 once the session ended (the console
+    then goes to the login page), 403 for a user who is not an agent."""
+    user = request.user
+    if not user.is_authenticated:
+        return JsonResponse(
+            {"code": "signed_out", "error": _("Your session has ended: sign in again.")}, status=401
+        )
+    if not isinstance(user, User) or not is_agent(user):
+        return JsonResponse(
+            {"code": "not_an_agent", "error": _("This is for agents only.")},
+            status=403,
+        )
+    return user
+
+
 @require_http_methods(["POST"])
 def agent_file_upload(request: HttpRequest, room_id: int) -> JsonResponse:
     """The composer's attachment (multipart `file`, optional `caption`), for the agent's own
     room; the console's session and CSRF token, like the admin's forms. Answers JSON only (a
     session that ended is 401, not the login page, so the console can say so)."""
-    if not request.user.is_authenticated:
-        return JsonResponse(
-            {"code": "signed_out", "error": _("Your session has ended: sign in again.")}, status=401
-        )
-    if not isinstance(request.user, User) or not is_agent(request.user):
-        raise PermissionDenied("only agents send files")
+    agent = _agent_or_refusal(request)
+    if isinstance(agent, JsonResponse):
+        return agent
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
@@ -204,7 +217,7 @@ def agent_file_upload(request: HttpRequest, room_id: int) -> JsonResponse:
     try:
         message = agent_file_send(
             room_id=room_id,
-            agent=request.user,
+            agent=agent,
             upload=upload,
             caption=request.POST.get("caption", ""),
         )
@@ -229,22 +242,6 @@ def operations_view(request: HttpRequest) -> HttpResponse:
 
 
 # --- what an agent reads of the past (rooms/desk/history.py): JSON for the console -------------
-
-
-def _agent_or_refusal(request: HttpRequest) -> User | JsonResponse:
-    """The agent making the request, or the refusal: 401 once the session ended (the console
-    then goes to the login page), 403 for a user who is not an agent."""
-    user = request.user
-    if not user.is_authenticated:
-        return JsonResponse(
-            {"code": "signed_out", "error": _("Your session has ended: sign in again.")}, status=401
-        )
-    if not isinstance(user, User) or not is_agent(user):
-        return JsonResponse(
-            {"code": "not_an_agent", "error": _("Only agents can read conversations.")},
-            status=403,
-        )
-    return user
 
 
 @require_GET

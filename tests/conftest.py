@@ -20,6 +20,7 @@ from rooms.media.tasks import media_fetches_wait
 from rooms.providers.twilio import twilio_client
 from rooms.whatsapp.client import whatsapp_client
 from tests.payloads import signed_post
+from tests.servers import AppProcess
 from watson.client import watson_client
 
 
@@ -90,6 +91,14 @@ def browser(monkeypatch) -> Iterator[Browser]:
             setattr(browser, name, functools.partial(opens, locale=BROWSER_LOCALE))
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def console_server(fake_vendors: tuple[FakeWatson, FakeWhatsApp]) -> Iterator[AppProcess]:
+    """A Daphne process for the console's browser tests; rooms wait in the queue until taken."""
+    process = AppProcess.daphne(AUTO_ASSIGN="0").start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture

@@ -87,6 +87,29 @@ def test_webhook_on_one_process_reaches_the_agent_on_the_other(two_servers):
     socket.close()
 
 
+def _race_for(sockets: list[AgentSocket], rooms: list[int]) -> None:
+    """Every socket asks to take each room at the same moment (a barrier per room)."""
+    for room_id in rooms:
+        barrier = threading.Barrier(len(sockets))
+
+        def take(socket: AgentSocket, room_id: int = room_id, barrier=barrier) -> None:
+            barrier.wait()
+            socket.send({"type": "take", "room": room_id, "id": f"take-{room_id}"})
+
+        threads = [threading.Thread(target=take, args=(s,)) for s in sockets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def _take_answer(socket: AgentSocket, room_id: int) -> dict:
+    """The ack or error a socket got for its take of `room_id`."""
+    return socket.wait_for(
+        lambda f: f.get("id") == f"take-{room_id}" and f["type"] in ("ack", "error")
+    )
+
+
 def test_two_agents_on_two_processes_race_for_rooms_one_wins_each_time(two_servers, record_fault):
     ana, beto = (
         AgentFactory(username="ana", capacity=50),
@@ -101,27 +124,10 @@ def test_two_agents_on_two_processes_race_for_rooms_one_wins_each_time(two_serve
     rooms = list(Room.objects.filter(status="queued").values_list("id", flat=True))
     assert len(rooms) == rounds
 
-    for room_id in rooms:
-        barrier = threading.Barrier(2)
-
-        def take(socket: AgentSocket, room_id: int = room_id, barrier=barrier) -> None:
-            barrier.wait()
-            socket.send({"type": "take", "room": room_id, "id": f"take-{room_id}"})
-
-        threads = [threading.Thread(target=take, args=(s,)) for s in sockets]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    def outcome(socket: AgentSocket, room_id: int) -> str:
-        frame = socket.wait_for(
-            lambda f: f.get("id") == f"take-{room_id}" and f["type"] in ("ack", "error")
-        )
-        return frame["type"]
+    _race_for(sockets, rooms)
 
     for room_id in rooms:
-        results = sorted(outcome(socket, room_id) for socket in sockets)
+        results = sorted(_take_answer(socket, room_id)["type"] for socket in sockets)
         assert results == ["ack", "error"], room_id
     owners = Room.objects.filter(pk__in=rooms).values_list("agent_id", flat=True)
     assert None not in owners
@@ -164,23 +170,10 @@ def test_per_area_claims_race_on_two_processes_and_other_areas_never_win(two_ser
     rooms = list(Room.objects.filter(status="queued", area=level_2).values_list("id", flat=True))
     assert len(rooms) == rounds
 
-    for room_id in rooms:
-        barrier = threading.Barrier(3)
-
-        def take(socket: AgentSocket, room_id: int = room_id, barrier=barrier) -> None:
-            barrier.wait()
-            socket.send({"type": "take", "room": room_id, "id": f"take-{room_id}"})
-
-        threads = [threading.Thread(target=take, args=(s,)) for s in sockets]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    _race_for(sockets, rooms)
 
     def outcome(socket: AgentSocket, room_id: int) -> str:
-        frame = socket.wait_for(
-            lambda f: f.get("id") == f"take-{room_id}" and f["type"] in ("ack", "error")
-        )
+        frame = _take_answer(socket, room_id)
         return frame["type"] if frame["type"] == "ack" else frame["code"]
 
     for room_id in rooms:

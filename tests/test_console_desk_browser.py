@@ -6,16 +6,16 @@ why, closing that asks for its reason and confirms. Screenshots go to docs/scree
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
 from rooms.models import CannedReply, ClosureReason, Room, RoomNote
+from tests.consoles import console
 from tests.factories import AgentFactory
 from tests.payloads import text_from
-from tests.servers import AppProcess, post_signed
+from tests.servers import post_signed
 from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,26 +32,7 @@ window.Notification = class {
 """
 
 
-@pytest.fixture
-def server(fake_vendors) -> Iterator[AppProcess]:
-    process = AppProcess.daphne(AUTO_ASSIGN="0").start()
-    yield process
-    process.stop()
-
-
-def _console(browser: Browser, server: AppProcess, username: str) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.add_init_script(RECORD_NOTIFICATIONS)
-    page.goto(f"{server.url}/agent/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "clave-segura")
-    page.click("button[type=submit]")
-    expect(page.locator("#connection")).to_have_text("conectado")
-    return page
-
-
-def test_a_working_day_with_two_agents(server, browser, whatsapp):
+def test_a_working_day_with_two_agents(console_server, browser, whatsapp):
     ClosureReason.objects.get_or_create(title="Resuelto")
     CannedReply.objects.create(
         title="Saludo",
@@ -60,14 +41,16 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     )
     AgentFactory(username="ana", first_name="Ana", password="clave-segura", capacity=2)
     AgentFactory(username="beto", first_name="Beto", password="clave-segura")
-    ana = _console(browser, server, "ana")
-    beto = _console(browser, server, "beto")
+    ana = console(browser, console_server.url, "ana", init_script=RECORD_NOTIFICATIONS)
+    beto = console(browser, console_server.url, "beto", init_script=RECORD_NOTIFICATIONS)
     problems: list[str] = []
     ana.on("pageerror", lambda error: problems.append(str(error)))
     ana.check("#pref-notify")
 
     # The queue: who, the first words of what they wrote, the bot's note, a waiting time that moves.
-    post_signed(server.url, text_from("573009000001", "agente, tengo un cobro que no reconozco"))
+    post_signed(
+        console_server.url, text_from("573009000001", "agente, tengo un cobro que no reconozco")
+    )
     queued = ana.locator("#queue li")
     expect(queued).to_have_count(1)
     expect(queued.locator(".preview")).to_have_text("agente, tengo un cobro que no reconozco")
@@ -115,11 +98,11 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     assert RoomNote.objects.get().text == "Cliente molesto: revisar el cobro del 28/11 con fraudes."
 
     # A second customer: Ana takes that room too; she is now at her capacity of 2.
-    post_signed(server.url, text_from("573009000002", "agente por favor"))
+    post_signed(console_server.url, text_from("573009000002", "agente por favor"))
     expect(queued).to_have_count(1)
     ana.keyboard.press("Alt+n")  # the next waiting customer
     expect(ana.locator("#rooms li")).to_have_count(2)
-    post_signed(server.url, text_from("573009000003", "agente ya"))
+    post_signed(console_server.url, text_from("573009000003", "agente ya"))
     expect(queued).to_have_count(1)
     take = queued.locator("button.take")
     expect(take).to_be_disabled()
@@ -128,7 +111,7 @@ def test_a_working_day_with_two_agents(server, browser, whatsapp):
     # The first customer writes while Ana looks at the second room: counted, announced.
     ana.locator("#rooms li").nth(1).click()
     shown = ana.evaluate("window.shown.length")
-    post_signed(server.url, text_from("573009000001", "¿siguen ahí?"))
+    post_signed(console_server.url, text_from("573009000001", "¿siguen ahí?"))
     first = ana.locator("#rooms li").first
     expect(first.locator(".unread")).to_have_text("1")
     expect(ana).to_have_title(re.compile(r"^\(2\) chatbridge"))  # one unread, one queued

@@ -4,16 +4,16 @@ earlier conversations, one of them opened read-only with its events; and the sea
 conversations by words, opened read-only too. Screenshots go to docs/screenshots/."""
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from rooms.models import ClosureReason, RoomNote
+from tests.consoles import console
 from tests.factories import AgentFactory, CustomerFactory, closed_conversation
 from tests.payloads import text_from
-from tests.servers import AppProcess, post_signed
+from tests.servers import post_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,14 +21,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 WA = "573009100001"
 
 
-@pytest.fixture
-def server(fake_vendors) -> Iterator[AppProcess]:
-    process = AppProcess.daphne(AUTO_ASSIGN="0").start()
-    yield process
-    process.stop()
-
-
-def test_the_customer_panel_history_and_search(server, browser):
+def test_the_customer_panel_history_and_search(console_server, browser):
     ClosureReason.objects.get_or_create(title="Resuelto")
     carla = AgentFactory(username="carla", first_name="Carla", password="clave-segura")
     customer = CustomerFactory(
@@ -46,17 +39,12 @@ def test_the_customer_panel_history_and_search(server, browser):
         CustomerFactory(name="Luis"), carla, "Necesito el certificado bancario", days_ago=5
     )
 
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page = console(browser, console_server.url, "carla", width=1400, height=900)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto(f"{server.url}/agent/")
-    page.fill("input[name=username]", "carla")
-    page.fill("input[name=password]", "clave-segura")
-    page.click("button[type=submit]")
-    expect(page.locator("#connection")).to_have_text("conectado")
 
     # Ana writes again and asks for a person; Carla takes her room: the panel says who she is.
-    post_signed(server.url, text_from(WA, "agente, otra vez con la tarjeta"))
+    post_signed(console_server.url, text_from(WA, "agente, otra vez con la tarjeta"))
     page.locator("#queue li button.take").click()
     panel = page.locator("#customer-panel")
     expect(panel).to_be_visible()
@@ -87,7 +75,7 @@ def test_the_customer_panel_history_and_search(server, browser):
     expect(history.locator("textarea, #composer")).to_have_count(0)
     page.screenshot(path=str(SCREENSHOTS / "desk-history.png"))
     # While Carla reads, Ana writes: counted unread, not lost behind the closed conversation.
-    post_signed(server.url, text_from(WA, "¿sigue ahí?"))
+    post_signed(console_server.url, text_from(WA, "¿sigue ahí?"))
     expect(page.locator("#rooms li .unread")).to_have_text("1")
     page.click("#history-back")
     expect(page.locator("#conversation")).to_be_visible()
@@ -108,7 +96,7 @@ def test_the_customer_panel_history_and_search(server, browser):
     expect(page.locator("#history-messages")).to_contain_text("Necesito el certificado bancario")
 
     # Taking a room while reading one puts the new conversation on screen.
-    post_signed(server.url, text_from("573009100002", "agente por favor"))
+    post_signed(console_server.url, text_from("573009100002", "agente por favor"))
     page.locator("#queue li button.take").click()
     expect(page.locator("#conversation")).to_be_visible()
     expect(page.locator("#room-title")).to_contain_text("+573009100002")

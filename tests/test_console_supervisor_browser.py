@@ -4,19 +4,19 @@ supervisor reads Ana's room live, switches Ana to unavailable (her console shows
 room to Beto and closes it. Screenshot: docs/screenshots/desk-supervisor.png."""
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
 
 from rooms.desk.alerts import alerts_raise
 from rooms.models import ClosureReason, Room
+from tests.consoles import console
 from tests.factories import AgentFactory
 from tests.payloads import text_from
-from tests.servers import AppProcess, post_signed
+from tests.servers import post_signed
 from users.models import AgentProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,37 +25,23 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 WA = "573009300001"
 
 
-@pytest.fixture
-def server(fake_vendors) -> Iterator[AppProcess]:
-    process = AppProcess.daphne(AUTO_ASSIGN="0").start()
-    yield process
-    process.stop()
-
-
-def _console(browser: Browser, server: AppProcess, username: str) -> Page:
-    page = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
-    page.goto(f"{server.url}/agent/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "clave-segura")
-    page.click("button[type=submit]")
-    expect(page.locator("#connection")).to_have_text("conectado")
-    return page
-
-
-def test_a_supervisor_watches_moves_and_closes_a_room(server, browser):
+def test_a_supervisor_watches_moves_and_closes_a_room(console_server, browser):
     ClosureReason.objects.get_or_create(title="Resuelto")
     sofia = AgentFactory(username="sofia", first_name="Sofía", password="clave-segura")
     sofia.groups.add(Group.objects.get_or_create(name="supervisors")[0])
     AgentFactory(username="ana", first_name="Ana", password="clave-segura")
     beto = AgentFactory(username="beto", first_name="Beto", password="clave-segura")
-    ana, beto_page = _console(browser, server, "ana"), _console(browser, server, "beto")
+    ana, beto_page = (
+        console(browser, console_server.url, "ana", width=1400, height=950),
+        console(browser, console_server.url, "beto", width=1400, height=950),
+    )
     problems: list[str] = []
-    supervisor = _console(browser, server, "sofia")
+    supervisor = console(browser, console_server.url, "sofia", width=1400, height=950)
     for page in (ana, beto_page, supervisor):
         page.on("pageerror", lambda error: problems.append(str(error)))
     expect(ana.locator("#supervise")).to_be_hidden()  # agents have no such view
 
-    post_signed(server.url, text_from(WA, "agente, no me llega el token"))
+    post_signed(console_server.url, text_from(WA, "agente, no me llega el token"))
     ana.locator("#queue li button.take").click()
     expect(ana.locator("#rooms li")).to_have_count(1)
 
@@ -71,11 +57,11 @@ def test_a_supervisor_watches_moves_and_closes_a_room(server, browser):
     rooms.first.get_by_role("button", name="Ver").click()
     watched = supervisor.locator("#sv-messages")
     expect(watched).to_contain_text("agente, no me llega el token")
-    post_signed(server.url, text_from(WA, "¿siguen ahí?"))
+    post_signed(console_server.url, text_from(WA, "¿siguen ahí?"))
     expect(watched).to_contain_text("¿siguen ahí?")
 
     # Another customer has waited 11 minutes in the queue: the periodic job's alert is live here.
-    post_signed(server.url, text_from("573009300002", "agente por favor"))
+    post_signed(console_server.url, text_from("573009300002", "agente por favor"))
     expect(supervisor.locator("#queue li")).to_have_count(1)
     Room.objects.filter(status=Room.Status.QUEUED).update(
         queued_at=timezone.now() - dt.timedelta(minutes=11)

@@ -1,9 +1,19 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
+
 from users.models import Customer
 
 AGENTS_GROUP = "agents"
+
+
+def display_name(user: User) -> str:
+    """How the desk names a person (agents, supervisors, operators): their full name, else
+    their username."""
+    return user.get_full_name() or user.get_username()
+
+
 # Agents who also watch the whole desk: every area's queue, every agent, every open room.
 SUPERVISORS_GROUP = "supervisors"
 

@@ -22,12 +22,13 @@ from django_stubs_ext import StrOrPromise
 
 from chatbridge.locks import ASSIGNMENT, lock_for_transaction
 from rooms import realtime
-from rooms.areas import agent_area_ids, in_areas, room_area_id
+from rooms.areas import agent_area_ids, agents_area_ids, in_areas, room_area_id
 from rooms.desk.selectors import agent_load, free_agents, is_agent, is_supervisor
 from rooms.errors import ActionError
 from rooms.events import queue_changed_on_commit, room_event_record
 from rooms.models import Area, Room
 from users.models import AgentProfile
+from users.selectors import display_name
 
 logger = logging.getLogger("chatbridge.assignment")
 
@@ -160,9 +161,7 @@ def room_transfer(*, room_id: int, agent: User, to_agent_id: int, note: str = ""
         raise ActionError("not_your_room", _("This conversation is not assigned to you."))
     if to_agent_id == agent.pk:
         raise ActionError("invalid", _("This conversation is already yours: choose another agent."))
-    target = get_user_model().objects.filter(pk=to_agent_id).first()
-    if target is None or not is_agent(target):
-        raise ActionError("not_an_agent", _("That person is not an agent."))
+    _target_agent(to_agent_id)
     with transaction.atomic():
         profile = _claim_capacity(to_agent_id, full=THEY_ARE_FULL)
         room = _own_room(room_id, agent)
@@ -191,8 +190,7 @@ def room_transfer_to_area(*, room_id: int, agent: User, area_id: int, note: str 
         if note.strip():
             data["note"] = note.strip()[:TRANSFER_NOTE_MAX]
             # What the next area's agents read in their queue: this is its hand-off now.
-            sender = agent.get_full_name() or agent.get_username()
-            room.handoff_note = f"{sender}: {data['note']}"
+            room.handoff_note = f"{display_name(agent)}: {data['note']}"
         room.save(update_fields=["status", "agent", "area", "handoff_note"])
         room_event_record(
             room_id=room.pk, kind="room.area_transferred", data=data, actor_id=agent.pk
@@ -204,6 +202,13 @@ def room_transfer_to_area(*, room_id: int, agent: User, area_id: int, note: str 
     return room
 
 
+def _target_agent(user_id: int) -> None:
+    """Refuse a transfer or reassignment to someone who is not an agent."""
+    target = get_user_model().objects.filter(pk=user_id).first()
+    if target is None or not is_agent(target):
+        raise ActionError("not_an_agent", _("That person is not an agent."))
+
+
 def _supervising(user: User) -> None:
     if not is_supervisor(user):
         raise ActionError("not_a_supervisor", _("Only supervisors can do that."))
@@ -213,9 +218,7 @@ def room_reassign(*, room_id: int, supervisor: User, to_agent_id: int) -> Room:
     """A supervisor gives an open room (queued, or another agent's) to an agent with free
     capacity; the agent who had it, if any, is told by the assignment's event."""
     _supervising(supervisor)
-    target = get_user_model().objects.filter(pk=to_agent_id).first()
-    if target is None or not is_agent(target):
-        raise ActionError("not_an_agent", _("That person is not an agent."))
+    _target_agent(to_agent_id)
     with transaction.atomic():
         profile = _claim_capacity(to_agent_id, full=THEY_ARE_FULL)
         room = _locked_room(room_id)
@@ -279,8 +282,10 @@ def _assign_next(exclude: tuple[int, int] | None) -> bool:
         lock_for_transaction(ASSIGNMENT, 0)
         if not Room.objects.filter(status=Room.Status.QUEUED).exists():
             return False
-        for profile in free_agents():
-            areas = agent_area_ids(profile.user_id)
+        free = free_agents()
+        works = agents_area_ids([profile.user_id for profile in free])
+        for profile in free:
+            areas = works[profile.user_id]
             waiting = Room.objects.filter(in_areas(areas), status=Room.Status.QUEUED)
             if exclude is not None and exclude[1] == profile.user_id:
                 waiting = waiting.exclude(pk=exclude[0])

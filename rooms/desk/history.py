@@ -21,6 +21,7 @@ from rooms.desk.selectors import is_agent
 from rooms.errors import ActionError
 from rooms.events import customer_number, message_data, note_data, room_data
 from rooms.models import Message, Room, RoomEvent
+from users.selectors import display_name
 
 # The text search configuration of migration 0012, and the expression its index is built on:
 # a search uses the index only if it asks with this very expression.
@@ -156,7 +157,7 @@ def _summary(room: Room) -> dict[str, Any]:
         },
         "closed_at": room.closed_at.isoformat() if room.closed_at else None,
         "closed_reason": room.closed_reason,
-        "agent_name": (agent.get_full_name() or agent.get_username()) if agent else "",
+        "agent_name": display_name(agent) if agent else "",
         "preview": getattr(room, "first_words", None) or "",
         "message_count": getattr(room, "message_count", None) or 0,
     }
@@ -216,7 +217,7 @@ def _people(events: list[RoomEvent]) -> dict[int, str]:
             if value:
                 ids.add(value)
     users = User.objects.filter(pk__in=ids) if ids else User.objects.none()
-    return {user.pk: user.get_full_name() or user.get_username() for user in users}
+    return {user.pk: display_name(user) for user in users}
 
 
 def _as_int(value: Any) -> int:

@@ -23,7 +23,7 @@ from chatbridge.cache import (
     room_metrics_cache_key,
     stats,
 )
-from rooms.areas import agent_area_ids, area_default, areas_data
+from rooms.areas import agent_area_ids, agents_area_ids, area_default, areas_data
 from rooms.desk.alerts import alerts_recent
 from rooms.events import (
     canned_replies_data,
@@ -35,7 +35,7 @@ from rooms.events import (
 )
 from rooms.models import Area, ClosureReason, Message, Room, RoomEvent
 from users.models import AgentProfile
-from users.selectors import AGENTS_GROUP, SUPERVISORS_GROUP
+from users.selectors import AGENTS_GROUP, SUPERVISORS_GROUP, display_name
 
 # The operations page's message rate is counted over this window.
 RATE_WINDOW = dt.timedelta(minutes=5)
@@ -149,7 +149,7 @@ def agents_list() -> list[AgentLoad]:
     return [
         AgentLoad(
             id=profile.user_id,
-            name=profile.user.get_full_name() or profile.user.get_username(),
+            name=display_name(profile.user),
             capacity=profile.capacity,
             load=profile.load,
             online=bool(profile.last_seen_at and profile.last_seen_at >= since),
@@ -183,7 +183,8 @@ def free_agent_exists(*, area_id: int | None = None) -> bool:
     free = free_agents()
     if area_id is None:
         return bool(free)
-    return any(area_id in agent_area_ids(profile.user_id) for profile in free)
+    works = agents_area_ids([profile.user_id for profile in free])
+    return any(area_id in areas for areas in works.values())
 
 
 def agent_snapshot(*, user: Any) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         "queue_areas": queue_areas,
         "agent": {
             "id": user.pk,
-            "name": user.get_full_name() or user.get_username(),
+            "name": display_name(user),
             "capacity": profile.capacity,
             "load": agent_load(user.pk),
             "available": profile.available,
@@ -255,9 +256,7 @@ def desk_overview() -> dict[str, Any]:
         "rooms": [
             {
                 **room_data(room),
-                "agent_name": (room.agent.get_full_name() or room.agent.get_username())
-                if room.agent
-                else "",
+                "agent_name": display_name(room.agent) if room.agent else "",
                 "last_customer_at": _iso(room.last_customer_at),
             }
             for room in rooms

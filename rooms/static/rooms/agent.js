@@ -404,36 +404,51 @@
     $("room-note").textContent = room.handoff_note || "";
     renderWindow(room);
     renderComposer(room);
-    const chosenReason = $("reason").value;
-    const reasons = inRoomArea(state.reasons, room);
-    $("reason").replaceChildren(
-      el("option", { value: "", textContent: gettext("Closure reason…") }),
-      ...reasons.map((r) => el("option", { value: r.id, textContent: r.title })),
-    );
-    if (reasons.some((r) => String(r.id) === chosenReason)) $("reason").value = chosenReason;
+    reasonOptions($("reason"), room);
     // Only agents who can take it now: online, available, with a free place; and the other
     // areas' queues (level 1 to level 2 and back).
     const others = state.agents.filter((a) => a.id !== state.agent.id && a.online && a.available && a.load < a.capacity);
     const areas = state.areas.filter((a) => a.id !== areaOf(room));
-    const chosenTarget = $("transfer-to").value;
     const targets = [
-      ...others.map((a) => el("option", { value: `agent:${a.id}`, textContent: `${a.name} (${a.load}/${a.capacity})` })),
-      ...areas.map((a) => el("option", { value: `area:${a.id}`, textContent: interpolate(gettext("%(area)s queue"), { area: a.name }, true) })),
+      ...others.map((a) => [`agent:${a.id}`, agentLabel(a)]),
+      ...areas.map((a) => [`area:${a.id}`, interpolate(gettext("%(area)s queue"), { area: a.name }, true)]),
     ];
-    $("transfer-to").replaceChildren(...(targets.length
-      ? targets
-      : [el("option", { value: "", textContent: gettext("Nobody free now") })]));
-    if (targets.some((t) => t.value === chosenTarget)) $("transfer-to").value = chosenTarget;
-    $("transfer").disabled = !targets.length;
+    $("transfer").disabled = !options($("transfer-to"), targets, { empty: gettext("Nobody free now") });
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     // Messages and the agents' internal notes, in the order they were written.
-    const entries = [
-      ...room.messages.map((m) => ({ at: m.at, node: messageNode(m) })),
-      ...(room.notes || []).map((n) => ({ at: n.at, node: noteNode(n) })),
-    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-    list.replaceChildren(...entries.map((entry) => entry.node));
+    list.replaceChildren(...timeline(room.messages, room.notes));
     if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  // Messages, internal notes and (for a closed conversation) what happened, in time order.
+  function timeline(messages, notes = [], events = []) {
+    return [
+      ...messages.map((m) => ({ at: m.at, node: messageNode(m) })),
+      ...(notes || []).map((n) => ({ at: n.at, node: noteNode(n) })),
+      ...events.map((e) => ({ at: e.at, node: eventNode(e) })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).map((entry) => entry.node);
+  }
+
+  // A select's options [[value, label]], keeping what was chosen if it is still offered: with
+  // `first` always leading ("Closure reason…"), or `empty` alone when there is none. How many.
+  function options(select, items, { first, empty } = {}) {
+    const chosen = select.value;
+    const nodes = items.map(([value, label]) => el("option", { value, textContent: label }));
+    if (first) nodes.unshift(el("option", { value: "", textContent: first }));
+    else if (!items.length && empty) nodes.push(el("option", { value: "", textContent: empty }));
+    select.replaceChildren(...nodes);
+    if (items.some(([value]) => String(value) === chosen)) select.value = chosen;
+    return items.length;
+  }
+
+  // The closure reasons a room offers: the global ones and its area's.
+  function reasonOptions(select, room) {
+    options(select, inRoomArea(state.reasons, room).map((r) => [r.id, r.title]), { first: gettext("Closure reason…") });
+  }
+
+  function agentLabel(agent) {
+    return `${agent.name} (${agent.load}/${agent.capacity})`;
   }
 
   function noteNode(note) {
@@ -788,12 +803,8 @@
       conversation.agent_name,
       conversation.closed_reason,
     ].filter(Boolean).join(" · ");
-    const entries = [
-      ...conversation.messages.map((m) => ({ at: m.at, node: messageNode(m) })),
-      ...conversation.notes.map((n) => ({ at: n.at, node: noteNode(n) })),
-      ...conversation.events.filter((e) => e.kind !== "note.new").map((e) => ({ at: e.at, node: eventNode(e) })),
-    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-    $("history-messages").replaceChildren(...entries.map((entry) => entry.node));
+    const events = conversation.events.filter((e) => e.kind !== "note.new");
+    $("history-messages").replaceChildren(...timeline(conversation.messages, conversation.notes, events));
   }
 
   // A date as a person reads it, where the bank works: "3 nov 2026, 14:05".
@@ -880,29 +891,17 @@
       room.status === "closed" ? gettext("Closed") : holder ? holder.name : gettext("in the queue"),
     ].filter(Boolean).join(" · ");
     const free = state.overview.agents.filter((a) => a.id !== room.agent && a.online && a.load < a.capacity);
-    const chosenAgent = $("sv-reassign-to").value;
-    $("sv-reassign-to").replaceChildren(...(free.length
-      ? free.map((a) => el("option", { value: a.id, textContent: `${a.name} (${a.load}/${a.capacity})` }))
-      : [el("option", { value: "", textContent: gettext("Nobody free now") })]));
-    if (free.some((a) => String(a.id) === chosenAgent)) $("sv-reassign-to").value = chosenAgent;
-    $("sv-reassign").disabled = !free.length || room.status === "closed";
-    const reasons = inRoomArea(state.reasons, room);
-    const chosen = $("sv-reason").value;
-    $("sv-reason").replaceChildren(el("option", { value: "", textContent: gettext("Closure reason…") }),
-      ...reasons.map((r) => el("option", { value: r.id, textContent: r.title })));
-    if (reasons.some((r) => String(r.id) === chosen)) $("sv-reason").value = chosen;
+    const offered = options($("sv-reassign-to"), free.map((a) => [a.id, agentLabel(a)]), { empty: gettext("Nobody free now") });
+    $("sv-reassign").disabled = !offered || room.status === "closed";
+    reasonOptions($("sv-reason"), room);
     $("sv-close").disabled = room.status === "closed";
-    const entries = [
-      ...room.messages.map((m) => ({ at: m.at, node: messageNode(m) })),
-      ...(room.notes || []).map((n) => ({ at: n.at, node: noteNode(n) })),
-    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     const list = $("sv-messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     // Redrawn only when what it shows changed: a playing audio or a scrolled list stays so.
     const shown = JSON.stringify([room.messages, room.notes]);
     if (list.dataset.shown !== shown) {
       list.dataset.shown = shown;
-      list.replaceChildren(...entries.map((entry) => entry.node));
+      list.replaceChildren(...timeline(room.messages, room.notes));
       if (atBottom) list.scrollTop = list.scrollHeight;
     }
   }
