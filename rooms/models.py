@@ -422,6 +422,68 @@ class RoomEvent(models.Model):
         return f"room {self.room_id} #{self.seq} {self.kind}"
 
 
+class Survey(models.Model):
+    """The questions a customer is asked over WhatsApp once their room is closed by an agent or
+    by inactivity (rooms/conversation/survey.py asks, rooms/bot/survey.py reads the answers).
+    The room stays closed; while a survey asks, the customer's messages are its answers."""
+
+    class Status(models.TextChoices):
+        ASKING = "asking", "Asking"
+        COMPLETED = "completed", "Completed"
+        # Unanswered for SURVEY_TIMEOUT_MINUTES: the answers given so far are kept.
+        EXPIRED = "expired", "Expired unanswered"
+        # The customer wrote something that was not an answer: it went to a new room.
+        ENDED = "ended", "Ended by a new conversation"
+
+    class Step(models.TextChoices):
+        NPS = "nps", "Would recommend (0-10)"
+        RESOLVED = "resolved", "Resolved (yes/no)"
+        SATISFACTION = "satisfaction", "Satisfaction (1-5)"
+        COMMENT = "comment", "Comment"
+
+    room = models.OneToOneField(Room, on_delete=models.CASCADE, related_name="survey")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ASKING)
+    # The question being asked now (the last one asked, once the survey has ended).
+    step = models.CharField(max_length=12, choices=Step.choices, default=Step.NPS)
+    # The question now asked was asked again after an invalid answer (once only).
+    reasked = models.BooleanField(default=False)
+    nps = models.PositiveSmallIntegerField("would recommend (0-10)", null=True, blank=True)
+    resolved = models.BooleanField(null=True, blank=True)
+    satisfaction = models.PositiveSmallIntegerField("satisfaction (1-5)", null=True, blank=True)
+    comment = models.TextField(max_length=250, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    # When the question now waiting was sent: SURVEY_TIMEOUT_MINUTES count from it.
+    asked_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A customer answers one survey at a time: their messages have one place to go.
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(status="asking"), name="survey_one_asking"
+            ),
+            models.CheckConstraint(
+                condition=Q(nps__isnull=True) | Q(nps__lte=10), name="survey_nps_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(satisfaction__isnull=True) | Q(satisfaction__range=(1, 5)),
+                name="survey_satisfaction_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["asked_at"], condition=Q(status="asking"), name="survey_asking"),
+            models.Index(fields=["started_at"], name="survey_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"survey of room {self.room_id} ({self.status})"
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == self.Status.COMPLETED
+
+
 class Alert(models.Model):
     """Something supervisors must see, raised once per room and cause (the constraint says so,
     whatever number of periodic jobs look at once)."""
@@ -429,6 +491,7 @@ class Alert(models.Model):
     class Cause(models.TextChoices):
         QUEUE_WAIT = "queue_wait", "Waiting too long in the queue"
         AGENT_REPLY = "agent_reply", "Customer unanswered by the agent"
+        LOW_SCORE = "low_score", "Low survey score"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="alerts")
     cause = models.CharField(max_length=20, choices=Cause.choices)
