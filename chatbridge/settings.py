@@ -586,6 +586,38 @@ ROOM_CLOSED_MESSAGE = env.str(
         "Gracias por escribirnos. Cerramos esta conversación; si necesitas algo más, escríbenos."
     ),
 )
+# The post-close survey (rooms/conversation/survey.py): after a room an agent had is closed by a
+# person or by inactivity, never by schedule; with SURVEY_BOT_ROOMS also after the bot's rooms.
+# Unanswered for SURVEY_TIMEOUT_MINUTES it ends (answers so far kept). A recommendation below
+# SURVEY_LOW_NPS alerts supervisors (0: never; the original used 2).
+SURVEY_ENABLED = env.bool("SURVEY_ENABLED", default=True)
+SURVEY_BOT_ROOMS = env.bool("SURVEY_BOT_ROOMS", default=False)
+SURVEY_TIMEOUT_MINUTES = _number("SURVEY_TIMEOUT_MINUTES", default=30)
+SURVEY_LOW_NPS = _whole_number("SURVEY_LOW_NPS", default=2)
+SURVEY_NPS_QUESTION = env.str(
+    "SURVEY_NPS_QUESTION",
+    default=(
+        "¿Qué tan probable es que recomiendes este canal a un amigo o colega? "
+        "Responde de 0 (nada probable) a 10 (muy probable)."
+    ),
+)
+SURVEY_RESOLVED_QUESTION = env.str(
+    "SURVEY_RESOLVED_QUESTION", default="¿Resolvimos lo que necesitabas?"
+)
+SURVEY_SATISFACTION_QUESTION = env.str(
+    "SURVEY_SATISFACTION_QUESTION",
+    default=(
+        "¿Qué tan satisfecho quedaste con la atención? "
+        "De 1 (muy insatisfecho) a 5 (muy satisfecho)."
+    ),
+)
+SURVEY_COMMENT_QUESTION = env.str(
+    "SURVEY_COMMENT_QUESTION",
+    default="¿Algo más que quieras contarnos? Escríbelo en un mensaje (máximo 250 caracteres).",
+)
+SURVEY_THANKS_MESSAGE = env.str(
+    "SURVEY_THANKS_MESSAGE", default="¡Gracias por tus respuestas! Nos ayudan a atenderte mejor."
+)
 
 # --- Observability -------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from rooms.models import (
     Room,
     RoomEvent,
     RoomNote,
+    Survey,
     UnusableItem,
 )
 
@@ -116,6 +117,26 @@ class RoomEventInline(admin.TabularInline):
         return False
 
 
+class SurveyInline(admin.StackedInline):
+    """The customer's answers after the close: theirs, never edited."""
+
+    model = Survey
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "status",
+        "nps",
+        "resolved",
+        "satisfaction",
+        "comment",
+        "started_at",
+        "ended_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     """Messages, searchable across rooms; a file that could not be fetched can be fetched again
@@ -194,6 +215,28 @@ class AlertAdmin(ReadOnlyAdmin):
     list_filter = ["cause", "created_at"]
     list_select_related = ["room"]
     fields = readonly_fields = ("created_at", "cause", "room", "data")
+
+
+@admin.register(Survey)
+class SurveyAdmin(ReadOnlyAdmin):
+    """The post-close surveys, as the customers answered them."""
+
+    list_display = ["started_at", "room", "status", "nps", "resolved", "satisfaction", "comment"]
+    list_filter = ["status", "resolved", "satisfaction", "started_at"]
+    list_select_related = ["room"]
+    date_hierarchy = "started_at"
+    fields = readonly_fields = (
+        "room",
+        "status",
+        "step",
+        "nps",
+        "resolved",
+        "satisfaction",
+        "comment",
+        "started_at",
+        "asked_at",
+        "ended_at",
+    )
 
 
 @admin.register(Area)
@@ -278,7 +321,7 @@ class RoomAdmin(admin.ModelAdmin):
     ]
     # Assignment goes through the agents' services (capacity, events), never a bare edit here.
     fields = tuple(readonly_fields)
-    inlines = [MessageInline, RoomNoteInline, RoomEventInline]
+    inlines = [SurveyInline, MessageInline, RoomNoteInline, RoomEventInline]
     actions = ["close_rooms"]
 
     @admin.display(description="Metrics (cached 30 s)")

@@ -237,7 +237,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         reason = await db(_closure_reason)(content)
         # An agent closes their own rooms; a supervisor any open one.
         await db(room_close)(
-            room_id=room_id, by=self.user, closure_reason=reason, agent_only=not self.supervisor
+            room_id=room_id,
+            by=self.user,
+            closure_reason=reason,
+            agent_only=not self.supervisor,
+            survey=True,
         )
         return {"room": room_id}
 

@@ -5,6 +5,7 @@ from django.conf import settings
 from chatbridge.worker.liveness import tasks_reclaim
 from rooms.bot.recovery import turns_resume
 from rooms.conversation.lifecycle import rooms_close_inactive, rooms_close_out_of_hours
+from rooms.conversation.survey import surveys_expire
 from rooms.desk.alerts import alerts_raise
 from rooms.desk.assignment import assignment_run
 from rooms.media.tasks import media_fetches_resume
@@ -23,4 +24,5 @@ def periodic_run() -> dict[str, int]:
         "assigned": assignment_run(),
         "media_resumed": media_fetches_resume(),
         "alerts": alerts_raise(),
+        "surveys_expired": surveys_expire(),
     }

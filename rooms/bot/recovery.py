@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from rooms.bot.tasks import room_turn
+from rooms.bot.tasks import room_turn, survey_turn
 from rooms.conversation.services import room_queue
 from rooms.delivery.services import (
     TurnTarget,
@@ -67,7 +67,9 @@ def turns_resume(*, older_than_seconds: float) -> ResumeResult:
             continue
         logger.warning("resuming the turn of room %s (message %s)", room_id, message.pk)
         target = turn_target(CustomerRef.of(message.room.customer))
-        room_turn.enqueue(room_id=room_id, message_id=message.pk, target=target)
+        # A closed room's unanswered message is its survey's answer (rooms/bot/survey.py).
+        turn = survey_turn if message.room.status == Room.Status.CLOSED else room_turn
+        turn.enqueue(room_id=room_id, message_id=message.pk, target=target)
         resumed += 1
     return ResumeResult(turns=resumed, resent=_unsent_resend(cutoff=cutoff))
 

@@ -83,7 +83,7 @@ def rooms_close_inactive(*, now: dt.datetime | None = None) -> int:
     closed = 0
     for room_id in Room.objects.filter(condition).values_list("id", flat=True)[:500]:
         closed += room_close(
-            room_id=room_id, reason=INACTIVITY_REASON, only_if=still_inactive, now=now
+            room_id=room_id, reason=INACTIVITY_REASON, only_if=still_inactive, now=now, survey=True
         )
     if closed:
         logger.info("closed %d inactive room(s)", closed)

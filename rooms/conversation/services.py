@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rooms.areas import area_for_handoff, room_area_id
+from rooms.conversation.survey import survey_due, survey_start_locked
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.desk.assignment import assignment_run
 from rooms.errors import ActionError
@@ -96,11 +97,14 @@ def room_close(
     only_if: Callable[[Room], bool] | None = None,
     now: dt.datetime | None = None,
     closing_text: str | None = None,
+    survey: bool = False,
 ) -> bool:
     """Close an open room: its cache entries go, its agent's capacity frees up, the queue is
     served, and the customer gets the closing text. False if it was closed already (or
     `only_if`, checked on the locked row, says no). With `agent_only`, `by` must be the agent the
-    room is assigned to (ActionError otherwise)."""
+    room is assigned to (ActionError otherwise). With `survey` (a close by a person or by
+    inactivity), the post-close survey follows when it is due (rooms/conversation/survey.py):
+    its first question carries the closing text."""
     room_id = room.pk if room is not None else room_id
     if room_id is None:
         raise TypeError("room_close needs a room or a room_id")
@@ -129,7 +133,8 @@ def room_close(
             )
         was_queued = locked.status == Room.Status.QUEUED
         locked.status = Room.Status.CLOSED
-        locked.closed_at = now or timezone.now()
+        closed_at = now or timezone.now()
+        locked.closed_at = closed_at
         locked.closed_by = by
         locked.closed_reason = reason[:200]
         locked.closure_reason = closure_reason
@@ -143,7 +148,12 @@ def room_close(
             actor_id=by.pk if by else None,
         )
         text = settings.ROOM_CLOSED_MESSAGE if closing_text is None else closing_text
-        if text:
+        surveyed = (
+            survey
+            and survey_due(locked, now=closed_at)
+            and survey_start_locked(room=locked, now=closed_at, opening=text)
+        )
+        if text and not surveyed:
             _system_message_send(room=locked, text=text)
         if was_queued:
             queue_changed_on_commit(locked.area_id)

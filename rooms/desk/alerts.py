@@ -1,6 +1,7 @@
 """Supervisors' alerts: a room waiting in the queue longer than QUEUE_ALERT_MINUTES, a customer
-in an agent's room unanswered longer than AGENT_REPLY_ALERT_MINUTES. Raised by the periodic job,
-once per room and cause (a unique constraint, so two jobs at once raise one), shown live in the
+in an agent's room unanswered longer than AGENT_REPLY_ALERT_MINUTES (both raised by the periodic
+job), a survey's recommendation below SURVEY_LOW_NPS (raised by its answer). Once per room and
+cause (a unique constraint, so two jobs at once raise one), shown live in the
 supervisors' consoles and e-mailed to the addresses operators keep in the admin."""
 
 import datetime as dt
@@ -17,7 +18,7 @@ from django_tasks import task
 
 from chatbridge.tasks import enqueue_with_transaction
 from rooms import realtime
-from rooms.models import Alert, AlertRecipient, Message, Room
+from rooms.models import Alert, AlertRecipient, Message, Room, Survey
 
 logger = logging.getLogger("chatbridge.alerts")
 
@@ -86,6 +87,12 @@ def _raise(room: Room, cause: str, data: dict[str, Any]) -> bool:
     return True
 
 
+def alert_low_score(survey: Survey) -> bool:
+    """A customer would not recommend us: raised with their answer, inside its transaction."""
+    room = survey.room
+    return _raise(room, Alert.Cause.LOW_SCORE, {"nps": survey.nps, "agent": room.agent_id})
+
+
 def alert_data(alert: Alert) -> dict[str, Any]:
     room = alert.room
     return {
@@ -93,6 +100,7 @@ def alert_data(alert: Alert) -> dict[str, Any]:
         "room": room.pk,
         "cause": alert.cause,
         "minutes": alert.data.get("minutes"),
+        "nps": alert.data.get("nps"),
         "agent": alert.data.get("agent"),
         "area": room.area_id,
         "customer": room.customer.name or room.customer.masked_uid,
@@ -121,13 +129,17 @@ def alert_mail(*, alert_id: int) -> None:
 
 
 def _mail(alert: Alert, data: dict[str, Any]) -> tuple[str, str]:
-    if alert.cause == Alert.Cause.QUEUE_WAIT:
+    if alert.cause == Alert.Cause.LOW_SCORE:
+        subject = f"chatbridge: a customer rated {data['nps']} of 10 in the survey"
+        what = f"would recommend us {data['nps']} of 10"
+    elif alert.cause == Alert.Cause.QUEUE_WAIT:
         subject = f"chatbridge: a customer has waited {data['minutes']} min in the queue"
+        what = f"{data['minutes']} minutes"
     else:
         subject = f"chatbridge: a customer has waited {data['minutes']} min for their agent"
+        what = f"{data['minutes']} minutes"
     body = (
-        f"{alert.get_cause_display()}: room {data['room']} ({data['customer']}), "
-        f"{data['minutes']} minutes.\n"
+        f"{alert.get_cause_display()}: room {data['room']} ({data['customer']}), {what}.\n"
         "Open the supervisors' console (Supervisión) to see it."
     )
     return subject, body

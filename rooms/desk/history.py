@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from rooms.desk.selectors import is_agent
 from rooms.errors import ActionError
 from rooms.events import customer_number, message_data, note_data, room_data
-from rooms.models import Message, Room, RoomEvent
+from rooms.models import Message, Room, RoomEvent, Survey
 from users.selectors import display_name
 
 # The text search configuration of migration 0012, and the expression its index is built on:
@@ -137,7 +137,7 @@ def _summarised(rooms: QuerySet[Room]) -> QuerySet[Room]:
     )
     counted = Message.objects.filter(room=OuterRef("pk")).order_by().values("room")
     return (
-        rooms.select_related("customer", "agent")
+        rooms.select_related("customer", "agent", "survey")
         .annotate(
             first_words=Substr(Subquery(first_words), 1, PREVIEW_CHARS),
             message_count=Subquery(counted.annotate(n=Count("id")).values("n")),
@@ -160,6 +160,24 @@ def _summary(room: Room) -> dict[str, Any]:
         "agent_name": display_name(agent) if agent else "",
         "preview": getattr(room, "first_words", None) or "",
         "message_count": getattr(room, "message_count", None) or 0,
+        "survey": survey_result(room),
+    }
+
+
+def survey_result(room: Room) -> dict[str, Any] | None:
+    """The customer's answers to the room's survey, once complete (as the original: the agent
+    sees the result, never a survey half answered)."""
+    try:
+        survey = room.survey
+    except Survey.DoesNotExist:
+        return None
+    if not survey.is_complete:
+        return None
+    return {
+        "nps": survey.nps,
+        "resolved": survey.resolved,
+        "satisfaction": survey.satisfaction,
+        "comment": survey.comment,
     }
 
 

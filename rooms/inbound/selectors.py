@@ -5,7 +5,7 @@ from typing import Any
 
 from chatbridge.cache import active_room_cache_key, cache_get_many, customer_cache_key
 from rooms.inbound.statements import open_route_read
-from rooms.models import Message, Room
+from rooms.models import Message, Room, Survey
 from users.selectors import CustomerRef
 
 
@@ -61,6 +61,13 @@ def room_open_get(*, customer_id: int, lock: bool = False) -> Room | None:
     if lock:
         rooms = rooms.select_for_update()
     return rooms.first()
+
+
+def survey_room_get(*, customer_id: int) -> int | None:
+    """The closed room whose survey is asking this customer, if any (at most one: a
+    constraint)."""
+    asking = Survey.objects.filter(customer_id=customer_id, status=Survey.Status.ASKING)
+    return asking.values_list("room_id", flat=True).first()
 
 
 def quoted_message(*, wa_message_id: str, room_id: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from chatbridge.logs import log_bind
 from chatbridge.metrics import WEBHOOK_STAGE
 from chatbridge.statements import one_round_trip_usable
 from chatbridge.tasks import enqueue_with_transaction
-from rooms.bot.tasks import room_turn
+from rooms.bot.tasks import room_turn, survey_turn
 from rooms.conversation.services import room_queue_locked
 from rooms.delivery.services import status_update_apply, turn_target
 from rooms.events import message_data, room_event_publish, room_event_record
@@ -35,6 +35,7 @@ from rooms.inbound.selectors import (
     inbound_route_read,
     quoted_message,
     room_open_get,
+    survey_room_get,
 )
 from rooms.inbound.statements import message_insert, warm_store
 from rooms.media.tasks import media_fetch_soon
@@ -251,14 +252,17 @@ def _receive(message: InboundMessage) -> Message | None:
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
         room = _room_for_message(customer=customer, cached=cached_room)
-        handled_at = None if _needs_turn(room, message) and fresh else timezone.now()
+        # A survey's answer (rooms/bot/survey.py) is read however late it comes.
+        survey = room.status == Room.Status.CLOSED
+        turn = _needs_turn(room, message) and (fresh or survey)
+        handled_at = None if turn else timezone.now()
         stored = message_insert(_inbound_row(room.id, message, handled_at=handled_at))
         if stored is None:
             transaction.set_rollback(True)  # nothing of a redelivery is kept, not even a room
             logger.info("duplicate message %s ignored", message.wa_message_id)
             return None
         if stored.handled_at is None:
-            _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer)
+            _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer, survey=survey)
         elif _needs_turn(room, message):
             # Too old for the bot to answer as if it were now: a person follows it up.
             late = int((timezone.now() - message.timestamp).total_seconds() // 60)
@@ -388,7 +392,11 @@ def _log_stored(stored: Message, *, customer: CustomerRef, room: RoomRef) -> Non
 
 
 def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:
-    return room.status == Room.Status.BOT and message.type not in _NO_TURN_TYPES
+    """The bot answers it; in a closed room (one whose survey asks), the survey reads it."""
+    return room.status in _TURN_STATUSES and message.type not in _NO_TURN_TYPES
+
+
+_TURN_STATUSES = {Room.Status.BOT, Room.Status.CLOSED}
 
 
 def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomRef:
@@ -403,6 +411,10 @@ def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomR
             return cached
         logger.info("cached room %s of %s was stale", cached.id, mask_uid(customer.uid))
     room = room_open_get(customer_id=customer.id, lock=True)
+    if room is None and (surveyed := survey_room_get(customer_id=customer.id)) is not None:
+        # No open room, and their last one's survey is asking: this message is its answer.
+        Room.objects.filter(pk=surveyed).update(last_customer_at=now)
+        return RoomRef(id=surveyed, status=Room.Status.CLOSED)
     if room is None:
         room = Room.objects.create(
             customer_id=customer.id, last_activity_at=now, last_customer_at=now
@@ -419,11 +431,15 @@ def _room_cache_fill(customer: CustomerRef, room: RoomRef) -> None:
     cache_set(key, room.to_cache(), ttl=ACTIVE_ROOM_TTL)
 
 
-def _turn_enqueue(*, room_id: int, message_id: int, customer: CustomerRef) -> None:
+def _turn_enqueue(
+    *, room_id: int, message_id: int, customer: CustomerRef, survey: bool = False
+) -> None:
+    turn = survey_turn if survey else room_turn
+
     def enqueue() -> None:
         started = time.perf_counter()
         try:
-            room_turn.enqueue(room_id=room_id, message_id=message_id, target=turn_target(customer))
+            turn.enqueue(room_id=room_id, message_id=message_id, target=turn_target(customer))
         finally:
             # In immediate mode this is the whole turn, run after the commit.
             _enqueue_clock.seconds += time.perf_counter() - started

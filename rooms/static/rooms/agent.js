@@ -744,7 +744,19 @@
       el("div", { className: "meta", textContent: [
         conversation.closed_reason,
         interpolate(ngettext("%s message", "%s messages", conversation.message_count), [conversation.message_count]),
+        conversation.survey ? interpolate(gettext("survey %s/10"), [conversation.survey.nps]) : "",
       ].filter(Boolean).join(" · ") }));
+  }
+
+  // The customer's answers to the survey after the close (sent only once it is complete).
+  function surveyText(survey) {
+    const resolved = survey.resolved ? gettext("yes") : gettext("no");
+    return [
+      interpolate(gettext("Survey: would recommend us %s/10"), [survey.nps]),
+      interpolate(gettext("resolved: %s"), [resolved]),
+      interpolate(gettext("satisfaction %s/5"), [survey.satisfaction]),
+      survey.comment ? `«${survey.comment}»` : "",
+    ].filter(Boolean).join(" · ");
   }
 
   // The server marks the words that matched with \u0002 … \u0003: shown highlighted, as text.
@@ -803,6 +815,8 @@
       conversation.agent_name,
       conversation.closed_reason,
     ].filter(Boolean).join(" · ");
+    $("history-survey").hidden = !conversation.survey;
+    $("history-survey").textContent = conversation.survey ? surveyText(conversation.survey) : "";
     const events = conversation.events.filter((e) => e.kind !== "note.new");
     $("history-messages").replaceChildren(...timeline(conversation.messages, conversation.notes, events));
   }
@@ -874,6 +888,9 @@
 
   function alertText(alert) {
     const holder = state.agents.find((a) => a.id === alert.agent);
+    if (alert.cause === "low_score") {
+      return interpolate(gettext("%(customer)s would recommend us %(nps)s of 10 (survey, %(agent)s's room)."), { ...alert, agent: holder ? holder.name : "" }, true);
+    }
     if (alert.cause === "queue_wait") {
       return interpolate(gettext("%(customer)s has waited %(minutes)s min in the %(area)s queue."), { ...alert, area: areaName(areaOf(alert)) }, true);
     }

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chatbridge.asgi import application
-from rooms.models import ClosureReason, Message, MessageTemplate, Room, RoomEvent
+from rooms.models import ClosureReason, Message, MessageTemplate, Room, RoomEvent, Survey
 from tests.factories import AgentFactory
 from tests.payloads import signed_post, text_from
 
@@ -77,6 +77,24 @@ async def queued_room(wa_id: str = WA) -> Room:
     """A customer asks for a human: their room is queued."""
     assert await sync_to_async(webhook)(text_from(wa_id, "agente")) == 200
     return await Room.objects.aget(customer__uid=wa_id)
+
+
+async def test_an_agents_close_asks_the_survey(fake_vendors, whatsapp, settings):
+    settings.SURVEY_ENABLED = True
+    room = await queued_room("573005550091")
+    agent = await sync_to_async(AgentFactory)(username="ana")
+    reason, _ = await ClosureReason.objects.aget_or_create(title="Resuelto")
+    communicator = await connect(agent)
+    await receive_until(communicator, lambda f: f["type"] == "room")
+
+    await communicator.send_json_to({"type": "close", "room": room.pk, "reason": reason.pk})
+
+    await receive_until(communicator, lambda f: f.get("kind") == "room.closed")
+    survey = await Survey.objects.aget(room=room)
+    assert (survey.status, survey.step) == ("asking", "nps")
+    asked = whatsapp.sent_to("573005550091")[-1]
+    assert asked["type"] == "interactive" and "recomiendes" in asked["text"]
+    await communicator.disconnect()
 
 
 async def test_anonymous_is_refused_with_4401(fake_vendors):

@@ -83,6 +83,11 @@ def _message_schema(kind: str, *, by_user_id: bool) -> dict[str, Any]:
     return schema
 
 
+def validate_body(body: dict[str, Any]) -> None:
+    """A body chatbridge builds, as it is posted to a customer, against Meta's schema."""
+    _validate(message_payload(to="573001234567", body=body, reference=send_reference(42)))
+
+
 def _validate(payload: dict[str, Any]) -> None:
     schema = _message_schema(payload["type"], by_user_id="recipient" in payload)
     jsonschema.validate(payload, schema)
