@@ -13,7 +13,8 @@ LOCAL_ENV := DEBUG=1 LOG_FORMAT=plain \
 	WHATSAPP_API_URL=http://127.0.0.1:8082/v23.0 \
 	TWILIO_API_URL=http://127.0.0.1:8083 \
 	ASSISTANT_URL=http://127.0.0.1:8081 \
-	ASSISTANT_AUTH_TYPE=noauth
+	ASSISTANT_AUTH_TYPE=noauth \
+	WHATSAPP_TOKEN_DEMO_CARDS=demo-cards-token WHATSAPP_SECRET_DEMO_CARDS=demo-cards-secret
 
 # The console's browser test drives Debian's Chromium (Playwright's own browser download is
 # not reachable from these machines).
@@ -37,7 +38,7 @@ run: $(VENV)/.installed
 # and newlines included.
 say: export SAY_TEXT = $(TEXT)
 say: $(VENV)/.installed
-	$(LOCAL_ENV) $(PY) manage.py say --provider $(PROVIDER) "$(WA_ID)" "$$SAY_TEXT" $(if $(FILE),--file "$(FILE)")
+	$(LOCAL_ENV) $(PY) manage.py say --provider $(PROVIDER) "$(WA_ID)" "$$SAY_TEXT" $(if $(FILE),--file "$(FILE)") $(if $(NUMBER),--number "$(NUMBER)")
 
 test: $(VENV)/.installed $(CHROMIUM) $(NGINX) lint
 	$(PY) -m pytest

@@ -7,6 +7,8 @@ inprocess.py floor    the floor's pieces: 3 redis-py GETs, a psycopg 2-INSERT tr
 inprocess.py agent    makes the benchmark's agent; prints a session cookie for its consoles
 inprocess.py search   the agents' search and customer panel over SEARCH_MESSAGES generated
                       messages in closed conversations (ROW lines)
+inprocess.py lines    the webhook with three more WhatsApp numbers registered, and the registry's
+                      read (ROW lines)
 """
 
 import os
@@ -127,6 +129,47 @@ def lookups() -> None:
             f"cache {cached_p50:.3f} / {cached_p95:.3f} ms ({db_p50 / cached_p50:.1f}× faster)",
             "report both and the ratio",
         )
+
+
+def lines_cost() -> None:
+    """What several WhatsApp numbers add to the webhook: the registry read every POST makes
+    (one cache entry), and the in-process webhook with none and with three numbers registered
+    (their secrets tried on each POST), in alternating rounds."""
+    from rooms.lines import lines
+    from rooms.models import WhatsAppNumber
+
+    registry_p50, registry_p95 = timed(lines)
+    client = Client()
+    samples: dict[str, list[float]] = {"none": [], "three": []}
+    for index in range(3):
+        os.environ[f"BENCH_LINE_TOKEN_{index}"] = f"token-{index}"
+        os.environ[f"BENCH_LINE_SECRET_{index}"] = f"secret-{index}"
+    for _ in range(4):
+        for label in ("none", "three"):
+            WhatsAppNumber.objects.filter(name__startswith="bench line").delete()
+            if label == "three":
+                for index in range(3):
+                    WhatsAppNumber.objects.create(
+                        phone_number_id=f"90000000000000{index}",
+                        name=f"bench line {index}",
+                        token_env=f"BENCH_LINE_TOKEN_{index}",
+                        app_secret_env=f"BENCH_LINE_SECRET_{index}",
+                    )
+            post(client)  # the registry's entry refilled
+            for _ in range(150):
+                started = time.perf_counter()
+                post(client)
+                samples[label].append((time.perf_counter() - started) * 1000)
+    WhatsAppNumber.objects.filter(name__startswith="bench line").delete()
+    base = statistics.median(samples["none"])
+    three = statistics.median(samples["three"])
+    row(
+        "webhook in process (store + enqueue), three more WhatsApp numbers registered (p50)",
+        f"main number only {base:.2f} ms; registry read {registry_p50:.3f} / "
+        f"{registry_p95:.3f} ms p50 / p95",
+        f"{three:.2f} ms ({three / base:.2f}×)",
+        "within noise",
+    )
 
 
 def floor() -> None:
@@ -401,6 +444,8 @@ if __name__ == "__main__":
         agent()
     elif command == "search":
         search()
+    elif command == "lines":
+        lines_cost()
     else:
         queries_per_message()
         lookups()

@@ -952,6 +952,7 @@ def main() -> None:
     try:
         run.warm()
         run.inprocess()
+        run.inprocess("lines")
         run.floor()
         run.ack_latency()
         run.media_path()

@@ -32,6 +32,8 @@ CUSTOMER_TTL = 15 * 60
 # A room's status changes often (bot -> queued -> assigned -> closed); every change flushes, and
 # the message write re-checks the status, so 5 min only bounds how long a dead entry lingers.
 ACTIVE_ROOM_TTL = 5 * 60
+# The registered business numbers: read on every webhook POST, flushed on every change.
+LINES_TTL = 5 * 60
 # Per-room figures for operators: a little staleness is fine, a query per page view is not.
 ROOM_METRICS_TTL = 30
 # ADR-012 keeps a Watson session id for 1 h, but never past the assistant's own inactivity
@@ -52,6 +54,7 @@ class Family(StrEnum):
     ACTIVE_ROOM = "active_room"
     WATSON_SESSION = "watson_session"
     ROOM_METRICS = "room_metrics"
+    LINES = "lines"
 
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9._+-]{1,100}$")
@@ -76,10 +79,18 @@ def customer_cache_key(*, provider: str, uid: str) -> str:
     return _key(Family.CUSTOMER, provider, uid)
 
 
-def active_room_cache_key(*, provider: str, uid: str) -> str:
+def active_room_cache_key(*, provider: str, uid: str, line: str = "") -> str:
     # Keyed by the customer's provider and uid rather than their row id, so the webhook fetches
-    # the customer and their room in one round trip.
+    # the customer and their room in one round trip; and by the business number written to
+    # (Room.line; the main one's key has none, as before there were several).
+    if line:
+        return _key(Family.ACTIVE_ROOM, provider, uid, line)
     return _key(Family.ACTIVE_ROOM, provider, uid)
+
+
+def lines_cache_key() -> str:
+    """The business numbers operators registered (rooms.WhatsAppNumber), as one entry."""
+    return _key(Family.LINES)
 
 
 def watson_session_cache_key(*, room_id: int) -> str:
@@ -116,8 +127,12 @@ def flush_customer(*, provider: str, uid: str) -> None:
     cache.delete(customer_cache_key(provider=provider, uid=uid))
 
 
-def flush_active_room(*, provider: str, uid: str) -> None:
-    cache.delete(active_room_cache_key(provider=provider, uid=uid))
+def flush_active_room(*, provider: str, uid: str, line: str = "") -> None:
+    cache.delete(active_room_cache_key(provider=provider, uid=uid, line=line))
+
+
+def flush_lines() -> None:
+    cache.delete(lines_cache_key())
 
 
 def flush_watson_session(*, room_id: int) -> None:

@@ -1,4 +1,5 @@
 import datetime as dt
+import os
 from typing import Any
 
 from django.contrib import admin, messages
@@ -29,6 +30,7 @@ from rooms.models import (
     RoomNote,
     Survey,
     UnusableItem,
+    WhatsAppNumber,
 )
 
 
@@ -239,6 +241,56 @@ class SurveyAdmin(ReadOnlyAdmin):
     )
 
 
+@admin.register(WhatsAppNumber)
+class WhatsAppNumberAdmin(admin.ModelAdmin):
+    """The business's WhatsApp numbers besides the main one (WHATSAPP_PHONE_NUMBER_ID, always
+    served): each answered from itself, with its area and assistant. Tokens and secrets stay in
+    the environment; this page only says whether this process has them."""
+
+    list_display = [
+        "name",
+        "phone_number_id",
+        "display_number",
+        "area",
+        "assistant",
+        "credentials",
+        "active",
+    ]
+    list_filter = ["active", "area"]
+    search_fields = ["name", "phone_number_id", "display_number"]
+    readonly_fields = ["credentials"]
+    fields = [
+        "name",
+        "phone_number_id",
+        "display_number",
+        "token_env",
+        "app_secret_env",
+        "credentials",
+        "area",
+        "watson_assistant_id",
+        "watson_environment_id",
+        "active",
+    ]
+
+    @admin.display(description="assistant")
+    def assistant(self, number: WhatsAppNumber) -> str:
+        return number.watson_assistant_id or "(WATSON_ASSISTANT_ID)"
+
+    @admin.display(description="credentials in this process")
+    def credentials(self, number: WhatsAppNumber) -> str:
+        missing = [
+            name
+            for name in (number.token_env, number.app_secret_env)
+            if name and not os.environ.get(name)
+        ]
+        if not number.pk:
+            return "—"
+        return f"missing: {', '.join(missing)}" if missing else "both set"
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # rooms remember the number; switch it off instead
+
+
 @admin.register(Area)
 class AreaAdmin(admin.ModelAdmin):
     """The teams: who works each, and what waits in each."""
@@ -298,7 +350,7 @@ class RoomAdmin(admin.ModelAdmin):
         "closed_at",
         "duration",
     ]
-    list_filter = ["status", "area", "opened_at"]
+    list_filter = ["status", "area", "line", "opened_at"]
     search_fields = ["customer__uid", "customer__wa_id", "customer__name"]
     list_select_related = ["customer", "agent"]
     readonly_fields = [

@@ -2,7 +2,8 @@
 
 A room enters the area Watson names in its `connect_to_agent`:
 `transfer_info.target.chatbridge.area`, the area's code or its name (case ignored); a hand-off
-naming none, or one chatbridge does not have, enters the default area. An agent works the areas
+naming none, or one chatbridge does not have, enters the area of the business number the
+customer wrote to (rooms.WhatsAppNumber.area), else the default area. An agent works the areas
 operators put them in, and the default area when they are in none, so an installation that
 defines no areas has one queue, as before. A room with no area (made before areas existed) is
 the default area's.
@@ -48,14 +49,19 @@ def area_named(transfer_info: dict[str, Any] | None) -> str:
     return named.strip()[:100] if isinstance(named, str) else ""
 
 
-def area_for_handoff(transfer_info: dict[str, Any] | None) -> Area:
-    """The area a hand-off enters (see the module's docstring)."""
+def area_for_handoff(
+    transfer_info: dict[str, Any] | None, *, default_id: int | None = None
+) -> Area:
+    """The area a hand-off enters (see the module's docstring); `default_id` is the area of the
+    business number the customer wrote to (rooms/lines.py), if it has one, before the default."""
     named = area_named(transfer_info)
     if named:
         area = Area.objects.filter(Q(code__iexact=named) | Q(name__iexact=named)).first()
         if area is not None:
             return area
         logger.warning("hand-off names area %r, which does not exist: default area", named)
+    if default_id is not None and (line_area := Area.objects.filter(pk=default_id).first()):
+        return line_area
     return area_default()
 
 

@@ -183,6 +183,7 @@ def room_data(room: Room) -> dict[str, Any]:
         "customer": {"name": room.customer.name, "number": customer_number(room.customer.uid)},
         "agent": room.agent_id,
         "area": room.area_id,  # none: the default area's (snapshot["default_area"])
+        "line": room.line,  # the business number written to: snapshot["lines"] names it
         "handoff_note": room.handoff_note,
         "opened_at": room.opened_at.isoformat(),
         "queued_at": room.queued_at.isoformat() if room.queued_at else None,

@@ -2,10 +2,14 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from users.models import Customer
+
+# An environment variable's name, as a WhatsAppNumber names its token's and secret's.
+ENV_NAME = RegexValidator(r"^[A-Z_][A-Z0-9_]{0,99}$", "An environment variable: A-Z, 0-9 and _.")
 
 
 class Area(models.Model):
@@ -33,6 +37,59 @@ class Area(models.Model):
                 fields=["is_default"], condition=Q(is_default=True), name="area_one_default"
             ),
         ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WhatsAppNumber(models.Model):
+    """A WhatsApp number the business answers on besides (or as well as) the main one in
+    WHATSAPP_PHONE_NUMBER_ID: a line of its own (cards, mortgages, employees), with its default
+    area and Watson assistant. Its access token and app secret are read from the environment
+    variables it names: never stored here."""
+
+    phone_number_id = models.CharField(
+        "phone number ID",
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(r"^[0-9]{1,64}$", "Meta's phone number ID: digits only.")],
+        help_text="As in Meta's WhatsApp Manager (API Setup), e.g. 106540352242922",
+    )
+    name = models.CharField(max_length=100, unique=True, help_text="What agents see, e.g. Tarjetas")
+    display_number = models.CharField(max_length=32, blank=True, help_text="e.g. +57 601 555 0100")
+    token_env = models.CharField(
+        "access token variable",
+        max_length=100,
+        validators=[ENV_NAME],
+        help_text="The environment variable holding this number's access token",
+    )
+    app_secret_env = models.CharField(
+        "app secret variable",
+        max_length=100,
+        validators=[ENV_NAME],
+        help_text="The environment variable holding the app secret that signs its webhooks",
+    )
+    area = models.ForeignKey(
+        "Area",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Where its hand-offs go when Watson names no area (empty: the default area)",
+    )
+    watson_assistant_id = models.CharField(
+        max_length=100, blank=True, help_text="Empty: WATSON_ASSISTANT_ID"
+    )
+    watson_environment_id = models.CharField(
+        max_length=100, blank=True, help_text="Empty: WATSON_ENVIRONMENT_ID"
+    )
+    active = models.BooleanField(
+        default=True, help_text="Off: its messages are kept and flagged, never answered"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "WhatsApp number"
 
     def __str__(self) -> str:
         return self.name
@@ -210,6 +267,9 @@ class Room(models.Model):
     area = models.ForeignKey(
         Area, on_delete=models.PROTECT, null=True, blank=True, related_name="rooms"
     )
+    # The business number the customer wrote to (its phone_number_id; "" for the main one,
+    # WHATSAPP_PHONE_NUMBER_ID, and for Twilio): replies go out from it.
+    line = models.CharField(max_length=64, blank=True, default="")
     # What the assistant told the human agent when it handed the room off.
     handoff_note = models.TextField(blank=True)
     opened_at = models.DateTimeField(auto_now_add=True)
@@ -239,9 +299,9 @@ class Room(models.Model):
         constraints = [
             # The original system's duplicated rooms: the database decides, not a lookup.
             models.UniqueConstraint(
-                fields=["customer"],
+                fields=["customer", "line"],
                 condition=~Q(status="closed"),
-                name="room_one_open_per_customer",
+                name="room_one_open_per_customer_line",
             ),
         ]
         indexes = [

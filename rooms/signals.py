@@ -11,9 +11,9 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import Signal, receiver
 
-from chatbridge.cache import flush_active_room, flush_room_metrics
+from chatbridge.cache import flush_active_room, flush_lines, flush_room_metrics
 from rooms import realtime
-from rooms.models import Area, Room
+from rooms.models import Area, Room, WhatsAppNumber
 from rooms.providers.twilio import twilio_client
 from rooms.whatsapp.client import whatsapp_client
 from users.models import Customer
@@ -26,13 +26,20 @@ def room_flush(sender: type, instance: Room, **kwargs: object) -> None:
         provider, uid = instance.customer.provider, instance.customer.uid
     else:
         provider, uid = Customer.objects.values_list("provider", "uid").get(pk=instance.customer_id)
-    room_id = instance.pk
+    room_id, line = instance.pk, instance.line
 
     def flush() -> None:
-        flush_active_room(provider=provider, uid=uid)
+        flush_active_room(provider=provider, uid=uid, line=line)
         flush_room_metrics(room_id=room_id)
 
     transaction.on_commit(flush)
+
+
+@receiver(post_save, sender=WhatsAppNumber)
+@receiver(post_delete, sender=WhatsAppNumber)
+def lines_flush(sender: type, instance: WhatsAppNumber, **kwargs: object) -> None:
+    """A number registered, changed or switched off: every process reads the registry again."""
+    transaction.on_commit(flush_lines)
 
 
 @receiver(setting_changed)

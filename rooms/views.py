@@ -28,6 +28,7 @@ from rooms.desk.services import agent_file_send
 from rooms.errors import ActionError
 from rooms.events import message_data
 from rooms.inbound.services import NotificationResult, notification_handle
+from rooms.lines import lines
 from rooms.media.services import accepted_types
 from rooms.models import Message, Room
 from rooms.providers import provider_for
@@ -81,12 +82,15 @@ def _notification_receive(
 ) -> NotificationResult | HttpResponse:
     """Verify, parse and store one provider's POST; the refusal to answer with, if any."""
     try:
-        notification = _notification_read(request, provider)
-    except WebhookError as error:
-        logger.info("%s webhook refused (%s): %s", provider.name, error.status, error.message)
-        return JsonResponse({"error": error.message}, status=error.status)
-    try:
-        return notification_handle(notification=notification)
+        # Meta's business numbers: each signs with its app's secret, and is answered from itself.
+        served = lines() if provider.name == Customer.Provider.WHATSAPP else None
+        secrets = sorted({line.app_secret for line in served.values()}) if served else []
+        try:
+            notification, signed_with = _notification_read(request, provider, secrets)
+        except WebhookError as error:
+            logger.info("%s webhook refused (%s): %s", provider.name, error.status, error.message)
+            return JsonResponse({"error": error.message}, status=error.status)
+        return notification_handle(notification=notification, lines=served, signed_with=signed_with)
     except (OperationalError, InterfaceError) as error:
         # PostgreSQL unreachable: refuse, so the provider delivers again later. What was
         # committed before the failure is recognised as a duplicate on redelivery.
@@ -99,8 +103,11 @@ def _notification_receive(
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
 
 
-def _notification_read(request: HttpRequest, provider: Provider) -> Notification:
-    """The provider's POST, verified and parsed; WebhookError with the status to refuse it."""
+def _notification_read(
+    request: HttpRequest, provider: Provider, app_secrets: list[str]
+) -> tuple[Notification, str]:
+    """The provider's POST, verified and parsed, and the secret that signed it; WebhookError
+    with the status to refuse it."""
     try:
         declared = int(request.headers.get("Content-Length") or 0)
     except ValueError as error:
@@ -109,8 +116,8 @@ def _notification_read(request: HttpRequest, provider: Provider) -> Notification
         raise WebhookError(413, "body too large")
     try:
         with timed(WEBHOOK_STAGE, "verify"):
-            provider.verify(request)
-            return provider.parse(request)
+            signed_with = provider.verify(request, app_secrets=app_secrets)
+            return provider.parse(request), signed_with
     except RequestDataTooBig as error:
         raise WebhookError(413, "body too large") from error
 

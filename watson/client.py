@@ -115,10 +115,16 @@ def sanitize_input(text: str) -> str:
 
 
 @cache
-def watson_client() -> WatsonClient:
+def watson_client(assistant: tuple[str, str] | None = None) -> WatsonClient:
+    """The client of one assistant: (assistant id, environment id), WATSON_ASSISTANT_ID's and
+    WATSON_ENVIRONMENT_ID's when None (a business number may have its own: rooms/lines.py)."""
+    assistant_id, environment_id = assistant or (
+        settings.WATSON_ASSISTANT_ID,
+        settings.WATSON_ENVIRONMENT_ID,
+    )
     return WatsonClient(
-        assistant_id=settings.WATSON_ASSISTANT_ID,
-        environment_id=settings.WATSON_ENVIRONMENT_ID,
+        assistant_id=assistant_id,
+        environment_id=environment_id,
         version=settings.WATSON_VERSION,
         timeout=settings.WATSON_TIMEOUT,
         allow_no_auth=settings.DEBUG,

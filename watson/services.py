@@ -23,13 +23,21 @@ logger = logging.getLogger("chatbridge.watson")
 EXPIRY_MARGIN = dt.timedelta(seconds=30)
 
 
-def watson_reply(*, room_id: int, text: str, user_id: str, touch: bool = True) -> dict[str, Any]:
+def watson_reply(
+    *,
+    room_id: int,
+    text: str,
+    user_id: str,
+    touch: bool = True,
+    assistant: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """The assistant's `output` for one customer message. An expired session is replaced and the
     message sent once more; any other failure raises (a VendorError). `touch=False`: the caller
-    moves the session's expiry itself (with its own statements)."""
-    client = watson_client()
+    moves the session's expiry itself (with its own statements). `assistant`: the (assistant,
+    environment) ids of the room's business number, if not WATSON_ASSISTANT_ID's."""
+    client = watson_client(assistant)
     with timed(TURN_STAGE, "cache"):
-        session_id = watson_session_get_or_create(room_id=room_id)
+        session_id = watson_session_get_or_create(room_id=room_id, assistant=assistant)
     try:
         with timed(TURN_STAGE, "watson"):
             try:
@@ -37,7 +45,7 @@ def watson_reply(*, room_id: int, text: str, user_id: str, touch: bool = True) -
             except WatsonSessionExpired:
                 WATSON_CALLS.labels(result="expired").inc()
                 logger.info("watson session of room %s expired; replacing it", room_id)
-                session_id = watson_session_replace(room_id=room_id)
+                session_id = watson_session_replace(room_id=room_id, assistant=assistant)
                 output = client.message_send(session_id=session_id, text=text, user_id=user_id)
     except Exception:
         WATSON_CALLS.labels(result="error").inc()
@@ -48,7 +56,7 @@ def watson_reply(*, room_id: int, text: str, user_id: str, touch: bool = True) -
     return output
 
 
-def watson_session_get_or_create(*, room_id: int) -> str:
+def watson_session_get_or_create(*, room_id: int, assistant: tuple[str, str] | None = None) -> str:
     now = timezone.now()
     key = watson_session_cache_key(room_id=room_id)
     cached = cache_get(key)
@@ -56,14 +64,14 @@ def watson_session_get_or_create(*, room_id: int) -> str:
         return str(cached["session_id"])
     session = WatsonSession.objects.filter(room_id=room_id).first()
     if session is None or session.expires_at <= now + EXPIRY_MARGIN:
-        return watson_session_replace(room_id=room_id)
+        return watson_session_replace(room_id=room_id, assistant=assistant)
     _cache(session)
     return session.session_id
 
 
-def watson_session_replace(*, room_id: int) -> str:
+def watson_session_replace(*, room_id: int, assistant: tuple[str, str] | None = None) -> str:
     """Create a session at Watson and make it the room's (one row per room, updated in place)."""
-    session_id = watson_client().session_create()
+    session_id = watson_client(assistant).session_create()
     now = timezone.now()
     session, _ = WatsonSession.objects.update_or_create(
         room_id=room_id,

@@ -222,6 +222,8 @@ class FakeWhatsApp(FakeServer):
     def _reset_state(self) -> None:
         self.sent: list[JSONDict] = []
         self.read_receipts: list[JSONDict] = []
+        # Other business numbers and their tokens (number_add): each sends with its own.
+        self.number_tokens: dict[str, str] = {}
         self.status_webhook = self.default_status_webhook
         self.templates = set(self.default_templates)
         # Media by id: what customers sent (media_add) and what the business uploaded.
@@ -360,9 +362,19 @@ class FakeWhatsApp(FakeServer):
 
     # -- vendor API ----------------------------------------------------------------------
 
+    def number_add(self, phone_number_id: str, token: str) -> None:
+        """Another business number of the account, sending with its own token."""
+        self.number_tokens[phone_number_id] = token
+
     def handle_vendor(self, request: Request) -> Response:
         authorization = request.headers.get("authorization")
-        if self.token is not None and authorization != f"Bearer {self.token}":
+        number = _parse_path(request.path) or _parse_path(request.path, "media")
+        if number in self.number_tokens:
+            if authorization != f"Bearer {self.number_tokens[number]}":
+                return Response(401, UNAUTHORIZED)
+        elif self.token is not None and authorization not in {
+            f"Bearer {token}" for token in (self.token, *self.number_tokens.values())
+        }:
             return Response(401, UNAUTHORIZED)
         if request.path.startswith("/_media/") and request.method == "GET":
             return self._media_download(request.path.removeprefix("/_media/"))

@@ -66,7 +66,7 @@ def turns_resume(*, older_than_seconds: float) -> ResumeResult:
             ).update(handled_at=timezone.now())
             continue
         logger.warning("resuming the turn of room %s (message %s)", room_id, message.pk)
-        target = turn_target(CustomerRef.of(message.room.customer))
+        target = turn_target(CustomerRef.of(message.room.customer), message.room.line)
         # A closed room's unanswered message is its survey's answer (rooms/bot/survey.py).
         turn = survey_turn if message.room.status == Room.Status.CLOSED else room_turn
         turn.enqueue(room_id=room_id, message_id=message.pk, target=target)
@@ -83,14 +83,18 @@ def _unsent_resend(*, cutoff: dt.datetime) -> int:
     )
     count = 0
     for candidate in unsent.order_by("id"):
-        message = outbound_take(message_id=candidate.pk, provider=candidate.room.customer.provider)
+        message = outbound_take(
+            message_id=candidate.pk,
+            provider=candidate.room.customer.provider,
+            line=candidate.room.line,
+        )
         if message is None:
             continue  # someone else holds it, it settled meanwhile, or it was given up
         logger.warning(
             "sending message %s left unsent (send %d)", message.pk, message.send_attempts
         )
         room = candidate.room
-        target = TurnTarget(**turn_target(CustomerRef.of(room.customer)))
+        target = TurnTarget(**turn_target(CustomerRef.of(room.customer), room.line))
         in_agents_room = room.status in Room.WITH_AGENTS
         outbound_deliver(message, target, in_agents_room=in_agents_room)
         count += 1

@@ -37,6 +37,7 @@ from rooms.conversation.survey import (
 from rooms.delivery.services import TurnTarget, outbound_deliver, send_lease_until, turn_target
 from rooms.desk.alerts import alert_low_score
 from rooms.events import message_data, room_event_record
+from rooms.lines import line_sender
 from rooms.models import Message, Room, Survey
 from rooms.providers import provider_for
 from rooms.whatsapp.webhook import interactive_reply_id
@@ -77,7 +78,8 @@ def survey_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> Mov
         ROOM_TURN, room_id, then=unanswered_read(room_id=room_id, up_to=message_id)
     ) as rows:
         if rows and settings.WHATSAPP_READ_MARKS and rows[-1][3]:
-            provider_for(target.provider).mark_read(rows[-1][3], typing=False)
+            sender = line_sender(target.line)
+            provider_for(target.provider).mark_read(rows[-1][3], typing=False, sender=sender)
         for pk, kind, text, _ in rows:
             sent = _answer(room_id=room_id, message_id=pk, kind=kind, text=text)
             if isinstance(sent, Moved) or sent is None:
@@ -197,14 +199,15 @@ def _to_new_room(*, room_id: int, from_message: int, now: dt.datetime) -> Moved 
     them, so none arrives in the survey's room after this."""
     customer_id = Room.objects.values_list("customer_id", flat=True).get(pk=room_id)
     lock_for_transaction(CUSTOMER_STORE, customer_id)
+    line = Room.objects.values_list("line", flat=True).get(pk=room_id)
     room = (
         Room.objects.select_for_update(of=("self",))
-        .filter(customer_id=customer_id)
+        .filter(customer_id=customer_id, line=line)
         .exclude(status=Room.Status.CLOSED)
         .first()
     )
     if room is None:
-        room = Room.objects.create(customer_id=customer_id, last_activity_at=now)
+        room = Room.objects.create(customer_id=customer_id, line=line, last_activity_at=now)
     customer = CustomerRef.of(Customer.objects.get(pk=customer_id))
     moved = Message.objects.filter(
         room_id=room_id, direction=Message.Direction.INBOUND, id__gte=from_message
@@ -214,7 +217,7 @@ def _to_new_room(*, room_id: int, from_message: int, now: dt.datetime) -> Moved 
     Room.objects.filter(pk=room.pk).update(last_activity_at=now, last_customer_at=now)
     logger.info("room %s: messages after the survey went to room %s", room_id, room.pk)
     if last is not None and room.status == Room.Status.BOT:
-        return Moved(room_id=room.pk, message_id=last, target=turn_target(customer))
+        return Moved(room_id=room.pk, message_id=last, target=turn_target(customer, line))
     # The agents' room (opened meanwhile): theirs to answer, seen live.
     for message in Message.objects.filter(room_id=room.pk, id__gte=from_message, handled_at=None):
         Message.objects.filter(pk=message.pk).update(handled_at=now)

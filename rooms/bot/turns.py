@@ -38,6 +38,7 @@ from rooms.bot.statements import reply_store, unanswered_read
 from rooms.conversation.services import outside_business_hours, room_queue, room_queue_locked
 from rooms.delivery.services import SendOutcome, TurnTarget, outbound_deliver, send_lease_until
 from rooms.desk.selectors import free_agent_exists
+from rooms.lines import line_area_id, line_of, line_sender
 from rooms.models import Message, Room
 from rooms.providers import provider_for
 from rooms.whatsapp.webhook import interactive_reply_id
@@ -85,7 +86,9 @@ def _read_mark(messages: list[Inbound], target: TurnTarget) -> None:
     to_watson = last.type in _TEXT_TYPES and bool(last.text.strip())
     typing = settings.WHATSAPP_TYPING_INDICATOR and to_watson
     with timed(TURN_STAGE, "read_mark"):
-        provider_for(target.provider).mark_read(last.wa_message_id, typing=typing)
+        provider_for(target.provider).mark_read(
+            last.wa_message_id, typing=typing, sender=line_sender(target.line)
+        )
 
 
 def _handoff_drafts(text: str) -> list[Draft]:
@@ -112,6 +115,8 @@ def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
             text=_watson_input(room_id, message),
             user_id=target.watson_user_id,
             touch=False,
+            # Each business number may have its own assistant (rooms/lines.py).
+            assistant=line_of(target.line).assistant if target.line else None,
         )
     except VendorError as error:
         logger.warning("watson failed for room %s: %s", room_id, error)
@@ -119,7 +124,7 @@ def _answer(*, room_id: int, message: Inbound, target: TurnTarget) -> bool:
         return _reply(room_id, message, target, apology, note=f"El asistente falló: {error}")
     reply = replies_from_watson(output)
     if reply.handoff is not None:
-        reply.drafts.extend(_handoff_drafts(_handoff_text(reply.handoff)))
+        reply.drafts.extend(_handoff_drafts(_handoff_text(reply.handoff, target.line)))
         note = reply.handoff.note or "El asistente transfirió la conversación."
         return _reply(
             room_id,
@@ -174,9 +179,10 @@ def _watson_input(room_id: int, message: Inbound) -> str:
     return message.text
 
 
-def _handoff_text(handoff: Handoff) -> str:
+def _handoff_text(handoff: Handoff, line: str) -> str:
     # Someone free in the area the room is going to, not anywhere.
-    if free_agent_exists(area_id=area_for_handoff(handoff.transfer_info).pk):
+    area = area_for_handoff(handoff.transfer_info, default_id=line_area_id(line))
+    if free_agent_exists(area_id=area.pk):
         return handoff.available_text or settings.HANDOFF_MESSAGE
     return handoff.unavailable_text or handoff.available_text or settings.HANDOFF_MESSAGE
 

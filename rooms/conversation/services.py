@@ -18,6 +18,7 @@ from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.desk.assignment import assignment_run
 from rooms.errors import ActionError
 from rooms.events import queue_changed_on_commit, room_event_record
+from rooms.lines import line_area_id
 from rooms.models import ClosureReason, Message, Room
 from rooms.whatsapp.client import text_body
 
@@ -45,7 +46,7 @@ def room_queue_locked(
     room.queued_at = timezone.now()
     room.handoff_note = note[:2000]
     room.transfer_info = transfer_info or {}
-    room.area = area_for_handoff(room.transfer_info)
+    room.area = area_for_handoff(room.transfer_info, default_id=line_area_id(room.line))
     room.save(update_fields=["status", "queued_at", "handoff_note", "transfer_info", "area"])
     room_event_record(
         room_id=room.pk, kind="room.queued", data={"note": room.handoff_note, "area": room.area_id}
@@ -172,5 +173,5 @@ def _system_message_send(*, room: Room, text: str) -> Message:
         payload=text_body(text),
         status=Message.Status.PENDING,
     )
-    message_deliver_on_commit(message, room.customer)
+    message_deliver_on_commit(message, room)
     return message

@@ -85,7 +85,7 @@ def survey_start_locked(*, room: Room, now: dt.datetime, opening: str = "") -> S
 def survey_message_send(*, room: Room, body: dict[str, Any]) -> Message:
     """A survey message (a question, or the thanks) stored and sent once the caller commits."""
     message = Message.objects.create(**survey_message_fields(room.pk, body))
-    message_deliver_on_commit(message, room.customer)
+    message_deliver_on_commit(message, room)
     return message
 
 

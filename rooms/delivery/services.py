@@ -16,6 +16,7 @@ from chatbridge.http import VendorConnectionLost, VendorError, VendorTimeout
 from chatbridge.metrics import TURN_STAGE, WHATSAPP_SENDS, timed
 from rooms.delivery.statements import outbound_sent_update
 from rooms.events import room_event_record
+from rooms.lines import line_sender
 from rooms.models import Message, Room
 from rooms.providers import provider_for
 from rooms.whatsapp.client import media_id_body, whatsapp_client
@@ -35,11 +36,15 @@ class TurnTarget:
     wa_id: str
     user_id: str
     watson_user_id: str
+    # The business number it goes out from (Room.line: "" for the main one).
+    line: str = ""
 
 
-def turn_target(customer: CustomerRef) -> dict[str, str]:
-    """Who a turn or a send answers, as plain JSON for the task row."""
+def turn_target(customer: CustomerRef, line: str = "") -> dict[str, str]:
+    """Who a turn or a send answers, and from which business number, as plain JSON for the task
+    row."""
     return {
+        "line": line,
         "provider": customer.provider,
         "uid": customer.uid,
         "wa_id": customer.wa_id,
@@ -86,16 +91,16 @@ def sends_takeable(*, pending_before: dt.datetime | None = None) -> Q:
     return Q(direction=Message.Direction.OUTBOUND) & (pending | lapsed)
 
 
-def outbound_take(*, message_id: int, provider: str) -> Message | None:
+def outbound_take(*, message_id: int, provider: str, line: str = "") -> Message | None:
     """Take the send of a stored message (outbound_claim), once its file, if it has one, is
     uploaded: the upload is not the send (repeating it costs an unused media id, never a second
     message), so it runs before the claim, outside the send's lease."""
-    if not outbound_upload(message_id=message_id, provider=provider):
+    if not outbound_upload(message_id=message_id, provider=provider, line=line):
         return None
     return outbound_claim(message_id=message_id)
 
 
-def outbound_upload(*, message_id: int, provider: str) -> bool:
+def outbound_upload(*, message_id: int, provider: str, line: str = "") -> bool:
     """An agent's file still to upload: uploaded to WhatsApp and its body (by media id) kept, so
     every send of it, a resend after a crash too, sends the same upload. False if the upload
     failed (the message is failed, with WhatsApp's code)."""
@@ -118,7 +123,7 @@ def outbound_upload(*, message_id: int, provider: str) -> bool:
     try:
         with message.file.open("rb") as stored:
             content = stored.read()
-        media_id = whatsapp_client().media_upload(
+        media_id = whatsapp_client(line_sender(line)).media_upload(
             content, mime_type=message.mime_type, filename=message.file_name
         )
     except VendorError as error:
@@ -178,6 +183,7 @@ def outbound_deliver(
                 recipient_user_id=target.user_id,
                 body=message.payload,
                 reference=send_reference(message.pk),
+                sender=line_sender(target.line),
             )
     except (VendorTimeout, VendorConnectionLost) as error:
         # WhatsApp may have taken it: not sent again now (README, "Delivery").

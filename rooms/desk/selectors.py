@@ -33,6 +33,7 @@ from rooms.events import (
     room_detail,
     templates_data,
 )
+from rooms.lines import lines
 from rooms.models import Area, ClosureReason, Message, Room, RoomEvent
 from users.models import AgentProfile
 from users.selectors import AGENTS_GROUP, SUPERVISORS_GROUP, display_name
@@ -216,6 +217,8 @@ def agent_snapshot(*, user: Any) -> dict[str, Any]:
         "queue": queue_data(area_ids=queue_areas),
         "areas": areas_data(user.pk),
         "default_area": area_default().pk,
+        # The registered business numbers' names, by Room.line (the main number has none).
+        "lines": {line.key: line.name for line in lines().values() if line.name},
         "rooms": [room_detail(room) for room in rooms],
         "agents": [vars(agent) for agent in agents_list()],
         # Each with its area (none: every area's); the console offers a room its area's.

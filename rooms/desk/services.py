@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.errors import ActionError
 from rooms.events import CUSTOMER_WINDOW, message_data, note_data, room_event_record
+from rooms.lines import line_sender
 from rooms.media.services import media_limit, storage_name
 from rooms.models import Message, MessageTemplate, Room, RoomNote
 from rooms.providers import provider_for
@@ -55,13 +56,15 @@ def customer_read_mark(*, room_id: int, agent_id: int, marked: str | None = None
             wa_message_id__isnull=False,
         )
         .order_by("-id")
-        .values_list("wa_message_id", "room__customer__provider")
+        .values_list("wa_message_id", "room__customer__provider", "room__line")
         .first()
     )
-    wa_message_id, provider = latest or (None, "")
+    wa_message_id, provider, line = latest or (None, "", "")
     if wa_message_id is None or wa_message_id == marked:
         return marked
-    provider_for(provider).mark_read(wa_message_id, typing=settings.WHATSAPP_TYPING_INDICATOR)
+    provider_for(provider).mark_read(
+        wa_message_id, typing=settings.WHATSAPP_TYPING_INDICATOR, sender=line_sender(line)
+    )
     return wa_message_id
 
 
@@ -172,7 +175,7 @@ def _agent_outbound(room: Room, agent: User, **fields: Any) -> Message:
     room_event_record(
         room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
     )
-    message_deliver_on_commit(message, room.customer)
+    message_deliver_on_commit(message, room)
     return message
 
 

@@ -27,20 +27,25 @@ class RoomRef:
         return asdict(self)
 
 
-def inbound_route_get(*, provider: str, uid: str) -> tuple[CustomerRef | None, RoomRef | None]:
-    """The customer and their open room from the cache, in one round trip; None for a miss."""
+def inbound_route_get(
+    *, provider: str, uid: str, line: str = ""
+) -> tuple[CustomerRef | None, RoomRef | None]:
+    """The customer and their open room on `line` from the cache, in one round trip; None for
+    a miss."""
     customer_key = customer_cache_key(provider=provider, uid=uid)
-    room_key = active_room_cache_key(provider=provider, uid=uid)
+    room_key = active_room_cache_key(provider=provider, uid=uid, line=line)
     values = cache_get_many([customer_key, room_key])
     customer = CustomerRef.from_cache(values[customer_key]) if customer_key in values else None
     room = RoomRef.from_cache(values[room_key]) if room_key in values else None
     return customer, room
 
 
-def inbound_route_read(*, provider: str, uid: str) -> tuple[CustomerRef | None, RoomRef | None]:
-    """On a cache miss: the customer and their open room from PostgreSQL in one read, without a
-    lock (the store checks the room under its lock, as it checks a cached one)."""
-    row = open_route_read(provider=provider, uid=uid)
+def inbound_route_read(
+    *, provider: str, uid: str, line: str = ""
+) -> tuple[CustomerRef | None, RoomRef | None]:
+    """On a cache miss: the customer and their open room on `line` from PostgreSQL in one read,
+    without a lock (the store checks the room under its lock, as it checks a cached one)."""
+    row = open_route_read(provider=provider, uid=uid, line=line)
     if row is None:
         return None, None
     customer_id, provider, uid, wa_id, user_id, name, public_id, room_id, room_status = row
@@ -56,17 +61,22 @@ def inbound_route_read(*, provider: str, uid: str) -> tuple[CustomerRef | None, 
     return customer, RoomRef(id=room_id, status=room_status) if room_id is not None else None
 
 
-def room_open_get(*, customer_id: int, lock: bool = False) -> Room | None:
-    rooms = Room.objects.filter(customer_id=customer_id).exclude(status=Room.Status.CLOSED)
+def room_open_get(*, customer_id: int, line: str = "", lock: bool = False) -> Room | None:
+    """The customer's open room on the business number `line` (one at most: a constraint)."""
+    rooms = Room.objects.filter(customer_id=customer_id, line=line).exclude(
+        status=Room.Status.CLOSED
+    )
     if lock:
         rooms = rooms.select_for_update()
     return rooms.first()
 
 
-def survey_room_get(*, customer_id: int) -> int | None:
-    """The closed room whose survey is asking this customer, if any (at most one: a
+def survey_room_get(*, customer_id: int, line: str = "") -> int | None:
+    """The closed room whose survey is asking this customer on `line`, if any (at most one: a
     constraint)."""
-    asking = Survey.objects.filter(customer_id=customer_id, status=Survey.Status.ASKING)
+    asking = Survey.objects.filter(
+        customer_id=customer_id, status=Survey.Status.ASKING, room__line=line
+    )
     return asking.values_list("room_id", flat=True).first()
 
 

@@ -38,6 +38,7 @@ from rooms.inbound.selectors import (
     survey_room_get,
 )
 from rooms.inbound.statements import message_insert, warm_store
+from rooms.lines import Line, line_key
 from rooms.media.tasks import media_fetch_soon
 from rooms.models import Message, MessageTemplate, Room, UnusableItem
 from rooms.whatsapp.webhook import (
@@ -69,12 +70,23 @@ class NotificationResult:
     skipped: int = 0  # items chatbridge could not use, kept as UnusableItem rows
 
 
-def notification_handle(*, notification: Notification) -> NotificationResult:
+def notification_handle(
+    *,
+    notification: Notification,
+    lines: dict[str, Line] | None = None,
+    signed_with: str = "",
+) -> NotificationResult:
     """Everything in one webhook POST; each message and status in its own transaction, the
-    unusable items in one statement of their own."""
+    unusable items in one statement of their own. With `lines` (Meta's: the business numbers
+    served, rooms/lines.py), a message to a number not served, or signed by another app than
+    its number's, is kept as an unusable item: stored and flagged, never answered."""
     stored = duplicates = statuses = 0
+    skipped = list(notification.skipped)
     for message in notification.messages:
-        if inbound_message_receive(message=message) is None:
+        refusal = _line_refusal(message, lines, signed_with) if lines is not None else ""
+        if refusal:
+            skipped.append(SkippedItem("message", refusal, message.payload, message.wa_message_id))
+        elif inbound_message_receive(message=message) is None:
             duplicates += 1
         else:
             stored += 1
@@ -82,7 +94,6 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
         statuses += status_update_apply(update=update)
     for template in notification.template_statuses:
         template_status_apply(update=template)
-    skipped = list(notification.skipped)
     for change in notification.changes:
         if not inbound_message_change(change=change):
             skipped.append(
@@ -98,6 +109,16 @@ def notification_handle(*, notification: Notification) -> NotificationResult:
     return NotificationResult(
         stored=stored, duplicates=duplicates, statuses=statuses, skipped=len(skipped)
     )
+
+
+def _line_refusal(message: InboundMessage, served: dict[str, Line], signed_with: str) -> str:
+    """Why a message may not be answered from the number it was sent to ("" if it may)."""
+    line = served.get(line_key(message.phone_number_id))
+    if line is None:
+        return f"sent to WhatsApp number {message.phone_number_id}, which chatbridge does not serve"
+    if not line.app_secret or line.app_secret != signed_with:
+        return f"sent to WhatsApp number {message.phone_number_id} but signed by another app"
+    return ""
 
 
 def template_status_apply(*, update: TemplateStatus) -> bool:
@@ -214,12 +235,14 @@ def _receive(message: InboundMessage) -> Message | None:
         # new number; the notice itself is stored in their room.
         customer_number_change(provider=provider, uid=message.uid, new_wa_id=message.changed_to)
         message = replace(message, uid=message.changed_to, wa_id=message.changed_to)
-    cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid)
+    # The business number written to: the customer's open room there (one per number).
+    line = line_key(message.phone_number_id)
+    cached_customer, cached_room = inbound_route_get(provider=provider, uid=message.uid, line=line)
     fast = one_round_trip_usable()
     read_customer, read_room = None, None
     if fast and cached_customer is None:
         # A miss (Redis down, entry expired): customer and open room in one read.
-        read_customer, read_room = inbound_route_read(provider=provider, uid=message.uid)
+        read_customer, read_room = inbound_route_read(provider=provider, uid=message.uid, line=line)
     customer = customer_get_or_create(
         provider=provider,
         uid=message.uid,
@@ -237,21 +260,21 @@ def _receive(message: InboundMessage) -> Message | None:
         # The cached room, or the open room read without a lock: either is only a hint, which
         # the one-round-trip store checks under the lock.
         if cached_room is None and cached_customer is not None:
-            opened = room_open_get(customer_id=customer.id)  # the entry went with a change
+            opened = room_open_get(customer_id=customer.id, line=line)  # went with a change
             read_room = RoomRef(id=opened.pk, status=opened.status) if opened else None
         hint = cached_room or read_room
         stored = _receive_in_open_room(
-            message=message, customer=customer, room=hint, fresh=fresh, started=started
+            message=message, customer=customer, room=hint, fresh=fresh, started=started, line=line
         )
         if stored is not None:
             if cached_room is None and hint is not None:
-                _room_cache_fill(customer, hint)
+                _room_cache_fill(customer, hint, line)
             return stored
         # No open room, one that no longer holds, or a redelivery: the general path.
     with transaction.atomic():
         # Orders this customer's messages across processes and makes room creation race-free.
         lock_for_transaction(CUSTOMER_STORE, customer.id)
-        room = _room_for_message(customer=customer, cached=cached_room)
+        room = _room_for_message(customer=customer, cached=cached_room, line=line)
         # A survey's answer (rooms/bot/survey.py) is read however late it comes.
         survey = room.status == Room.Status.CLOSED
         turn = _needs_turn(room, message) and (fresh or survey)
@@ -262,7 +285,9 @@ def _receive(message: InboundMessage) -> Message | None:
             logger.info("duplicate message %s ignored", message.wa_message_id)
             return None
         if stored.handled_at is None:
-            _turn_enqueue(room_id=room.id, message_id=stored.pk, customer=customer, survey=survey)
+            _turn_enqueue(
+                room_id=room.id, message_id=stored.pk, customer=customer, line=line, survey=survey
+            )
         elif _needs_turn(room, message):
             # Too old for the bot to answer as if it were now: a person follows it up.
             late = int((timezone.now() - message.timestamp).total_seconds() // 60)
@@ -288,13 +313,16 @@ def _receive_in_open_room(
     room: RoomRef | None,
     fresh: bool,
     started: float,
+    line: str,
 ) -> Message | None:
     """The common cases in one round trip (rooms/inbound/statements.py): a message the bot
     answers in its room, or a message to the agents' room. None: take the general path."""
     if room is None:
         return None  # a new conversation: the general path opens its room
     if fresh and _needs_turn(room, message):
-        return _receive_in_bot_room(message=message, customer=customer, room=room, started=started)
+        return _receive_in_bot_room(
+            message=message, customer=customer, room=room, started=started, line=line
+        )
     if room.status in Room.WITH_AGENTS:
         return _receive_in_agents_room(
             message=message, customer=customer, room=room, started=started
@@ -303,12 +331,12 @@ def _receive_in_open_room(
 
 
 def _receive_in_bot_room(
-    *, message: InboundMessage, customer: CustomerRef, room: RoomRef, started: float
+    *, message: InboundMessage, customer: CustomerRef, room: RoomRef, started: float, line: str
 ) -> Message | None:
     """The common case (a returning customer, the bot's room in the cache) in one round trip:
     rooms/inbound/statements.py. None if nothing was stored: the caller takes the general path."""
     database = settings.TASKS_BACKEND == "database"
-    target = turn_target(customer)
+    target = turn_target(customer, line)
     stored = _inbound_row(room.id, message, handled_at=None)
     result = warm_store(
         customer_id=customer.id,
@@ -399,7 +427,7 @@ def _needs_turn(room: RoomRef, message: InboundMessage) -> bool:
 _TURN_STATUSES = {Room.Status.BOT, Room.Status.CLOSED}
 
 
-def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomRef:
+def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None, line: str) -> RoomRef:
     now = timezone.now()
     if cached is not None:
         # The cached room is trusted only if the row still says so: this UPDATE is the check,
@@ -410,36 +438,38 @@ def _room_for_message(*, customer: CustomerRef, cached: RoomRef | None) -> RoomR
         if touched:
             return cached
         logger.info("cached room %s of %s was stale", cached.id, mask_uid(customer.uid))
-    room = room_open_get(customer_id=customer.id, lock=True)
-    if room is None and (surveyed := survey_room_get(customer_id=customer.id)) is not None:
+    room = room_open_get(customer_id=customer.id, line=line, lock=True)
+    surveyed = survey_room_get(customer_id=customer.id, line=line) if room is None else None
+    if surveyed is not None:
         # No open room, and their last one's survey is asking: this message is its answer.
         Room.objects.filter(pk=surveyed).update(last_customer_at=now)
         return RoomRef(id=surveyed, status=Room.Status.CLOSED)
     if room is None:
         room = Room.objects.create(
-            customer_id=customer.id, last_activity_at=now, last_customer_at=now
+            customer_id=customer.id, line=line, last_activity_at=now, last_customer_at=now
         )
     else:
         Room.objects.filter(pk=room.pk).update(last_activity_at=now, last_customer_at=now)
     ref = RoomRef(id=room.pk, status=room.status)
-    transaction.on_commit(lambda: _room_cache_fill(customer, ref))
+    transaction.on_commit(lambda: _room_cache_fill(customer, ref, line))
     return ref
 
 
-def _room_cache_fill(customer: CustomerRef, room: RoomRef) -> None:
-    key = active_room_cache_key(provider=customer.provider, uid=customer.uid)
+def _room_cache_fill(customer: CustomerRef, room: RoomRef, line: str) -> None:
+    key = active_room_cache_key(provider=customer.provider, uid=customer.uid, line=line)
     cache_set(key, room.to_cache(), ttl=ACTIVE_ROOM_TTL)
 
 
 def _turn_enqueue(
-    *, room_id: int, message_id: int, customer: CustomerRef, survey: bool = False
+    *, room_id: int, message_id: int, customer: CustomerRef, line: str, survey: bool = False
 ) -> None:
     turn = survey_turn if survey else room_turn
 
     def enqueue() -> None:
         started = time.perf_counter()
         try:
-            turn.enqueue(room_id=room_id, message_id=message_id, target=turn_target(customer))
+            target = turn_target(customer, line)
+            turn.enqueue(room_id=room_id, message_id=message_id, target=target)
         finally:
             # In immediate mode this is the whole turn, run after the commit.
             _enqueue_clock.seconds += time.perf_counter() - started

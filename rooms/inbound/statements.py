@@ -150,7 +150,7 @@ def message_insert(message: Message) -> Message | None:
     return message
 
 
-def open_route_read(*, provider: str, uid: str) -> tuple | None:
+def open_route_read(*, provider: str, uid: str, line: str = "") -> tuple | None:
     """The customer (id, provider, uid, wa_id, user_id, name, public_id) and their open room (id,
     status; None when there is none) in one read with no lock. The ORM twin is
     `open_route_read_orm` (two reads)."""
@@ -159,15 +159,16 @@ def open_route_read(*, provider: str, uid: str) -> tuple | None:
     )
     sql = (
         f"SELECT {columns} FROM {quote(Customer._meta.db_table)} c"
-        f" LEFT JOIN {quote(Room._meta.db_table)} r ON r.customer_id = c.id AND r.status <> %s"
+        f" LEFT JOIN {quote(Room._meta.db_table)} r"
+        " ON r.customer_id = c.id AND r.line = %s AND r.status <> %s"
         " WHERE c.provider = %s AND c.uid = %s ORDER BY r.id LIMIT 1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Room.Status.CLOSED.value, provider, uid])
+        cursor.execute(sql, [line, Room.Status.CLOSED.value, provider, uid])
         return cursor.fetchone()
 
 
-def open_route_read_orm(*, provider: str, uid: str) -> tuple | None:
+def open_route_read_orm(*, provider: str, uid: str, line: str = "") -> tuple | None:
     customer = (
         Customer.objects.filter(provider=provider, uid=uid)
         .values_list("id", "provider", "uid", "wa_id", "user_id", "profile_name", "public_id")
@@ -176,7 +177,7 @@ def open_route_read_orm(*, provider: str, uid: str) -> tuple | None:
     if customer is None:
         return None
     room = (
-        Room.objects.filter(customer_id=customer[0])
+        Room.objects.filter(customer_id=customer[0], line=line)
         .exclude(status=Room.Status.CLOSED)
         .order_by("id")
         .values_list("id", "status")

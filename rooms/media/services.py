@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from chatbridge.http import MediaTooLarge, VendorError
 from rooms.events import media_data, room_event_record
+from rooms.lines import line_sender
 from rooms.models import Message, Room
 from rooms.providers import provider_for
 from rooms.whatsapp.client import (
@@ -140,7 +141,8 @@ def _fetch(message: Message) -> FetchedMedia:
     limit = media_limit(kind)
     try:
         provider = provider_for(message.room.customer.provider)
-        return provider.media_fetch(message.media_id, max_bytes=limit)
+        sender = line_sender(message.room.line)
+        return provider.media_fetch(message.media_id, max_bytes=limit, sender=sender)
     except MediaTooLarge as error:
         raise MediaRefused(f"too large for a {kind} (over {limit // 1024} KB)") from error
 

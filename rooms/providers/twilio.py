@@ -13,6 +13,7 @@ import hmac
 import logging
 import re
 import time
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -29,7 +30,7 @@ from chatbridge.http import (
     vendor_errors,
     vendor_session,
 )
-from rooms.providers.base import FetchedMedia
+from rooms.providers.base import FetchedMedia, Sender
 from rooms.whatsapp.webhook import (
     InboundMessage,
     MediaRef,
@@ -378,7 +379,7 @@ def twilio_client() -> TwilioClient:
 class TwilioProvider:
     name = "twilio"
 
-    def verify(self, request: HttpRequest) -> None:
+    def verify(self, request: HttpRequest, *, app_secrets: Sequence[str] = ()) -> str:
         """Against the configured public URL, never the request's Host: behind the proxy that
         is an internal name Twilio never signed."""
         if not settings.TWILIO_AUTH_TOKEN:
@@ -393,6 +394,7 @@ class TwilioProvider:
             given=given,
         ):
             raise WebhookError(403, "signature does not match")
+        return settings.TWILIO_AUTH_TOKEN
 
     def parse(self, request: HttpRequest) -> Notification:
         if request.content_type != "application/x-www-form-urlencoded":
@@ -400,11 +402,24 @@ class TwilioProvider:
         form = storable(request.POST.dict())
         return notification_from_form(form, reference=request.GET.get("ref", ""))
 
-    def send(self, *, to: str, recipient_user_id: str, body: dict[str, Any], reference: str) -> str:
+    # One Twilio sender (TWILIO_WHATSAPP_FROM): `sender` names Meta numbers and is not used.
+    def send(
+        self,
+        *,
+        to: str,
+        recipient_user_id: str,
+        body: dict[str, Any],
+        reference: str,
+        sender: Sender | None = None,
+    ) -> str:
         return twilio_client().send(to=to, body=body, reference=reference)
 
-    def mark_read(self, provider_message_id: str, *, typing: bool) -> bool:
+    def mark_read(
+        self, provider_message_id: str, *, typing: bool, sender: Sender | None = None
+    ) -> bool:
         return False  # Twilio's WhatsApp has no read mark and no typing indicator
 
-    def media_fetch(self, ref: str, *, max_bytes: int) -> FetchedMedia:
+    def media_fetch(
+        self, ref: str, *, max_bytes: int, sender: Sender | None = None
+    ) -> FetchedMedia:
         return twilio_client().media_fetch(ref, max_bytes=max_bytes)

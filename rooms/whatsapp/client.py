@@ -4,7 +4,7 @@ import base64
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -332,12 +332,21 @@ def _answer(response: requests.Response) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Sender:
+    """A business number messages go out from: its phone number id and access token."""
+
+    phone_number_id: str
+    token: str = field(repr=False)
+
+
 @cache
-def whatsapp_client() -> WhatsAppClient:
+def whatsapp_client(sender: Sender | None = None) -> WhatsAppClient:
+    """The client of one business number (None: the main one, WHATSAPP_PHONE_NUMBER_ID)."""
     return WhatsAppClient(
         api_url=settings.WHATSAPP_API_URL,
-        token=settings.WHATSAPP_TOKEN,
-        phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
+        token=sender.token if sender else settings.WHATSAPP_TOKEN,
+        phone_number_id=sender.phone_number_id if sender else settings.WHATSAPP_PHONE_NUMBER_ID,
         timeout=settings.WHATSAPP_TIMEOUT,
         attempts=settings.WHATSAPP_SEND_ATTEMPTS,
         backoff=settings.WHATSAPP_RETRY_BACKOFF,

@@ -5,7 +5,8 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -50,6 +51,8 @@ class InboundMessage:
     provider: str = "whatsapp"
     # A reply quoting an earlier message (not a button tap): that message's WhatsApp id.
     quotes: str = ""
+    # The business number written to: its change's metadata.phone_number_id ("" when absent).
+    phone_number_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,21 +128,28 @@ class InboundWebhook:
     messages beside it are stored without a name.
     """
 
-    def __init__(self, *, body: bytes, signature: str | None, app_secret: str) -> None:
+    def __init__(self, *, body: bytes, signature: str | None, app_secrets: Sequence[str]) -> None:
         self.body = body
         self.signature = signature or ""
-        self.app_secret = app_secret
+        self.app_secrets = [secret for secret in app_secrets if secret]
 
-    def validate(self) -> None:
+    def validate(self) -> str:
+        """The app secret that signed the body (several numbers may belong to several apps);
+        WebhookError(401) if none did."""
         if not self.signature.startswith("sha256="):
             raise WebhookError(401, "missing X-Hub-Signature-256")
-        # Hash the raw bytes: Meta signs its own escaped JSON, not any re-serialisation of it.
-        expected = hmac.new(self.app_secret.encode(), self.body, hashlib.sha256).hexdigest()
         # As bytes: a header may carry any byte (Django reads headers as latin-1), and
         # compare_digest refuses str with non-ASCII characters.
         given = self.signature.removeprefix("sha256=").lower().encode("utf-8", "replace")
-        if not hmac.compare_digest(expected.encode(), given):
+        signed_with = ""
+        for secret in self.app_secrets:  # each compared, whichever matches: constant work
+            # Hash the raw bytes: Meta signs its own escaped JSON, not a re-serialisation of it.
+            expected = hmac.new(secret.encode(), self.body, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected.encode(), given):
+                signed_with = signed_with or secret
+        if not signed_with:
             raise WebhookError(401, "signature does not match")
+        return signed_with
 
     def parse(self) -> Notification:
         try:
@@ -176,13 +186,17 @@ def _read_change(change: Any, notification: Notification) -> None:
         notification.skipped.append(SkippedItem("change", str(error), change))
         return
     names = _contact_names(value)
+    metadata = value.get("metadata")
+    number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    number = number if isinstance(number, str) and len(number) <= 64 else ""
     for message in _items(value, "messages", change=change, notification=notification):
         try:
             message = _dict(message, "message")
             if _kind(message) in _CHANGE_TYPES:
                 notification.changes.append(_message_change(message))
             else:
-                notification.messages.append(_inbound_message(message, names))
+                inbound = _inbound_message(message, names)
+                notification.messages.append(replace(inbound, phone_number_id=number))
         except _UnusableError as error:
             notification.skipped.append(_skipped("message", error, message))
     for status in _items(value, "statuses", change=change, notification=notification):

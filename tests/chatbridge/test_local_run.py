@@ -22,6 +22,9 @@ def local_run(tmp_path):
         "WHATSAPP_API_URL": f"http://127.0.0.1:{whatsapp_port}/v23.0",
         "TWILIO_API_URL": f"http://127.0.0.1:{twilio_port}",
         "TWILIO_WEBHOOK_BASE_URL": f"http://127.0.0.1:{port}",
+        # As the Makefile's LOCAL_ENV: the demo's second WhatsApp number's credentials.
+        "WHATSAPP_TOKEN_DEMO_CARDS": "demo-cards-token",
+        "WHATSAPP_SECRET_DEMO_CARDS": "demo-cards-secret",
     }
     process = AppProcess(
         [sys.executable, "manage.py", "runlocal", "--port", str(port)],
@@ -49,10 +52,11 @@ _SAY = [sys.executable, "manage.py", "say"]
 
 
 def _say(
-    url: str, env: dict[str, str], text: str, *, provider: str = "whatsapp"
+    url: str, env: dict[str, str], text: str, *, provider: str = "whatsapp", number: str = ""
 ) -> subprocess.CompletedProcess:
+    chosen = ["--number", number] if number else []
     return subprocess.run(
-        [*_SAY, "573001234567", text, "--url", url, "--wait", "3", "--provider", provider],
+        [*_SAY, "573001234567", text, "--url", url, "--wait", "3", "--provider", provider, *chosen],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -82,6 +86,14 @@ def test_a_person_can_say_hola_and_see_the_bot_answer(local_run):
     assert "bot> Elige una opción\n1. Saldo\n2. Tarjetas\n3. Créditos" in twilio.stdout
     picked = _say(url, env, "3", provider="twilio")
     assert "bot> Dijiste: créditos" in picked.stdout
+
+    # The demo's second WhatsApp number: a conversation of its own, answered from that number.
+    cards = _say(url, env, "hola", number="100000000000002")
+    assert cards.returncode == 0, cards.stderr
+    assert "bot (from 100000000000002)> ¡Hola! Soy el asistente virtual" in cards.stdout
+    unknown = _say(url, env, "hola", number="100000000000999")
+    assert unknown.returncode == 1
+    assert "is not a WhatsApp number chatbridge serves" in unknown.stderr
 
 
 def test_missing_secret_stops_start_up_with_one_line():

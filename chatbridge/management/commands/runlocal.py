@@ -16,7 +16,7 @@ from django.db import close_old_connections
 from chatbridge.fakes import FakeTwilio, FakeWatson, FakeWhatsApp
 from chatbridge.fakes.twilio import StatusCallbacks
 from chatbridge.fakes.whatsapp import StatusWebhook
-from rooms.models import MessageTemplate
+from rooms.models import MessageTemplate, WhatsAppNumber
 from rooms.periodic import periodic_run
 
 DEMO_TEMPLATE: dict[str, Any] = {
@@ -24,6 +24,15 @@ DEMO_TEMPLATE: dict[str, Any] = {
     "language": "es",
     "body": "Hola {{1}}, soy {{2}} del banco. Seguimos con tu caso: respóndenos para continuar.",
     "parameters": ["customer_first_name", "agent_first_name"],
+}
+
+
+DEMO_NUMBER: dict[str, Any] = {
+    "phone_number_id": "100000000000002",
+    "name": "Tarjetas (demo)",
+    "display_number": "+57 601 555 0102",
+    "token_env": "WHATSAPP_TOKEN_DEMO_CARDS",
+    "app_secret_env": "WHATSAPP_SECRET_DEMO_CARDS",
 }
 
 
@@ -99,6 +108,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self._demo_admin()
         self._demo_template()
+        self._demo_number(fake_whatsapp)
         stop = threading.Event()
         resumer = threading.Thread(target=self._periodic_loop, args=(stop,), daemon=True)
         resumer.start()
@@ -118,7 +128,8 @@ class Command(BaseCommand):
             f"chatbridge on http://127.0.0.1:{port}/ (admin: /admin/, user admin, password admin)\n"
             f"fake Watson {fake_watson.url}, fake WhatsApp {fake_whatsapp.url}, "
             f"fake Twilio {fake_twilio.url}\n"
-            f'try, in another terminal: make say TEXT="hola" (or PROVIDER=twilio)\n'
+            f'try, in another terminal: make say TEXT="hola" (or PROVIDER=twilio, or '
+            f"NUMBER={DEMO_NUMBER['phone_number_id']}: the demo's second WhatsApp number)\n"
         )
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())
         try:
@@ -136,6 +147,18 @@ class Command(BaseCommand):
         users = get_user_model().objects
         if not users.filter(username="admin").exists():
             users.create_superuser("admin", "admin@example.com", "admin")
+
+    def _demo_number(self, fake_whatsapp: FakeWhatsApp) -> None:
+        # A second business number, as an operator registers one (its credentials named, in the
+        # environment `make run` sets), so `make say NUMBER=…` plays a customer of another line.
+        if not os.environ.get(DEMO_NUMBER["token_env"]):
+            return
+        WhatsAppNumber.objects.get_or_create(
+            phone_number_id=DEMO_NUMBER["phone_number_id"], defaults=DEMO_NUMBER
+        )
+        fake_whatsapp.number_add(
+            DEMO_NUMBER["phone_number_id"], os.environ[DEMO_NUMBER["token_env"]]
+        )
 
     def _demo_template(self) -> None:
         # The one template the fake WhatsApp knows as approved: what an agent sends once a

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from chatbridge.fakes.twilio import inbound_form
 from chatbridge.fakes.twilio import sign as twilio_sign
 from chatbridge.fakes.whatsapp import media_sha256, webhook_notification
+from rooms.lines import Line, line_key, lines
 from rooms.whatsapp.client import MEDIA_KINDS
 
 # What WhatsApp calls a wa_id: the number in international form, digits only.
@@ -38,6 +39,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--file", type=Path, help="send this file (a photo, a PDF…) with TEXT as its caption"
         )
+        parser.add_argument(
+            "--number",
+            default="",
+            help="the business number written to (a registered phone number id; default: the "
+            "main one)",
+        )
 
     def handle(
         self,
@@ -49,6 +56,7 @@ class Command(BaseCommand):
         wait: float,
         provider: str,
         file: Path | None = None,
+        number: str = "",
         **options: object,
     ) -> None:
         if not WA_ID.fullmatch(wa_id):
@@ -56,8 +64,16 @@ class Command(BaseCommand):
                 f"{wa_id!r} is not a WhatsApp id: the customer's number in digits, country code "
                 "first, no + or spaces (e.g. 573001234567)"
             )
-        if file is not None and provider != "whatsapp":
-            raise CommandError("--file plays Meta's customer only (--provider whatsapp)")
+        if (file is not None or number) and provider != "whatsapp":
+            raise CommandError(
+                "--file and --number play Meta's customer only (--provider whatsapp)"
+            )
+        line = lines().get(line_key(number))
+        if line is None or not line.app_secret:
+            raise CommandError(
+                f"{number} is not a WhatsApp number chatbridge serves: register it in the admin "
+                "(Rooms → WhatsApp numbers), with its variables set"
+            )
         api_url = settings.TWILIO_API_URL if provider == "twilio" else settings.WHATSAPP_API_URL
         fake = "{0.scheme}://{0.netloc}".format(urlsplit(api_url))
         try:
@@ -80,7 +96,9 @@ class Command(BaseCommand):
                 item = (
                     _text_item(wa_id, text) if file is None else _file_item(fake, wa_id, text, file)
                 )
-                response = _whatsapp_post(url.rstrip("/"), wa_id=wa_id, name=name, item=item)
+                response = _whatsapp_post(
+                    url.rstrip("/"), wa_id=wa_id, name=name, item=item, line=line
+                )
         except requests.RequestException as error:
             raise CommandError(f"chatbridge is not answering at {url}: {error}") from error
         if response.status_code != 200:
@@ -91,7 +109,10 @@ class Command(BaseCommand):
                 "(no reply: the conversation is with the agents, or the bot chose to say nothing)"
             )
         for reply in replies:
-            self.stdout.write(f"bot> {reply['text']}")
+            # From which business number, when it is not the main one.
+            sender = reply.get("phone_number_id", "")
+            origin = f" (from {sender})" if sender and line_key(sender) else ""
+            self.stdout.write(f"bot{origin}> {reply['text']}")
         _remember_shown(state, max([last_seq, *(reply["seq"] for reply in replies)]))
 
     def _sent(self, fake: str, wa_id: str, *, after: int) -> list[dict]:
@@ -116,9 +137,12 @@ class Command(BaseCommand):
         return replies
 
 
-def _whatsapp_post(url: str, *, wa_id: str, name: str, item: dict) -> requests.Response:
-    body = json.dumps(_notification(wa_id=wa_id, name=name, item=item)).encode()
-    signature = hmac.new(settings.WHATSAPP_APP_SECRET.encode(), body, hashlib.sha256)
+def _whatsapp_post(url: str, *, wa_id: str, name: str, item: dict, line: Line) -> requests.Response:
+    """Meta's POST for one message to `line`, signed with its app's secret."""
+    body = json.dumps(
+        _notification(wa_id=wa_id, name=name, item=item, phone_number_id=line.phone_number_id)
+    ).encode()
+    signature = hmac.new(line.app_secret.encode(), body, hashlib.sha256)
     return requests.post(
         f"{url}/whatsapp/external",
         data=body,
@@ -147,9 +171,9 @@ def _twilio_post(url: str, *, wa_id: str, name: str, text: str) -> requests.Resp
     )
 
 
-def _notification(*, wa_id: str, name: str, item: dict) -> dict:
+def _notification(*, wa_id: str, name: str, item: dict, phone_number_id: str) -> dict:
     return webhook_notification(
-        phone_number_id=settings.WHATSAPP_PHONE_NUMBER_ID,
+        phone_number_id=phone_number_id,
         contacts=[{"profile": {"name": name}, "wa_id": wa_id}],
         messages=[item],
     )

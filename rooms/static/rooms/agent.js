@@ -145,6 +145,7 @@
     state.supervisor = Boolean(snapshot.supervisor);
     $("supervise").hidden = !state.supervisor;
     state.defaultArea = snapshot.default_area;
+    state.lines = snapshot.lines || {};
     state.templates = snapshot.templates || [];
     state.timezone = snapshot.timezone;
     state.canned = snapshot.canned_replies || [];
@@ -313,6 +314,11 @@
     return room.area ?? state.defaultArea;
   }
 
+  // The business number the customer wrote to, when the bank has several ("" for the main one).
+  function lineName(room) {
+    return (state.lines || {})[room.line] || "";
+  }
+
   function areaName(areaId) {
     const area = state.areas.find((a) => a.id === areaId);
     return area ? area.name : "";
@@ -343,6 +349,7 @@
         onclick: () => take(room.id),
       }),
       el("div", { textContent: room.customer.name || room.customer.number }),
+      lineName(room) ? el("div", { className: "meta line", textContent: lineName(room) }) : "",
       (state.supervisor ? state.areas.length : state.areas.filter((a) => a.mine).length) > 1 ? el("div", { className: "meta area", textContent: areaName(areaOf(room)) }) : "",
       room.preview ? el("div", { className: "preview", textContent: room.preview }) : "",
       room.handoff_note ? el("div", { className: "note", textContent: room.handoff_note }) : "",
@@ -400,7 +407,7 @@
     $("conversation").hidden = !room;
     $("empty").hidden = Boolean(room || state.viewing || state.supervising);
     if (!room) return;
-    $("room-title").textContent = `${room.customer.name || ""} ${room.customer.number}`;
+    $("room-title").textContent = [`${room.customer.name || ""} ${room.customer.number}`, lineName(room)].filter(Boolean).join(" · ");
     $("room-note").textContent = room.handoff_note || "";
     renderWindow(room);
     renderComposer(room);
