@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from rooms.models import ClosureReason, RoomNote
+from rooms.models import ClosureReason, RoomNote, Survey
 from tests.consoles import console
 from tests.factories import AgentFactory, CustomerFactory, closed_conversation
 from tests.payloads import text_from
@@ -35,6 +36,17 @@ def test_the_customer_panel_history_and_search(console_server, browser):
         customer, carla, "Quiero bloquear mi tarjeta de crédito", days_ago=3, reason="Bloqueo"
     )
     RoomNote.objects.create(room=earlier, author=carla, text="Bloqueo confirmado por teléfono")
+    # Ana answered the survey after that close: Carla sees the result.
+    Survey.objects.create(
+        room=earlier,
+        customer=customer,
+        status="completed",
+        nps=9,
+        resolved=True,
+        satisfaction=4,
+        comment="Muy rápido",
+        asked_at=timezone.now(),
+    )
     closed_conversation(
         CustomerFactory(name="Luis"), carla, "Necesito el certificado bancario", days_ago=5
     )
@@ -57,7 +69,7 @@ def test_the_customer_panel_history_and_search(console_server, browser):
     earlier_items = panel.locator("#earlier li")
     expect(earlier_items).to_have_count(2)  # newest first
     expect(earlier_items.first).to_contain_text("Quiero bloquear mi tarjeta de crédito")
-    expect(earlier_items.first).to_contain_text("Bloqueo · 2 mensajes")
+    expect(earlier_items.first).to_contain_text("Bloqueo · 2 mensajes · encuesta 9/10")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "desk-customer-panel.png"))
 
@@ -73,6 +85,9 @@ def test_the_customer_panel_history_and_search(console_server, browser):
     expect(timeline.locator("li.event").first).to_contain_text("Carla")
     expect(timeline.locator("li.event").last).to_contain_text(re.compile(r"Cerrada por .*Bloqueo"))
     expect(history.locator("textarea, #composer")).to_have_count(0)
+    expect(history.locator("#history-survey")).to_have_text(
+        "Encuesta: nos recomendaría 9/10 · resuelto: sí · satisfacción 4/5 · «Muy rápido»"
+    )
     page.screenshot(path=str(SCREENSHOTS / "desk-history.png"))
     # While Carla reads, Ana writes: counted unread, not lost behind the closed conversation.
     post_signed(console_server.url, text_from(WA, "¿sigue ahí?"))

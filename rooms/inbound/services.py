@@ -118,6 +118,8 @@ def _line_refusal(message: InboundMessage, served: dict[str, Line], signed_with:
         return f"sent to WhatsApp number {message.phone_number_id}, which chatbridge does not serve"
     if not line.app_secret or line.app_secret != signed_with:
         return f"sent to WhatsApp number {message.phone_number_id} but signed by another app"
+    if not line.token:
+        return f"sent to WhatsApp number {message.phone_number_id}, whose token is not set"
     return ""
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from chatbridge.cache import active_room_cache_key, cache_get
 from rooms.desk.assignment import room_take
+from rooms.desk.selectors import agent_snapshot
 from rooms.desk.services import agent_message_send
 from rooms.media.tasks import media_fetches_wait
 from rooms.models import Area, Message, Room, UnusableItem, WhatsAppNumber
@@ -110,6 +111,10 @@ def test_a_hand_off_enters_the_numbers_area_and_the_agent_answers_from_it(client
     assert reply["text"]["body"] == "Hola, soy Ana de Tarjetas"
     assert reply["path"].endswith(f"/{CARDS}/messages")
     assert reply["auth"] == f"Bearer {CARDS_TOKEN}"
+    # Her console names the number the customer wrote to.
+    snapshot = agent_snapshot(user=ana)
+    assert snapshot["lines"] == {CARDS: "Tarjetas"}
+    assert [r["line"] for r in snapshot["rooms"]] == [CARDS]
 
 
 def test_an_unknown_number_is_kept_and_flagged_not_answered(client, whatsapp, watson):
@@ -152,6 +157,11 @@ def test_a_number_switched_off_or_without_its_variables_is_flagged(
     cards.save()
     monkeypatch.delenv("WHATSAPP_SECRET_CARDS")
     assert post(client, payload, secret=CARDS_SECRET).status_code == 401
+    # Its token missing: it could not be answered, so it is not taken.
+    monkeypatch.setenv("WHATSAPP_SECRET_CARDS", CARDS_SECRET)
+    monkeypatch.delenv("WHATSAPP_TOKEN_CARDS")
+    assert post(client, payload, secret=CARDS_SECRET).json()["skipped"] == 1
+    assert "token is not set" in UnusableItem.objects.get().reason
     assert not Room.objects.exists()
 
 
