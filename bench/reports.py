@@ -1,0 +1,404 @@
+"""The reports page over a help desk's quarter (bench/inprocess.py reports; run alone with
+`make bench-reports`): REPORT_ROOMS generated rooms over 90 days, 5 areas, 30 agents, with the
+events, messages, surveys and presence stretches chatbridge writes for them; then the admin's
+reports page timed whole through Django's test client (default filters, and filtered ones).
+
+Rows are written with COPY (a bulk_create of a million messages would take minutes): the
+columns chatbridge itself fills, in the shapes its services write them.
+"""
+
+import datetime as dt
+import json
+import random
+import statistics
+import time
+import zoneinfo
+from collections.abc import Callable, Iterator
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.utils import timezone
+
+from rooms.models import Area, ClosureReason
+from users.models import AgentProfile
+
+DAYS = 90
+AREAS = 5
+AGENTS_PER_AREA = 6
+REASONS = ["Resuelto", "Información entregada", "Cambio de canal", "Cliente no responde", "Spam"]
+INACTIVITY = "Inactividad del cliente"
+
+
+class Quarter:
+    """Rows of a generated quarter, ready for COPY."""
+
+    def __init__(self, rooms: int, seed: int = 13) -> None:
+        self.rng = random.Random(seed)
+        self.target = rooms
+        self.zone = zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE)
+        self.now = timezone.now().replace(microsecond=0)
+        self.rooms: list[tuple] = []
+        self.messages: list[tuple] = []
+        self.events: list[tuple] = []
+        self.surveys: list[tuple] = []
+        self.presences: list[tuple] = []
+        self.customers = max(rooms // 3, 1)
+
+    def seconds(self, median: float, spread: float = 0.9) -> float:
+        return self.rng.lognormvariate(0, spread) * median
+
+    def opening(self, day: dt.date) -> dt.datetime:
+        """A moment of `day` in business hours, busier mid-morning and mid-afternoon."""
+        hour = min(max(self.rng.choice([9.5, 15]) + self.rng.gauss(0, 2.5), 7), 21.9)
+        local = dt.datetime.combine(day, dt.time(), tzinfo=self.zone) + dt.timedelta(hours=hour)
+        return local.astimezone(dt.UTC)
+
+    def build(self, areas: list[int], agents: dict[int, list[int]], reasons: list[int]) -> None:
+        today = self.now.astimezone(self.zone).date()
+        days = [today - dt.timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
+        per_day = self.target / DAYS
+        room_id = 0
+        for day in days:
+            count = round(per_day * (0.6 if day.weekday() >= 5 else 1.15))
+            for _ in range(count):
+                if room_id >= self.target:
+                    break
+                room_id += 1
+                opened = self.opening(day)
+                if opened > self.now - dt.timedelta(hours=2):
+                    opened = self.now - dt.timedelta(hours=2, seconds=self.rng.randint(0, 3600))
+                self.room(room_id, opened, areas, agents, reasons)
+        for user_ids in agents.values():
+            for user_id in user_ids:
+                for day in days:
+                    self.shift(user_id, day)
+
+    def room(
+        self,
+        room_id: int,
+        opened: dt.datetime,
+        areas: list[int],
+        agents: dict[int, list[int]],
+        reasons: list[int],
+    ) -> None:
+        rng = self.rng
+        events: list[tuple[str, dict, int | None, dt.datetime]] = []
+        messages: list[tuple[str, str, int | None, dt.datetime]] = []
+        at = opened
+        for _ in range(rng.randint(1, 4)):  # the customer and the bot, back and forth
+            messages.append(("in", "customer", None, at))
+            at += dt.timedelta(seconds=rng.uniform(1, 3))
+            messages.append(("out", "bot", None, at))
+            at += dt.timedelta(seconds=rng.uniform(10, 60))
+        area = rng.choices(areas, weights=[5, 3, 2, 1, 1][: len(areas)])[0]
+        queued_at = assigned_at = closed_at = None
+        agent = closed_by = reason_id = None
+        reason = INACTIVITY
+        status = "closed"
+        if rng.random() < 0.42:  # the bot alone: the customer goes quiet, inactivity closes
+            closed_at = at + dt.timedelta(minutes=7)
+            area = None
+        else:
+            queued_at = at
+            events.append(("room.queued", {"note": "", "area": area}, None, at))
+            if rng.random() < 0.07:  # closed while waiting (out of hours)
+                closed_at = at + dt.timedelta(seconds=self.seconds(600))
+                reason = "Fuera del horario de atención"
+            else:
+                at += dt.timedelta(seconds=self.seconds(45, 1.1))
+                agent = rng.choice(agents[area])
+                how = rng.choice(["auto", "auto", "taken"])
+                events.append(
+                    (
+                        "room.assigned",
+                        {"agent": agent, "previous_agent": None, "how": how},
+                        agent if how == "taken" else None,
+                        at,
+                    )
+                )
+                assigned_at = at
+                first = at + dt.timedelta(seconds=self.seconds(35))
+                at = first
+                for _ in range(rng.randint(2, 6)):
+                    messages.append(("out", "agent", agent, at))
+                    at += dt.timedelta(seconds=self.seconds(40))
+                    messages.append(("in", "customer", None, at))
+                    at += dt.timedelta(seconds=self.seconds(30))
+                if rng.random() < 0.08:  # handed to a colleague of the area
+                    previous, agent = agent, rng.choice(agents[area])
+                    events.append(
+                        (
+                            "room.assigned",
+                            {"agent": agent, "previous_agent": previous, "how": "transferred"},
+                            previous,
+                            at,
+                        )
+                    )
+                    assigned_at = at
+                    at += dt.timedelta(seconds=self.seconds(60))
+                    messages.append(("out", "agent", agent, at))
+                if rng.random() < 0.8:
+                    closed_at = at + dt.timedelta(seconds=self.seconds(60))
+                    closed_by = agent
+                    reason_id = rng.choice(reasons)
+                    reason = REASONS[reasons.index(reason_id)]
+                else:
+                    closed_at = at + dt.timedelta(minutes=7)
+        if closed_at > self.now:
+            status = "assigned" if agent else "queued" if queued_at else "bot"
+            closed_at, closed_by, reason, reason_id = None, None, "", None
+        if status == "closed":
+            events.append(
+                ("room.closed", {"reason": reason, "by": closed_by}, closed_by, closed_at)
+            )
+        # Messages in the agents' rooms are room events too (message.new).
+        for direction, author, by, when in messages:
+            if queued_at is not None and when >= queued_at:
+                events.append(("message.new", {"direction": direction, "author": author}, by, when))
+        events.sort(key=lambda event: event[3])
+        customer = room_id % self.customers + 1 if status == "closed" else self.customers + room_id
+        last_customer = max(when for direction, _, _, when in messages if direction == "in")
+        self.rooms.append(
+            (
+                room_id,
+                customer,
+                status,
+                agent,
+                area,
+                opened,
+                queued_at,
+                assigned_at,
+                closed_at,
+                closed_by,
+                reason,
+                reason_id,
+                len(events),
+                max(m[3] for m in messages),
+                last_customer,
+            )
+        )
+        for direction, author, by, when in messages:
+            self.messages.append((room_id, direction, author, by, when))
+        for seq, (kind, data, actor, when) in enumerate(events, start=1):
+            self.events.append((room_id, seq, kind, json.dumps(data), actor, when))
+        if status == "closed" and agent is not None and rng.random() < 0.75:
+            self.survey(room_id, customer, closed_at)
+
+    def survey(self, room_id: int, customer: int, started: dt.datetime) -> None:
+        rng = self.rng
+        answered = rng.random()
+        nps = resolved = satisfaction = None
+        comment, step, status = "", "nps", "expired"
+        if answered < 0.62:
+            nps = min(10, max(0, round(rng.gauss(8, 2.4))))
+            step = "resolved"
+            if answered < 0.5:
+                resolved, step = rng.random() < 0.8, "satisfaction"
+                if answered < 0.45:
+                    satisfaction = min(5, max(1, round(rng.gauss(4, 1))))
+                    step, status = "comment", "completed"
+                    comment = "Gracias" if rng.random() < 0.3 else ""
+        ended = started + dt.timedelta(minutes=rng.uniform(1, 60))
+        self.surveys.append(
+            (
+                room_id,
+                customer,
+                status,
+                step,
+                nps,
+                resolved,
+                satisfaction,
+                comment,
+                started,
+                started,
+                ended,
+            )
+        )
+
+    def shift(self, user_id: int, day: dt.date) -> None:
+        """A working day of an agent: a morning and an afternoon online, some of it with the
+        switch off; a day off now and then."""
+        rng = self.rng
+        if rng.random() < (0.5 if day.weekday() >= 5 else 0.12):
+            return
+        start = dt.datetime.combine(day, dt.time(), tzinfo=self.zone) + dt.timedelta(
+            hours=rng.uniform(7, 9)
+        )
+        for length in (rng.uniform(3, 4.5), rng.uniform(3, 4.5)):
+            end = start + dt.timedelta(hours=length)
+            pause = start + dt.timedelta(hours=rng.uniform(1, length - 0.5))
+            pause_end = pause + dt.timedelta(minutes=rng.uniform(5, 25))
+            for available, begins, ends in (
+                (True, start, pause),
+                (False, pause, pause_end),
+                (True, pause_end, end),
+            ):
+                if begins >= self.now:
+                    return
+                ended = min(ends, self.now)
+                self.presences.append(
+                    (user_id, available, begins, ended, ended if ended < self.now else None)
+                )
+            start = end + dt.timedelta(hours=rng.uniform(0.5, 1.5))
+
+
+def _copy(table: str, columns: str, rows: list[tuple]) -> None:
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def generate(rooms: int) -> dict[str, int]:
+    """Areas, agents (with a supervisor and an operator to read the page) and REPORT_ROOMS
+    rooms with everything they leave behind, written with COPY; then ANALYZE."""
+    areas = [
+        Area.objects.get_or_create(
+            code="general", defaults={"name": "General", "is_default": True}
+        )[0]
+    ]
+    for n in range(1, AREAS):
+        areas.append(
+            Area.objects.get_or_create(
+                code=f"area-{n}", defaults={"name": f"Área {n}", "position": n}
+            )[0]
+        )
+    group = Group.objects.get_or_create(name="agents")[0]
+    agents: dict[int, list[int]] = {}
+    for area in areas:
+        agents[area.pk] = []
+        for n in range(AGENTS_PER_AREA):
+            user, _ = User.objects.get_or_create(
+                username=f"report-agent-{area.code}-{n}",
+                defaults={"first_name": f"Agente {area.code} {n}"},
+            )
+            user.groups.add(group)
+            AgentProfile.objects.get_or_create(user=user)
+            area.agents.add(user)
+            agents[area.pk].append(user.pk)
+    reasons = [ClosureReason.objects.get_or_create(title=title)[0].pk for title in REASONS]
+    quarter = Quarter(rooms)
+    quarter.build([area.pk for area in areas], agents, reasons)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM users_customer")
+        (offset,) = cursor.fetchone()
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM rooms_room")
+        (room_offset,) = cursor.fetchone()
+    customers = quarter.customers + rooms
+    _copy(
+        "users_customer",
+        "id, provider, uid, wa_id, user_id, name, name_edited, profile_name, notes, public_id, created_at, updated_at",
+        [
+            (
+                offset + n,
+                "whatsapp",
+                f"5790{n:08d}",
+                f"5790{n:08d}",
+                "",
+                f"Cliente {n}",
+                False,
+                "",
+                "",
+                _uuid(quarter.rng),
+                quarter.now,
+                quarter.now,
+            )
+            for n in range(1, customers + 1)
+        ],
+    )
+    _copy(
+        "rooms_room",
+        "id, customer_id, status, agent_id, area_id, opened_at, queued_at, assigned_at, closed_at, closed_by_id, closed_reason, closure_reason_id, event_seq, last_activity_at, last_customer_at, handoff_note, transfer_info",
+        [(room_offset + r[0], offset + r[1], *r[2:], "", "{}") for r in quarter.rooms],
+    )
+    _copy(
+        "rooms_message",
+        "room_id, direction, author, agent_id, created_at, updated_at, type, text, payload, status, error_detail, send_attempts, resumes, options, media_id, mime_type, file_name, media_sha256, file, media_status, media_error, media_attempts, quoted",
+        [
+            (
+                room_offset + m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[4],
+                "text",
+                "consulta",
+                "{}",
+                "read" if m[1] == "out" else "",
+                "",
+                0,
+                0,
+                "[]",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                0,
+                "{}",
+            )
+            for m in quarter.messages
+        ],
+    )
+    _copy(
+        "rooms_roomevent",
+        "room_id, seq, kind, data, actor_id, created_at",
+        [(room_offset + e[0], *e[1:]) for e in quarter.events],
+    )
+    _copy(
+        "rooms_survey",
+        "room_id, customer_id, status, step, nps, resolved, satisfaction, comment, started_at, asked_at, ended_at, reasked",
+        [(room_offset + s[0], offset + s[1], *s[2:], False) for s in quarter.surveys],
+    )
+    _copy(
+        "users_agentpresence",
+        "user_id, available, started_at, seen_at, ended_at",
+        quarter.presences,
+    )
+    with connection.cursor() as cursor:
+        for table in (
+            "users_customer",
+            "rooms_room",
+            "rooms_message",
+            "rooms_roomevent",
+            "rooms_survey",
+        ):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+            )
+        cursor.execute("ANALYZE")
+    return {
+        "rooms": len(quarter.rooms),
+        "messages": len(quarter.messages),
+        "events": len(quarter.events),
+        "surveys": len(quarter.surveys),
+        "presences": len(quarter.presences),
+    }
+
+
+def _uuid(rng: random.Random) -> str:
+    return f"{rng.getrandbits(128):032x}"
+
+
+def timed(function: Callable[[], object], repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), statistics.quantiles(samples, n=100)[94]
+
+
+def page_cases() -> Iterator[tuple[str, str]]:
+    area = Area.objects.get(code="area-1")
+    agent = User.objects.filter(username__startswith="report-agent-area-1-").order_by("pk").first()
+    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE))
+    quarter = f"start={today - dt.timedelta(days=DAYS - 1)}&end={today}"
+    yield "default filters (the last 30 days)", ""
+    yield "the whole quarter (90 days)", f"?{quarter}"
+    yield "the quarter, one area", f"?{quarter}&area={area.pk}"
+    yield "the quarter, one agent", f"?{quarter}&agent={agent.pk}"
+    yield "a CSV of the days, the quarter", f"csv/day/?{quarter}"
