@@ -1,5 +1,5 @@
 """The reports page over a help desk's quarter (bench/inprocess.py reports; run alone with
-`make bench-reports`): REPORT_ROOMS generated rooms over 90 days, 5 areas, 30 agents, with the
+`make bench-reports`): REPORT_ROOMS generated rooms (100,000) over 90 days, 5 areas, 30 agents, with the
 events, messages, surveys and presence stretches chatbridge writes for them; then the admin's
 reports page timed whole through Django's test client (default filters, and filtered ones).
 
@@ -24,8 +24,46 @@ from rooms.models import Area, ClosureReason
 from users.models import AgentProfile
 
 DAYS = 90
-AREAS = 5
+AREA_NAMES = [
+    ("general", "General"),
+    ("tarjetas", "Tarjetas"),
+    ("creditos", "Créditos"),
+    ("cuentas", "Cuentas"),
+    ("nivel-2", "Nivel 2"),
+]
 AGENTS_PER_AREA = 6
+AGENT_NAMES = [
+    "Ana Gómez",
+    "Beto Ruiz",
+    "Carla Díaz",
+    "Diego Mora",
+    "Elena Vargas",
+    "Fabio Ríos",
+    "Gloria Peña",
+    "Hugo Castro",
+    "Irene Soto",
+    "Jaime León",
+    "Karen Silva",
+    "Luis Rojas",
+    "Marta Cruz",
+    "Néstor Gil",
+    "Olga Ramos",
+    "Pablo Vega",
+    "Rosa Parra",
+    "Samuel Ortiz",
+    "Tania Reyes",
+    "Ulises Navarro",
+    "Valeria Suárez",
+    "Walter Méndez",
+    "Ximena Torres",
+    "Yesid Ibáñez",
+    "Zoe Aguilar",
+    "Andrés Pardo",
+    "Bianca Luna",
+    "Camilo Rey",
+    "Daniela Cano",
+    "Esteban Mejía",
+]
 REASONS = ["Resuelto", "Información entregada", "Cambio de canal", "Cliente no responde", "Spam"]
 INACTIVITY = "Inactividad del cliente"
 
@@ -33,9 +71,9 @@ INACTIVITY = "Inactividad del cliente"
 class Quarter:
     """Rows of a generated quarter, ready for COPY."""
 
-    def __init__(self, rooms: int, seed: int = 13) -> None:
+    def __init__(self, rooms: int, days: int = DAYS, seed: int = 13) -> None:
         self.rng = random.Random(seed)
-        self.target = rooms
+        self.target, self.days = rooms, days
         self.zone = zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE)
         self.now = timezone.now().replace(microsecond=0)
         self.rooms: list[tuple] = []
@@ -56,18 +94,19 @@ class Quarter:
 
     def build(self, areas: list[int], agents: dict[int, list[int]], reasons: list[int]) -> None:
         today = self.now.astimezone(self.zone).date()
-        days = [today - dt.timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
-        per_day = self.target / DAYS
+        days = [today - dt.timedelta(days=n) for n in range(self.days - 1, -1, -1)]
+        # Weekends are quieter; the counts add up to the target exactly.
+        weights = [0.6 if day.weekday() >= 5 else 1.15 for day in days]
+        counts = [int(self.target * w / sum(weights)) for w in weights]
+        for index in range(self.target - sum(counts)):
+            counts[index % len(counts)] += 1
         room_id = 0
-        for day in days:
-            count = round(per_day * (0.6 if day.weekday() >= 5 else 1.15))
+        for day, count in zip(days, counts, strict=True):
             for _ in range(count):
-                if room_id >= self.target:
-                    break
                 room_id += 1
                 opened = self.opening(day)
-                if opened > self.now - dt.timedelta(hours=2):
-                    opened = self.now - dt.timedelta(hours=2, seconds=self.rng.randint(0, 3600))
+                if opened > self.now - dt.timedelta(minutes=5):  # today's not yet come: earlier
+                    opened = self.now - dt.timedelta(minutes=self.rng.uniform(5, 180))
                 self.room(room_id, opened, areas, agents, reasons)
         for user_ids in agents.values():
             for user_id in user_ids:
@@ -91,7 +130,7 @@ class Quarter:
             at += dt.timedelta(seconds=rng.uniform(1, 3))
             messages.append(("out", "bot", None, at))
             at += dt.timedelta(seconds=rng.uniform(10, 60))
-        area = rng.choices(areas, weights=[5, 3, 2, 1, 1][: len(areas)])[0]
+        area = rng.choices(areas, weights=[5, 3, 2, 2, 1][: len(areas)])[0]
         queued_at = assigned_at = closed_at = None
         agent = closed_by = reason_id = None
         reason = INACTIVITY
@@ -249,35 +288,32 @@ def _copy(table: str, columns: str, rows: list[tuple]) -> None:
             copy.write_row(row)
 
 
-def generate(rooms: int) -> dict[str, int]:
+def generate(rooms: int, days: int = DAYS) -> dict[str, int]:
     """Areas, agents (with a supervisor and an operator to read the page) and REPORT_ROOMS
     rooms with everything they leave behind, written with COPY; then ANALYZE."""
     areas = [
         Area.objects.get_or_create(
-            code="general", defaults={"name": "General", "is_default": True}
+            code=code, defaults={"name": name, "position": n, "is_default": n == 0}
         )[0]
+        for n, (code, name) in enumerate(AREA_NAMES)
     ]
-    for n in range(1, AREAS):
-        areas.append(
-            Area.objects.get_or_create(
-                code=f"area-{n}", defaults={"name": f"Área {n}", "position": n}
-            )[0]
-        )
     group = Group.objects.get_or_create(name="agents")[0]
     agents: dict[int, list[int]] = {}
+    names = iter(AGENT_NAMES)
     for area in areas:
         agents[area.pk] = []
-        for n in range(AGENTS_PER_AREA):
+        for _ in range(AGENTS_PER_AREA):
+            first, last = next(names).split()
             user, _ = User.objects.get_or_create(
-                username=f"report-agent-{area.code}-{n}",
-                defaults={"first_name": f"Agente {area.code} {n}"},
+                username=f"{first}.{last}".lower(),
+                defaults={"first_name": first, "last_name": last},
             )
             user.groups.add(group)
             AgentProfile.objects.get_or_create(user=user)
             area.agents.add(user)
             agents[area.pk].append(user.pk)
     reasons = [ClosureReason.objects.get_or_create(title=title)[0].pk for title in REASONS]
-    quarter = Quarter(rooms)
+    quarter = Quarter(rooms, days)
     quarter.build([area.pk for area in areas], agents, reasons)
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM users_customer")
@@ -393,12 +429,12 @@ def timed(function: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 
 def page_cases() -> Iterator[tuple[str, str]]:
-    area = Area.objects.get(code="area-1")
-    agent = User.objects.filter(username__startswith="report-agent-area-1-").order_by("pk").first()
+    area = Area.objects.get(code="tarjetas")
+    agent = area.agents.order_by("pk").first()
     today = timezone.localdate(timezone=zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE))
     quarter = f"start={today - dt.timedelta(days=DAYS - 1)}&end={today}"
     yield "default filters (the last 30 days)", ""
     yield "the whole quarter (90 days)", f"?{quarter}"
     yield "the quarter, one area", f"?{quarter}&area={area.pk}"
     yield "the quarter, one agent", f"?{quarter}&agent={agent.pk}"
-    yield "a CSV of the days, the quarter", f"csv/day/?{quarter}"
+    yield "a CSV of the days, the quarter", f"day.csv?{quarter}"

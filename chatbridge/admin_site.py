@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -52,8 +52,10 @@ class ChatbridgeAdminSite(admin.AdminSite):
     def page_add(self, page: AdminPage) -> None:
         self.pages.append(page)
 
-    def get_urls(self) -> list[URLPattern]:
-        own = [path(page.route, self.admin_view(page.view), name=page.name) for page in self.pages]
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        own: list[URLResolver | URLPattern] = [
+            path(page.route, self.admin_view(page.view), name=page.name) for page in self.pages
+        ]
         return [*own, *super().get_urls()]
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString
 
 from rooms.reports.tables import duration
 
-WIDTH, HEIGHT = 600, 220
+WIDTH, HEIGHT = 590, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 30
 X_LABELS = 8  # at most, whatever the number of days
 
@@ -26,6 +26,15 @@ def _nice_step(largest: float, ticks: int = 4) -> float:
     raw = largest / ticks
     power = 10 ** math.floor(math.log10(raw))
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
+
+
+def duration_tick(seconds: float) -> str:
+    """An axis's duration, short: 30 s, 2 min, 1.5 h."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
 
 
 def _duration_step(largest: float) -> float:
@@ -139,7 +148,7 @@ def duration_lines(
     """Lines of durations (seconds) per label; a label without a value breaks the line."""
     largest = max((v for _, _, values in series for v in values if v is not None), default=0)
     step = _duration_step(largest)
-    grid, y, slot = _axes(labels, largest, step, duration)
+    grid, y, slot = _axes(labels, largest, step, duration_tick)
     lines = []
     for name, css, values in series:
         points: list[list[str]] = [[]]

@@ -2,10 +2,10 @@
 
 import datetime as dt
 import zoneinfo
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from rooms.models import Area
@@ -71,7 +71,4 @@ class ReportFilters(forms.Form):
         for name in ("area", "agent"):
             if data.get(name) is not None:
                 values[name] = str(data[name])
-        return "&".join(f"{key}={value}" for key, value in values.items())
-
-
-__all__ = ["ReportFilters", "User"]
+        return urlencode(values)

@@ -176,17 +176,14 @@ def report_read(
         report.days.append(Row(day, f"{day:%a %d %b}", by_table["day"].get(day, Figures())))
         day += dt.timedelta(days=1)
     # Areas in the operators' order (area_names'), agents by name, the bot's own last.
-    order = {area_id: index for index, area_id in enumerate(area_names)}
+    order: dict[int | None, int] = {area_id: n for n, area_id in enumerate(area_names)}
     report.areas = sorted(
-        (
-            Row(key, area_names.get(key, f"area {key}"), figures)
-            for key, figures in by_table["area"].items()
-        ),
+        (Row(key, _area_label(key, area_names), f) for key, f in by_table["area"].items()),
         key=lambda row: order.get(row.key, len(order)),
     )
     report.agents = sorted(
         (
-            Row(key, agent_names.get(key, f"user {key}") if key else "(none: the bot alone)", f)
+            Row(key, agent_names.get(key, f"user {key}") if key else NO_ONE, f)
             for key, f in by_table["agent"].items()
         ),
         key=lambda row: (row.key is None, row.label.casefold()),
@@ -201,6 +198,14 @@ def report_read(
         key=lambda closure: (-closure.closed, closure.reason),
     )
     return report
+
+
+# The row of the conversations no area or agent had: the bot's own.
+NO_ONE = "(none: the bot alone)"
+
+
+def _area_label(key: int | None, names: dict[int, str]) -> str:
+    return NO_ONE if key is None else names.get(key, f"area {key}")
 
 
 def _figures_rows(period: Period) -> list[tuple[str, Any, dict[str, Any]]]:
@@ -221,7 +226,7 @@ def _closure_rows(period: Period) -> list[tuple[str, int, int, int]]:
 @dataclass
 class _Conversation:
     day: dt.date
-    area_id: int
+    area_id: int | None
     agent_id: int | None
     closed: bool
     handed_off: bool
@@ -240,12 +245,12 @@ def _conversations(period: Period) -> dict[int, _Conversation]:
     if period.area_id is not None:
         area = Q(area_id=period.area_id)
         if period.area_id == period.default_area_id:
-            area |= Q(area__isnull=True)
+            area |= Q(area__isnull=True, queued_at__isnull=False)
         rooms = rooms.filter(area)
     found = {
         room.pk: _Conversation(
             day=room.opened_at.astimezone(zone).date(),
-            area_id=room.area_id or period.default_area_id,
+            area_id=room.area_id or (period.default_area_id if room.queued_at else None),
             agent_id=room.agent_id,
             closed=room.status == Room.Status.CLOSED,
             handed_off=room.queued_at is not None,
@@ -307,14 +312,8 @@ def figures_rows_orm(period: Period) -> list[tuple[str, Any, dict[str, Any]]]:
     return [(table, key, values) for (table, key), values in rows.items()]
 
 
-def _keys(day: dt.date | None, area_id: int | None, agent_id: int | None) -> list:
-    keys: list[tuple[str, Any]] = [("total", None)]
-    if day is not None:
-        keys.append(("day", day))
-    if area_id is not None:
-        keys.append(("area", area_id))
-    keys.append(("agent", agent_id))
-    return keys
+def _keys(day: dt.date, area_id: int | None, agent_id: int | None) -> list[tuple[str, Any]]:
+    return [("total", None), ("day", day), ("area", area_id), ("agent", agent_id)]
 
 
 def _talk_figures(talks: list[_Conversation]) -> dict[str, Any]:
@@ -328,7 +327,7 @@ def _talk_figures(talks: list[_Conversation]) -> dict[str, Any]:
     nps = [survey.nps for survey in surveys if survey.nps is not None]
     resolved = [survey.resolved for survey in surveys if survey.resolved is not None]
     satisfaction = [s.satisfaction for s in surveys if s.satisfaction is not None]
-    values = {
+    values: dict[str, Any] = {
         "conversations": len(talks),
         "closed": sum(talk.closed for talk in talks),
         "bot_alone": sum(talk.closed and not talk.handed_off for talk in talks),
@@ -395,7 +394,7 @@ def _presence(period: Period) -> dict[tuple[str, Any], tuple[float, float]]:
         if period.area_id is not None and period.area_id not in areas:
             continue
         seconds = (seen - started).total_seconds()
-        keys = _keys(started.astimezone(zone).date(), None, user_id)
+        keys = [("total", None), ("day", started.astimezone(zone).date()), ("agent", user_id)]
         keys += [
             ("area", area) for area in areas if period.area_id is None or area == period.area_id
         ]

@@ -55,13 +55,15 @@ _TABLES = {
     "area_agents": quote(Area.agents.through._meta.db_table),
 }
 
-# The period's conversations, each with who had it last: the room's agent, or (handed back to
-# the bot, released, moved to another area) the agent of its last assignment, looked up only
-# for those few.
+# The period's conversations, each in its area (none for the bot's own; a room handed off before
+# areas existed is the default area's) and with who had it last: the room's agent, or (handed
+# back to the bot, released, moved to another area) the agent of its last assignment, looked up
+# only for those few.
 _ROOMS = """
 room AS (
     SELECT r.id, (r.opened_at AT TIME ZONE %(zone)s)::date AS day,
-           COALESCE(r.area_id, %(default_area)s) AS area_id,
+           CASE WHEN r.area_id IS NOT NULL THEN r.area_id
+                WHEN r.queued_at IS NOT NULL THEN %(default_area)s END AS area_id,
            COALESCE(r.agent_id, CASE WHEN r.queued_at IS NOT NULL THEN (
                SELECT (e.data ->> 'agent')::bigint FROM {event} e
                WHERE e.room_id = r.id AND e.kind = 'room.assigned' ORDER BY e.seq DESC LIMIT 1
@@ -70,7 +72,8 @@ room AS (
            r.closed_by_id, r.closed_reason
     FROM {room} r
     WHERE r.opened_at >= %(start)s AND r.opened_at < %(end)s
-      AND (%(area)s::bigint IS NULL OR COALESCE(r.area_id, %(default_area)s) = %(area)s)
+      AND (%(area)s::bigint IS NULL OR r.area_id = %(area)s
+           OR (%(area)s = %(default_area)s AND r.area_id IS NULL AND r.queued_at IS NOT NULL))
 )"""
 
 _FIGURES = (

@@ -49,6 +49,8 @@ def reports_view(request: HttpRequest) -> TemplateResponse:
     context: dict[str, Any] = {
         **admin.site.each_context(request),
         "title": "Reports",
+        # The tables need the page's whole width.
+        "is_nav_sidebar_enabled": False,
         "form": form,
         "report": report,
     }
