@@ -7,6 +7,8 @@ inprocess.py floor    the floor's pieces: 3 redis-py GETs, a psycopg 2-INSERT tr
 inprocess.py agent    makes the benchmark's agent; prints a session cookie for its consoles
 inprocess.py search   the agents' search and customer panel over SEARCH_MESSAGES generated
                       messages in closed conversations (ROW lines)
+inprocess.py reports  the admin's reports page over REPORT_ROOMS generated rooms of a quarter,
+                      and presence on the heartbeat (ROW lines; bench/reports.py)
 """
 
 import os
@@ -28,6 +30,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from bench.reports import measure as reports_measure  # noqa: E402
 from bench.run import body_for, signature  # noqa: E402
 from chatbridge.cache import (  # noqa: E402
     active_room_cache_key,
@@ -401,6 +404,8 @@ if __name__ == "__main__":
         agent()
     elif command == "search":
         search()
+    elif command == "reports":
+        reports_measure(row)
     else:
         queries_per_message()
         lookups()

@@ -1,7 +1,9 @@
-"""The reports page over a help desk's quarter (bench/inprocess.py reports; run alone with
-`make bench-reports`): REPORT_ROOMS generated rooms (100,000) over 90 days, 5 areas, 30 agents, with the
-events, messages, surveys and presence stretches chatbridge writes for them; then the admin's
-reports page timed whole through Django's test client (default filters, and filtered ones).
+"""The reports page over a help desk's quarter (`bench/inprocess.py reports`, the last row of
+`make bench`; alone: `make bench-reports`): REPORT_ROOMS generated rooms (100,000) over 90
+days, 5 areas, 30 agents, with the events, messages, surveys and presence stretches chatbridge
+writes for them; then the admin's reports page timed whole through Django's test client (the
+default filters and filtered ones), against its two queries alone. Also the cost of recording
+presence on a console's heartbeat. Prints ROW lines (bench/run.py's table).
 
 Rows are written with COPY (a bulk_create of a million messages would take minutes): the
 columns chatbridge itself fills, in the shapes its services write them.
@@ -9,6 +11,7 @@ columns chatbridge itself fills, in the shapes its services write them.
 
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import time
@@ -18,9 +21,13 @@ from collections.abc import Callable, Iterator
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
+from rooms.desk.assignment import agent_seen
 from rooms.models import Area, ClosureReason
+from rooms.reports.forms import ReportFilters
+from rooms.reports.selectors import report_read
 from users.models import AgentProfile
 
 DAYS = 90
@@ -405,7 +412,9 @@ def generate(rooms: int, days: int = DAYS) -> dict[str, int]:
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
             )
-        cursor.execute("ANALYZE")
+        # As autovacuum leaves a table that took these inserts: statistics, and the visibility
+        # map that lets the reports read their indexes alone (not inside a test's transaction).
+        cursor.execute("ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE")
     return {
         "rooms": len(quarter.rooms),
         "messages": len(quarter.messages),
@@ -428,13 +437,89 @@ def timed(function: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(samples), statistics.quantiles(samples, n=100)[94]
 
 
-def page_cases() -> Iterator[tuple[str, str]]:
+REPORT_ROOMS = int(os.environ.get("REPORT_ROOMS", "100000"))
+
+
+def page_cases() -> Iterator[tuple[str, str, int]]:
+    """(what, the page's path after /admin/reports/, how many times to time it)."""
     area = Area.objects.get(code="tarjetas")
     agent = area.agents.order_by("pk").first()
+    assert agent is not None
     today = timezone.localdate(timezone=zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE))
+    month = f"start={today - dt.timedelta(days=29)}&end={today}"
     quarter = f"start={today - dt.timedelta(days=DAYS - 1)}&end={today}"
-    yield "default filters (the last 30 days)", ""
-    yield "the whole quarter (90 days)", f"?{quarter}"
-    yield "the quarter, one area", f"?{quarter}&area={area.pk}"
-    yield "the quarter, one agent", f"?{quarter}&agent={agent.pk}"
-    yield "a CSV of the days, the quarter", f"day.csv?{quarter}"
+    yield "default filters (the last 7 days)", "", 30
+    yield "the last 30 days", f"?{month}", 15
+    yield "the whole quarter (90 days)", f"?{quarter}", 10
+    yield "the quarter, one area (Tarjetas)", f"?{quarter}&area={area.pk}", 10
+    yield "the quarter, one agent", f"?{quarter}&agent={agent.pk}", 10
+    yield "the days of the quarter as CSV", f"day.csv?{quarter}", 10
+
+
+def measure(row: Callable[..., None]) -> None:
+    """Generate the quarter, then time the page (and its queries alone) for each case."""
+    counts = generate(REPORT_ROOMS)
+    viewer, _ = User.objects.get_or_create(
+        username="report-supervisor", defaults={"is_staff": True}
+    )
+    viewer.groups.add(Group.objects.get_or_create(name="supervisors")[0])
+    client = Client()
+    client.force_login(viewer)
+    shape = (
+        f"{counts['rooms']:,} rooms ({counts['messages']:,} messages, {counts['events']:,} "
+        f"events, {counts['surveys']:,} surveys, {counts['presences']:,} presence stretches; "
+        f"{DAYS} days, {len(AREA_NAMES)} areas, {len(AREA_NAMES) * AGENTS_PER_AREA} agents)"
+    )
+    for label, path, repeat in page_cases():
+
+        def page(path: str = path) -> None:
+            response = client.get(f"/admin/reports/{path}", HTTP_HOST="127.0.0.1")
+            assert response.status_code == 200, response.status_code
+
+        page()  # the first of each also fills PostgreSQL's buffers
+        p50, p95 = timed(page, repeat)
+        queries = _queries_alone(path)
+        row(
+            f"reports page (the whole admin view, test client) over {shape}: {label} (p50 / p95)",
+            f"its queries alone: p50 {queries:.0f} ms",
+            f"{p50:.0f} / {p95:.0f} ms",
+            "< 1 s",
+        )
+        shape = "the same"
+    heartbeat(row)
+
+
+def _queries_alone(path: str) -> float:
+    query = path.partition("?")[2]
+    form = ReportFilters(dict(pair.split("=") for pair in query.split("&") if pair))
+    assert form.is_valid(), form.errors
+    period = form.period()
+    p50, _ = timed(lambda: report_read(period=period, area_names={}, agent_names={}), 5)
+    return p50
+
+
+def heartbeat(row: Callable[..., None]) -> None:
+    """What recording presence adds to a console's heartbeat: agent_seen (the profile's UPDATE
+    and the stretch's) against the profile's UPDATE alone, in alternating rounds."""
+    agent = AgentProfile.objects.select_related("user").first()
+    assert agent is not None
+    user_id = agent.user_id
+
+    def profile_only() -> None:
+        AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=timezone.now())
+
+    agent_seen(user_id=user_id)  # the stretch exists: each beat after extends it
+    samples: dict[str, list[float]] = {"alone": [], "with": []}
+    for _ in range(10):
+        for name, beat in (("alone", profile_only), ("with", lambda: agent_seen(user_id=user_id))):
+            for _ in range(100):
+                started = time.perf_counter()
+                beat()
+                samples[name].append((time.perf_counter() - started) * 1000)
+    alone, with_presence = (statistics.quantiles(samples[n], n=100) for n in ("alone", "with"))
+    row(
+        "a console's heartbeat with its presence stretch (agent_seen; p50 / p95)",
+        f"the profile's UPDATE alone: {alone[49]:.2f} / {alone[94]:.2f} ms",
+        f"{with_presence[49]:.2f} / {with_presence[94]:.2f} ms",
+        "one more UPDATE, every 30 s per console; none per message",
+    )

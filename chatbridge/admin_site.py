@@ -24,7 +24,12 @@ from users.selectors import display_name
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 # The models that make up the desk's staff, shown together as "Agents".
-_AGENT_MODELS = {("auth", "User"), ("auth", "Group"), ("users", "AgentProfile")}
+_AGENT_MODELS = {
+    ("auth", "User"),
+    ("auth", "Group"),
+    ("users", "AgentProfile"),
+    ("users", "AgentPresence"),
+}
 
 
 @dataclass(frozen=True)

@@ -186,3 +186,13 @@ def test_a_table_that_does_not_exist_is_not_found(client, desk):
     client.force_login(staff("sofia", supervisor=True))
 
     assert client.get(f"{PAGE}everything.csv").status_code == 404
+
+
+def test_the_presence_stretches_are_listed_among_the_agents(client, desk):
+    client.force_login(User.objects.create_superuser("root", password="secret"))
+
+    listing = client.get("/admin/users/agentpresence/")
+
+    assert listing.status_code == 200
+    assert "Ana Gómez" in listing.content.decode() or "ana" in listing.content.decode()
+    assert 'href="/admin/users/agentpresence/add/"' not in listing.content.decode()
