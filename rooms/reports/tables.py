@@ -137,6 +137,12 @@ def _number(value: float | int | None) -> str:
     return str(value) if isinstance(value, int) else f"{value:.1f}"
 
 
+def _text(value: str) -> str:
+    """A name or a reason as a spreadsheet takes it: never as a formula (OWASP's CSV
+    injection: a closure reason written "=HYPERLINK(...)" would run when the file is opened)."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def csv_text(report: Report, table: str) -> str:
     """A table as CSV: a header line, then one line per row (not the totals: a spreadsheet adds
     them up, and its percentiles are the page's)."""
@@ -152,14 +158,14 @@ def csv_text(report: Report, table: str) -> str:
     columns = COLUMNS[table]
     writer.writerow(KEY_HEADERS[table] + [column.csv for column in columns])
     for row in rows_of(report, table):
-        key = [row.key.isoformat()] if table == "day" else [row.key or "", row.label]
+        key = [row.key.isoformat()] if table == "day" else [row.key or "", _text(row.label)]
         writer.writerow(key + [_number(column.value(row.figures)) for column in columns])
     return out.getvalue()
 
 
 def _closure_cells(closure: Closure) -> list[str]:
     return [
-        closure.reason,
+        _text(closure.reason),
         str(closure.closed),
         f"{closure.share:.1f}",
         str(closure.by_person),

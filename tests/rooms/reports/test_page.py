@@ -6,6 +6,7 @@ import io
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
+from rooms.models import Room
 from tests.rooms.reports.conftest import MONDAY, TUESDAY
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,12 @@ def test_the_presence_stretches_are_listed_among_the_agents(client, desk):
     assert listing.status_code == 200
     assert "Ana Gómez" in listing.content.decode() or "ana" in listing.content.decode()
     assert 'href="/admin/users/agentpresence/add/"' not in listing.content.decode()
+
+
+def test_a_reason_is_never_a_formula_in_the_csv(client, desk):
+    Room.objects.filter(pk=desk.rooms["R4"].pk).update(closed_reason='=HYPERLINK("http://x")')
+    client.force_login(staff("sofia", supervisor=True))
+
+    reasons = read_csv(client.get(f"{PAGE}reasons.csv?{TWO_DAYS}"))
+
+    assert ['\'=HYPERLINK("http://x")', "1", "20.0", "0", "1", "0"] in reasons
