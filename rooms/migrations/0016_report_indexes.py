@@ -1,6 +1,7 @@
 """The reports' indexes (rooms/reports/statements.py): rooms by when they opened, hand-offs and
-assignments by time (with their room and kind, so the reports read the index alone), a room's
-assignments in order, agents' messages by time (with their room).
+assignments by time (with their kind and room, so the reports read the index alone), a room's
+assignments in order, agents' messages by time (with their room). The columns the reports read
+are key columns rather than INCLUDE ones, which SQLite does not have.
 
 The message and event tables are the largest a bank's desk has: on PostgreSQL the indexes are
 built CONCURRENTLY, so both keep taking writes while they are made (hence not atomic), and an
@@ -49,8 +50,7 @@ class Migration(migrations.Migration):
             model_name="roomevent",
             index=models.Index(
                 condition=models.Q(("kind__in", ["room.queued", "room.assigned"])),
-                fields=["created_at"],
-                include=("kind", "room"),
+                fields=["created_at", "kind", "room"],
                 name="event_handoff",
             ),
         ),
@@ -66,8 +66,7 @@ class Migration(migrations.Migration):
             model_name="message",
             index=models.Index(
                 condition=models.Q(("author", "agent")),
-                fields=["created_at"],
-                include=("room",),
+                fields=["created_at", "room"],
                 name="message_agent",
             ),
         ),
