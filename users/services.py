@@ -4,7 +4,8 @@ import zoneinfo
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db.models import F, Subquery, Value
+from django.db.models.functions import Greatest
 
 from chatbridge.cache import (
     CUSTOMER_TTL,
@@ -114,7 +115,7 @@ def agent_presence_seen(*, user_id: int, now: dt.datetime) -> None:
         seen_at__gte=fresh,
         started_at__gte=_day_start(now),
         available=Subquery(switch),
-    ).update(seen_at=now)
+    ).update(seen_at=Greatest(F("seen_at"), Value(now)))  # two consoles' beats cross: the latest
     if extended:
         return
     with transaction.atomic():
@@ -143,10 +144,9 @@ def agent_presence_end(*, user_id: int, now: dt.datetime) -> None:
         if current is None:
             return
         fresh = now - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
-        if current.seen_at < fresh:
-            _presence_close(current, current.seen_at)
-        else:
-            _presence_close(_presence_carry(current, now), now)
+        if current.seen_at >= fresh:
+            current = _presence_carry(current, now)
+        _presence_close(current, current.seen_at)  # a silent one: gone since its last beat
 
 
 def agent_presence_switch(*, user_id: int, available: bool, now: dt.datetime) -> None:
@@ -156,8 +156,11 @@ def agent_presence_switch(*, user_id: int, available: bool, now: dt.datetime) ->
     fresh = now - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     if current is None or current.available == available or current.seen_at < fresh:
         return  # offline: their next heartbeat starts a stretch with the switch as it is then
-    _presence_close(_presence_carry(current, now), now)
-    AgentPresence.objects.create(user_id=user_id, available=available, started_at=now, seen_at=now)
+    current = _presence_carry(current, now)
+    _presence_close(current, current.seen_at)
+    AgentPresence.objects.create(
+        user_id=user_id, available=available, started_at=current.seen_at, seen_at=current.seen_at
+    )
 
 
 def _presence_open(user_id: int) -> AgentPresence | None:
@@ -177,7 +180,7 @@ def _presence_carry(current: AgentPresence, now: dt.datetime) -> AgentPresence:
             seen_at=midnight,
         )
         midnight += dt.timedelta(days=1)  # wall-clock: the next midnight, whatever the DST
-    current.seen_at = now
+    current.seen_at = max(current.seen_at, now)
     current.save(update_fields=["seen_at"])
     return current
 

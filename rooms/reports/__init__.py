@@ -7,6 +7,7 @@ selectors.py    the figures, their ORM path (SQLite, and the tests' comparison),
 forms.py        the filters: period, area, agent
 tables.py       the tables' columns, as the page shows them and as CSV
 charts.py       the charts, as inline SVG
+page.py         what the page shows of a report: summary, charts, tables, CSV links
 views.py        the page and its CSV downloads (served by the admin site)
 receivers.py    the figures that are counters and histograms, to /metrics as they happen
 """

@@ -28,6 +28,8 @@ from users.selectors import SUPERVISORS_GROUP
 DEFAULT_DAYS = 7
 # The longest period one page reads: a year (its tables are read whole).
 MAX_DAYS = 366
+# The row of the conversations no area or agent had: the bot's own.
+NO_ONE = "(none: the bot alone)"
 
 
 def may_read_reports(user: User) -> bool:
@@ -198,10 +200,6 @@ def report_read(
         key=lambda closure: (-closure.closed, closure.reason),
     )
     return report
-
-
-# The row of the conversations no area or agent had: the bot's own.
-NO_ONE = "(none: the bot alone)"
 
 
 def _area_label(key: int | None, names: dict[int, str]) -> str:
