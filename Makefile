@@ -73,7 +73,7 @@ bench: $(VENV)/.bench-installed
 		--profile docs/benchmark-profile.svg > var/BENCHMARKS.md && mv var/BENCHMARKS.md docs/
 	@echo "wrote docs/BENCHMARKS.md, docs/benchmark-latency.png, docs/benchmark-profile.svg"
 
-# The reports page's rows alone (bench/reports.py: about 5 minutes; a database of its own,
+# The reports page's rows alone (bench/reports.py: about 3 minutes; a database of its own,
 # dropped at the end), printed as docs/BENCHMARKS.md's table rows.
 bench-reports: $(VENV)/.installed
 	$(PY) bench/run.py --only reports

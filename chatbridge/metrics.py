@@ -166,15 +166,15 @@ SURVEY_SATISFACTION = Histogram(
 
 def survey_observe(*, event: str = "", question: str = "", value: Any = None) -> None:
     """A survey moment: `event` (started, completed, expired, ended) or an answer to `question`
-    (nps, resolved, satisfaction, comment) with its `value`. Call it once the change commits."""
+    (nps, resolved, satisfaction, comment: the Survey field it fills) with its `value`. Call it
+    once the change commits (transaction.on_commit)."""
     if event:
         SURVEYS.labels(event=event).inc()
     if question:
         SURVEY_ANSWERS.labels(question=question).inc()
-        if question == "nps" and isinstance(value, int):
-            SURVEY_NPS.observe(value)
-        elif question == "satisfaction" and isinstance(value, int):
-            SURVEY_SATISFACTION.observe(value)
+        score = SURVEY_NPS if question == "nps" else SURVEY_SATISFACTION
+        if question in ("nps", "satisfaction") and isinstance(value, int):
+            score.observe(value)
 
 
 @contextmanager
