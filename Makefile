@@ -23,7 +23,7 @@ CHROMIUM ?= /usr/bin/chromium
 # installed: an installed nginx starts a server on port 80 of every interface.
 NGINX := var/nginx/usr/sbin/nginx
 
-.PHONY: run say test lint format messages clean reliability audit bench bench-queues
+.PHONY: run say test lint format messages clean reliability audit bench bench-queues bench-reports
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench: $(VENV)/.bench-installed
 	$(PY) bench/run.py --seconds 10 --repeats 3 --plot docs/benchmark-latency.png \
 		--profile docs/benchmark-profile.svg > var/BENCHMARKS.md && mv var/BENCHMARKS.md docs/
 	@echo "wrote docs/BENCHMARKS.md, docs/benchmark-latency.png, docs/benchmark-profile.svg"
+
+# The reports page's rows alone (bench/reports.py: about 3 minutes; a database of its own,
+# dropped at the end), printed as docs/BENCHMARKS.md's table rows.
+bench-reports: $(VENV)/.installed
+	$(PY) bench/run.py --only reports
 
 # chatbridge's task queue against Procrastinate's (bench/task_queues.py, about 5 minutes; its own
 # database, dropped at the end), into docs/TASK-QUEUE.md.

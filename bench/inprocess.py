@@ -9,6 +9,8 @@ inprocess.py search   the agents' search and customer panel over SEARCH_MESSAGES
                       messages in closed conversations (ROW lines)
 inprocess.py lines    the webhook with three more WhatsApp numbers registered, and the registry's
                       read (ROW lines)
+inprocess.py reports  the admin's reports page over REPORT_ROOMS generated rooms of a quarter,
+                      and presence on the heartbeat (ROW lines; bench/reports.py)
 """
 
 import os
@@ -30,6 +32,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from bench.reports import measure as reports_measure  # noqa: E402
 from bench.run import body_for, signature  # noqa: E402
 from chatbridge.cache import (  # noqa: E402
     active_room_cache_key,
@@ -446,6 +449,8 @@ if __name__ == "__main__":
         search()
     elif command == "lines":
         lines_cost()
+    elif command == "reports":
+        reports_measure(row)
     else:
         queries_per_message()
         lookups()

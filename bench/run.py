@@ -126,8 +126,8 @@ def ratio(value: float, base: float) -> str:
 
 
 class Run:
-    def __init__(self, seconds: float, repeats: int) -> None:
-        self.seconds, self.repeats = seconds, repeats
+    def __init__(self, seconds: float, repeats: int, db_name: str = DB_NAME) -> None:
+        self.seconds, self.repeats, self.db_name = seconds, repeats, db_name
         self.tmp = Path(tempfile.mkdtemp(prefix="chatbridge-bench-"))
         self.processes: dict[str, subprocess.Popen] = {}
         self.rows: list[tuple[str, str, str, str]] = []
@@ -138,8 +138,26 @@ class Run:
     # --- processes --------------------------------------------------------------------------
 
     def start(self) -> None:
-        psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        psql(f"CREATE DATABASE {DB_NAME}")
+        self.start_database()
+        self._spawn(
+            "fakes",
+            [sys.executable, "manage.py", "fakes", "--watson-port", str(self.watson_port)]
+            + ["--whatsapp-port", str(self.whatsapp_port), "--whatsapp-token", "bench-token"]
+            + ["--session-idle-timeout", "7200", "--keep-alive"],
+        )
+        self.http_port = self._gunicorn("web")
+        self.ws_ports = [free_port(), free_port()]
+        for name, port in zip(("ws1", "ws2"), self.ws_ports, strict=True):
+            self._spawn(name, self._daphne_args(port))
+        self._spawn("worker", [sys.executable, "manage.py", "turn_worker", "--threads", "16"])
+        for port in [self.watson_port, self.whatsapp_port, self.http_port, *self.ws_ports]:
+            wait_port(port)
+
+    def start_database(self) -> None:
+        """The run's database, migrated, its private Redis, and the environment of its
+        processes: all an in-process row needs (`--only`), and what start() builds on."""
+        psql(f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
+        psql(f"CREATE DATABASE {self.db_name}")
         self.redis_port = free_port()
         self._start_redis()
         self.watson_port, self.whatsapp_port = free_port(), free_port()
@@ -149,7 +167,7 @@ class Run:
             "SECRET_KEY": "bench-" + "x" * 60,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "0",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "CHANNELS_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/1",
             "WHATSAPP_APP_SECRET": SECRET,
@@ -169,19 +187,6 @@ class Run:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True
         )
-        self._spawn(
-            "fakes",
-            [sys.executable, "manage.py", "fakes", "--watson-port", str(self.watson_port)]
-            + ["--whatsapp-port", str(self.whatsapp_port), "--whatsapp-token", "bench-token"]
-            + ["--session-idle-timeout", "7200", "--keep-alive"],
-        )
-        self.http_port = self._gunicorn("web")
-        self.ws_ports = [free_port(), free_port()]
-        for name, port in zip(("ws1", "ws2"), self.ws_ports, strict=True):
-            self._spawn(name, self._daphne_args(port))
-        self._spawn("worker", [sys.executable, "manage.py", "turn_worker", "--threads", "16"])
-        for port in [self.watson_port, self.whatsapp_port, self.http_port, *self.ws_ports]:
-            wait_port(port)
 
     def _gunicorn(self, name: str, **env: str) -> int:
         port = free_port()
@@ -235,7 +240,7 @@ class Run:
         self.redis.terminate()
         self.redis.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        psql(f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
 
     # --- the fakes --------------------------------------------------------------------------
 
@@ -297,7 +302,7 @@ class Run:
         deadline = time.monotonic() + timeout
         sql = "SELECT count(*) FROM rooms_message WHERE direction='in' AND handled_at IS NULL"
         while time.monotonic() < deadline:
-            if psql(sql, DB_NAME) == "0":
+            if psql(sql, self.db_name) == "0":
                 return
             time.sleep(0.2)
         raise TimeoutError("messages left unanswered")
@@ -412,7 +417,7 @@ class Run:
         # The rows after this one expect an empty queue (the fan-out's room goes to the one agent).
         psql(
             "UPDATE rooms_room SET status = 'closed', closed_at = now() WHERE status = 'queued'",
-            DB_NAME,
+            self.db_name,
         )
 
     def wait_fetched(self, timeout: float = 300) -> None:
@@ -420,7 +425,7 @@ class Run:
         deadline = time.monotonic() + timeout
         sql = "SELECT count(*) FROM rooms_message WHERE media_status = 'pending'"
         while time.monotonic() < deadline:
-            if psql(sql, DB_NAME) == "0":
+            if psql(sql, self.db_name) == "0":
                 return
             time.sleep(0.2)
         raise TimeoutError("files left unfetched")
@@ -592,7 +597,7 @@ class Run:
             "SELECT c.uid, m.text FROM rooms_message m JOIN rooms_room r ON r.id = m.room_id"
             " JOIN users_customer c ON c.id = r.customer_id WHERE m.direction = 'in'"
             " AND m.text LIKE 'consulta %' ORDER BY m.id",
-            DB_NAME,
+            self.db_name,
         )
         order: dict[str, list[int]] = defaultdict(list)
         for line in rows.splitlines():
@@ -670,7 +675,7 @@ class Run:
             "SELECT r.status FROM rooms_room r JOIN users_customer c ON c.id = r.customer_id"
             " WHERE c.uid = '573199999999' AND r.status <> 'closed'"
         )
-        while psql(sql, DB_NAME) != "assigned":
+        while psql(sql, self.db_name) != "assigned":
             if time.monotonic() > deadline:
                 raise TimeoutError("room not assigned")
             time.sleep(0.1)
@@ -946,7 +951,15 @@ def main() -> None:
     parser.add_argument("--sustained-seconds", type=float, default=60)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--only",
+        choices=["reports"],
+        help="one in-process row alone, on a database of its own (make bench-reports)",
+    )
     args = parser.parse_args()
+    if args.only:
+        only(args.only)
+        return
     run = Run(args.seconds, args.repeats)
     run.start()
     try:
@@ -965,8 +978,9 @@ def main() -> None:
         run.slow_watson()
         run.cache_down()
         run.profile(args.profile)
-        # Last: its 100,000 generated messages would change the tables the rows above read.
+        # Last: their generated messages and rooms would change the tables the rows above read.
         run.inprocess("search")
+        run.inprocess("reports")
         print(HEADER.format(seconds=args.seconds, repeats=args.repeats))
         print(run.report())
         print(FOOTER)
@@ -974,6 +988,18 @@ def main() -> None:
             from bench.plot import write
 
             write(list(run.panels.items()), args.plot)
+    finally:
+        run.stop()
+
+
+def only(row: str) -> None:
+    """One in-process row (its database and Redis made and dropped for it, nothing else
+    started), printed as the report's table."""
+    run = Run(0, 0, db_name=f"{DB_NAME}_{row}")
+    run.start_database()
+    try:
+        run.inprocess(row)
+        print(run.report().split("\n\nLoad generators")[0])
     finally:
         run.stop()
 

@@ -3,16 +3,18 @@ answer customers in a section of their own."""
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -22,12 +24,53 @@ from users.selectors import display_name
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 # The models that make up the desk's staff, shown together as "Agents".
-_AGENT_MODELS = {("auth", "User"), ("auth", "Group"), ("users", "AgentProfile")}
+_AGENT_MODELS = {
+    ("auth", "User"),
+    ("auth", "Group"),
+    ("users", "AgentProfile"),
+    ("users", "AgentPresence"),
+}
+
+
+@dataclass(frozen=True)
+class AdminPage:
+    """A page of the admin that is not a model's (the apps add theirs: rooms' reports): served
+    under /admin/ through the site's admin_view (staff only, in the business's time zone), and
+    listed in the index's sidebar for those `permitted` when it has a title."""
+
+    route: str
+    view: Callable[..., HttpResponseBase]
+    name: str
+    title: str = ""
+    description: str = ""
+    permitted: Callable[[HttpRequest], bool] = lambda request: True
 
 
 class ChatbridgeAdminSite(admin.AdminSite):
     site_header = "chatbridge"
     site_title = "chatbridge"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        self.pages: list[AdminPage] = []
+
+    def page_add(self, page: AdminPage) -> None:
+        self.pages.append(page)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        own: list[URLResolver | URLPattern] = [
+            path(page.route, self.admin_view(page.view), name=page.name) for page in self.pages
+        ]
+        return [*own, *super().get_urls()]
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        context["listed_pages"] = [
+            {"title": page.title, "description": page.description, "name": page.name}
+            for page in self.pages
+            if page.title and request.user.is_active and page.permitted(request)
+        ]
+        return context
 
     def admin_view(self, view: _View, cacheable: bool = False) -> _View:
         wrapped = super().admin_view(view, cacheable)
@@ -67,6 +110,13 @@ class ChatbridgeAdminSite(admin.AdminSite):
                 },
             )
         return apps
+
+
+def admin_page_add(page: AdminPage) -> None:
+    """Serve `page` in the admin (the site INSTALLED_APPS names: chatbridge's)."""
+    if not isinstance(admin.site, ChatbridgeAdminSite):
+        raise ImproperlyConfigured("chatbridge's admin pages need chatbridge's admin site")
+    admin.site.page_add(page)
 
 
 # How many of an object's admin changes its page shows (the History link has them all).

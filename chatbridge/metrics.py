@@ -93,6 +93,90 @@ AGENTS_CONNECTED = Gauge(
 )
 
 
+# --- the reports' figures that are counters and histograms (README, *Reports*; observed by
+# rooms/reports/receivers.py from the room events as they commit, and by the survey's services)
+
+# From a few seconds to a long morning's wait.
+_WAIT_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+# From a quick conversation to one that lasts the afternoon.
+_HANDLING_BUCKETS = (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400)
+
+HANDOFFS = Counter(
+    "chatbridge_handoffs_total",
+    "Rooms the bot handed to the agents' queue, by area (the area's code).",
+    ["area"],
+)
+ASSIGNMENTS = Counter(
+    "chatbridge_assignments_total",
+    "Rooms given to an agent, by how: taken, auto, transferred, reassigned.",
+    ["how"],
+)
+ROOMS_CLOSED = Counter(
+    "chatbridge_rooms_closed_total",
+    "Rooms closed, by area (none: the bot's own), served_by (bot: never handed off; agents) "
+    "and closed_by (person: an agent, a supervisor or an operator; automatic: inactivity, hours).",
+    ["area", "served_by", "closed_by"],
+)
+CLOSURE_REASONS = Counter(
+    "chatbridge_closure_reasons_total",
+    "Rooms closed, by their closure reason as the agents and operators name them.",
+    ["reason"],
+)
+QUEUE_WAIT = Histogram(
+    "chatbridge_queue_wait_seconds",
+    "From a room's first hand-off to its first assignment, observed at that assignment.",
+    ["area"],
+    buckets=_WAIT_BUCKETS,
+)
+FIRST_RESPONSE = Histogram(
+    "chatbridge_first_response_seconds",
+    "From a room's first assignment to its first agent message, observed at that message.",
+    ["area"],
+    buckets=_WAIT_BUCKETS,
+)
+HANDLING = Histogram(
+    "chatbridge_handling_seconds",
+    "From a room's first assignment to its close, observed at the close.",
+    ["area"],
+    buckets=_HANDLING_BUCKETS,
+)
+# The survey's (rooms/conversation/survey.py starts it, rooms/bot/survey.py reads the answers):
+# survey_observe below is what those moments call.
+SURVEYS = Counter(
+    "chatbridge_surveys_total",
+    "Post-close surveys by event: started, completed, expired, ended (by a new conversation).",
+    ["event"],
+)
+SURVEY_ANSWERS = Counter(
+    "chatbridge_survey_answers_total",
+    "Survey answers given, by question: nps, resolved, satisfaction, comment.",
+    ["question"],
+)
+SURVEY_NPS = Histogram(
+    "chatbridge_survey_nps_score",
+    "The recommendation answers (0-10): promoters are le=10 minus le=8, detractors le=6.",
+    buckets=tuple(range(11)),
+)
+SURVEY_SATISFACTION = Histogram(
+    "chatbridge_survey_satisfaction_score",
+    "The satisfaction answers (1-5).",
+    buckets=(1, 2, 3, 4, 5),
+)
+
+
+def survey_observe(*, event: str = "", question: str = "", value: Any = None) -> None:
+    """A survey moment: `event` (started, completed, expired, ended) or an answer to `question`
+    (nps, resolved, satisfaction, comment: the Survey field it fills) with its `value`. Call it
+    once the change commits (transaction.on_commit)."""
+    if event:
+        SURVEYS.labels(event=event).inc()
+    if question:
+        SURVEY_ANSWERS.labels(question=question).inc()
+        score = SURVEY_NPS if question == "nps" else SURVEY_SATISFACTION
+        if question in ("nps", "satisfaction") and isinstance(value, int):
+            score.observe(value)
+
+
 @contextmanager
 def timed(histogram: Histogram, stage: str) -> Iterator[None]:
     started = time.perf_counter()

@@ -12,7 +12,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from chatbridge.admin_site import ReadOnlyAdmin, recent_changes
+from chatbridge.admin_site import AdminPage, ReadOnlyAdmin, admin_page_add, recent_changes
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
@@ -32,6 +32,7 @@ from rooms.models import (
     UnusableItem,
     WhatsAppNumber,
 )
+from rooms.reports.views import reports_csv, reports_permitted, reports_view
 
 
 class MessageInline(admin.TabularInline):
@@ -437,3 +438,18 @@ def _readable(value: object) -> object:
 def _staff(request: HttpRequest) -> User | None:
     """The admin's user (the admin is staff-only: never anonymous here)."""
     return request.user if isinstance(request.user, User) else None
+
+
+# The reports (rooms/reports/): the page, listed in the index's sidebar for those who may read
+# it, and its tables as CSV.
+admin_page_add(
+    AdminPage(
+        "reports/",
+        reports_view,
+        "reports",
+        title="Reports",
+        description="Conversations, waits, surveys and agents by day, area and agent.",
+        permitted=reports_permitted,
+    )
+)
+admin_page_add(AdminPage("reports/<str:table>.csv", reports_csv, "reports-csv"))

@@ -12,5 +12,6 @@ class RoomsConfig(AppConfig):
         from rooms import signals  # noqa: F401
         from rooms.desk import receivers  # noqa: F401
         from rooms.desk.selectors import QueueCollector
+        from rooms.reports import receivers as report_receivers  # noqa: F401
 
         scrape_collector_add(QueueCollector())

@@ -307,6 +307,8 @@ class Room(models.Model):
         indexes = [
             models.Index(fields=["status", "queued_at"], name="room_status_queued"),
             models.Index(fields=["agent", "status"], name="room_agent_status"),
+            # The reports' period (rooms/reports/statements.py).
+            models.Index(fields=["opened_at"], name="room_opened"),
         ]
         # Closing ends the customer's conversation: its own right, apart from viewing or editing.
         permissions = [("close_room", "Can close rooms")]
@@ -433,6 +435,11 @@ class Message(models.Model):
                 condition=Q(media_status="pending"),
                 name="message_media_pending",
             ),
+            # The reports' first agent response: agents' messages by time, with their room (the
+            # index alone answers; a key column, where SQLite has no INCLUDE).
+            models.Index(
+                fields=["created_at", "room"], condition=Q(author="agent"), name="message_agent"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -476,6 +483,18 @@ class RoomEvent(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="room_event_unique_seq"),
+        ]
+        indexes = [
+            # The reports' hand-offs and assignments by time, read from the index alone; and a
+            # room's last assignment (who had it last, once it is no agent's).
+            models.Index(
+                fields=["created_at", "kind", "room"],
+                condition=Q(kind__in=["room.queued", "room.assigned"]),
+                name="event_handoff",
+            ),
+            models.Index(
+                fields=["room", "seq"], condition=Q(kind="room.assigned"), name="event_assigned"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from chatbridge.admin_site import LogEntryAdmin, recent_changes
-from users.models import AgentProfile, Customer
+from chatbridge.admin_site import LogEntryAdmin, ReadOnlyAdmin, recent_changes
+from users.models import AgentPresence, AgentProfile, Customer
 
 admin.site.register(LogEntry, LogEntryAdmin)
 
@@ -37,6 +37,16 @@ class AgentProfileAdmin(admin.ModelAdmin):
     list_editable = ["capacity", "available"]
     readonly_fields = ["last_seen_at", "last_assigned_at"]
     search_fields = ["user__username", "user__first_name", "user__last_name"]
+
+
+@admin.register(AgentPresence)
+class AgentPresenceAdmin(ReadOnlyAdmin):
+    """When agents were online, as the reports add it up: recorded by their consoles."""
+
+    list_display = ["user", "available", "started_at", "seen_at", "ended_at"]
+    list_filter = ["available", "started_at", "user"]
+    list_select_related = ["user"]
+    date_hierarchy = "started_at"
 
 
 @admin.register(Customer)

@@ -76,3 +76,37 @@ class AgentProfile(models.Model):
 
     def __str__(self) -> str:
         return f"agent {self.user}"
+
+
+class AgentPresence(models.Model):
+    """A stretch of time an agent was online (a console of theirs connected and beating), with
+    their switch on (available) or off, within one business day (BUSINESS_TIMEZONE): a stretch
+    that reaches midnight is ended there and the next one begins, so a day's online time is the
+    sum of its stretches. Written by users.services.agent_presence_* (a console's connect,
+    heartbeat and disconnect; the availability switch); read by the reports."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presences"
+    )
+    available = models.BooleanField()
+    started_at = models.DateTimeField()
+    # The last moment the agent was known to be there (a heartbeat, or the end): a console that
+    # vanished without closing ends its stretch at its last heartbeat.
+    seen_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "agent presences"
+        # Who may open the admin's reports besides superusers and staff supervisors (README,
+        # *Reports*): kept here, with the agents' figures the reports read.
+        permissions = [("view_reports", "Can see the reports")]
+        constraints = [
+            # The stretch a heartbeat extends: one per agent, however many consoles they have.
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(ended_at__isnull=True), name="presence_one_open"
+            ),
+        ]
+        indexes = [models.Index(fields=["started_at"], name="presence_started")]
+
+    def __str__(self) -> str:
+        return f"{self.user} online from {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,5 +1,11 @@
+import datetime as dt
+import zoneinfo
+
 from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Subquery, Value
+from django.db.models.functions import Greatest
 
 from chatbridge.cache import (
     CUSTOMER_TTL,
@@ -8,7 +14,7 @@ from chatbridge.cache import (
     flush_active_room,
     flush_customer,
 )
-from users.models import Customer
+from users.models import AgentPresence, AgentProfile, Customer
 from users.selectors import CustomerRef
 
 
@@ -86,3 +92,106 @@ def login_failures_prune() -> int:
     have passed; its log of every failure (AXES_ENABLE_ACCESS_FAILURE_LOG) is kept a day for audit.
     """
     return AxesProxyHandler.reset_failure_logs(age_days=1)
+
+
+# --- agents' presence: stretches of online time, for the reports -------------------------------
+#
+# A console calls agent_presence_seen when it connects and at every heartbeat, and
+# agent_presence_end when it closes; the availability switch calls agent_presence_switch. An
+# agent has at most one open stretch however many consoles they have: the first console's
+# heartbeat extends it (one UPDATE, the common case), a closing console ends it (as it sets the
+# profile's last_seen_at to none: the desk counts them offline too until another console beats).
+
+
+def agent_presence_seen(*, user_id: int, now: dt.datetime) -> None:
+    """The agent is online now: their open stretch is extended, or a new one starts (after a
+    silence longer than PRESENCE_TIMEOUT_SECONDS, at midnight, or when the switch changed in a
+    way agent_presence_switch did not see, such as the admin's list)."""
+    fresh = now - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    switch = AgentProfile.objects.filter(user_id=user_id).values("available")[:1]
+    extended = AgentPresence.objects.filter(
+        user_id=user_id,
+        ended_at=None,
+        seen_at__gte=fresh,
+        started_at__gte=_day_start(now),
+        available=Subquery(switch),
+    ).update(seen_at=Greatest(F("seen_at"), Value(now)))  # two consoles' beats cross: the latest
+    if extended:
+        return
+    with transaction.atomic():
+        # The profile's lock keeps two consoles from opening two stretches at once.
+        profile = AgentProfile.objects.select_for_update().filter(user_id=user_id).first()
+        if profile is None:
+            return
+        current = _presence_open(user_id)
+        if current is not None and current.seen_at >= fresh:
+            current = _presence_carry(current, now)
+            if current.available == profile.available:
+                return
+            _presence_close(current, now)
+        elif current is not None:
+            _presence_close(current, current.seen_at)  # its console vanished: gone since then
+        AgentPresence.objects.create(
+            user_id=user_id, available=profile.available, started_at=now, seen_at=now
+        )
+
+
+def agent_presence_end(*, user_id: int, now: dt.datetime) -> None:
+    """A console closed: the agent's open stretch ends now (at its last heartbeat if that was
+    longer ago than PRESENCE_TIMEOUT_SECONDS)."""
+    with transaction.atomic():
+        current = _presence_open(user_id)
+        if current is None:
+            return
+        fresh = now - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+        if current.seen_at >= fresh:
+            current = _presence_carry(current, now)
+        _presence_close(current, current.seen_at)  # a silent one: gone since its last beat
+
+
+def agent_presence_switch(*, user_id: int, available: bool, now: dt.datetime) -> None:
+    """The agent's switch changed (inside the caller's transaction, after the profile's write):
+    an online agent's stretch ends and one with the new value begins."""
+    current = _presence_open(user_id)
+    fresh = now - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    if current is None or current.available == available or current.seen_at < fresh:
+        return  # offline: their next heartbeat starts a stretch with the switch as it is then
+    current = _presence_carry(current, now)
+    _presence_close(current, current.seen_at)
+    AgentPresence.objects.create(
+        user_id=user_id, available=available, started_at=current.seen_at, seen_at=current.seen_at
+    )
+
+
+def _presence_open(user_id: int) -> AgentPresence | None:
+    return AgentPresence.objects.select_for_update().filter(user_id=user_id, ended_at=None).first()
+
+
+def _presence_carry(current: AgentPresence, now: dt.datetime) -> AgentPresence:
+    """An open stretch carried on to `now`: ended at each midnight it passes (a day's online
+    time is then its own stretches' sum), the last one open and seen now."""
+    midnight = _day_start(current.started_at) + dt.timedelta(days=1)
+    while midnight <= now:
+        _presence_close(current, midnight)
+        current = AgentPresence.objects.create(
+            user_id=current.user_id,
+            available=current.available,
+            started_at=midnight,
+            seen_at=midnight,
+        )
+        midnight += dt.timedelta(days=1)  # wall-clock: the next midnight, whatever the DST
+    current.seen_at = max(current.seen_at, now)
+    current.save(update_fields=["seen_at"])
+    return current
+
+
+def _presence_close(current: AgentPresence, at: dt.datetime) -> None:
+    current.seen_at = current.ended_at = at
+    current.save(update_fields=["seen_at", "ended_at"])
+
+
+def _day_start(moment: dt.datetime) -> dt.datetime:
+    """Midnight of `moment`'s day where the bank works (BUSINESS_TIMEZONE)."""
+    zone = zoneinfo.ZoneInfo(settings.BUSINESS_TIMEZONE)
+    local = moment.astimezone(zone)
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=zone)

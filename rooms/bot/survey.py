@@ -17,12 +17,14 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from chatbridge.locks import CUSTOMER_STORE, ROOM_TURN, lock_for_session, lock_for_transaction
+from chatbridge.metrics import survey_observe
 from rooms.bot.statements import unanswered_read
 from rooms.conversation.survey import (
     COMMENT_MAX,
@@ -152,6 +154,10 @@ def _record(survey: Survey, answer: Answer, *, now: dt.datetime) -> dict:
     else:
         survey.step = following
     survey.save()
+    value = getattr(survey, step)
+    transaction.on_commit(partial(survey_observe, question=step, value=value))
+    if following is None:
+        transaction.on_commit(partial(survey_observe, event=Survey.Status.COMPLETED.value))
     logger.info("survey of room %s: %s answered", survey.room_id, step)
     return question_body(following) if following is not None else thanks_body()
 

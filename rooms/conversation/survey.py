@@ -12,12 +12,14 @@ types 0 (said in the footer); typed answers are accepted for every question.
 
 import datetime as dt
 import logging
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chatbridge.metrics import survey_observe
 from rooms.delivery.tasks import message_deliver_on_commit
 from rooms.models import Message, Room, Survey
 from rooms.whatsapp.client import buttons_body, list_body, text_body
@@ -77,6 +79,7 @@ def survey_start_locked(*, room: Room, now: dt.datetime, opening: str = "") -> S
     survey = Survey.objects.create(
         room=room, customer_id=room.customer_id, step=Survey.Step.NPS, asked_at=now
     )
+    transaction.on_commit(partial(survey_observe, event="started"))
     survey_message_send(room=room, body=question_body(Survey.Step.NPS, before=opening))
     logger.info("survey of room %s started", room.pk)
     return survey
@@ -150,6 +153,7 @@ def survey_end_locked(*, survey: Survey, status: str, now: dt.datetime) -> None:
     survey.status = status
     survey.ended_at = now
     survey.save(update_fields=["status", "ended_at"])
+    transaction.on_commit(partial(survey_observe, event=status))
     logger.info("survey of room %s %s", survey.room_id, status)
 
 

@@ -29,6 +29,7 @@ from rooms.events import queue_changed_on_commit, room_event_record
 from rooms.models import Area, Room
 from users.models import AgentProfile
 from users.selectors import display_name
+from users.services import agent_presence_end, agent_presence_seen, agent_presence_switch
 
 logger = logging.getLogger("chatbridge.assignment")
 
@@ -304,15 +305,24 @@ def _assign_next(exclude: tuple[int, int] | None) -> bool:
         return False
 
 
+# A console's connect and heartbeat, and its close: the desk's presence (the profile's
+# last_seen_at) and the reports' record of it (users.AgentPresence), one more statement a beat.
+
+
 def agent_seen(*, user_id: int) -> None:
-    AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=timezone.now())
+    now = timezone.now()
+    AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=now)
+    agent_presence_seen(user_id=user_id, now=now)
 
 
 def agent_gone(*, user_id: int) -> None:
     AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=None)
+    agent_presence_end(user_id=user_id, now=timezone.now())
 
 
 def agent_available_set(*, user_id: int, available: bool) -> None:
-    AgentProfile.objects.filter(user_id=user_id).update(available=available)
-    if available:
-        transaction.on_commit(assignment_run)
+    with transaction.atomic():
+        AgentProfile.objects.filter(user_id=user_id).update(available=available)
+        agent_presence_switch(user_id=user_id, available=available, now=timezone.now())
+        if available:
+            transaction.on_commit(assignment_run)

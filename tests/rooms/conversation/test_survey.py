@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from prometheus_client import REGISTRY
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
@@ -52,7 +53,17 @@ def last_text(whatsapp, wa_id: str = WA) -> str:
     return whatsapp.sent_to(wa_id)[-1]["text"]
 
 
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_the_happy_path_tapped_and_typed(post_webhook, whatsapp):
+    counted = {
+        "started": metric("chatbridge_surveys_total", event="started"),
+        "completed": metric("chatbridge_surveys_total", event="completed"),
+        "nps": metric("chatbridge_survey_nps_score_sum"),
+        "comment": metric("chatbridge_survey_answers_total", question="comment"),
+    }
     room = closed_by_the_agent(post_webhook)
 
     first = whatsapp.sent_to(WA)[-1]
@@ -85,6 +96,14 @@ def test_the_happy_path_tapped_and_typed(post_webhook, whatsapp):
         "Ana fue muy amable",
     )
     assert survey.ended_at is not None
+    # On /metrics as each moment committed.
+    assert {
+        "started": metric("chatbridge_surveys_total", event="started") - counted["started"],
+        "completed": metric("chatbridge_surveys_total", event="completed") - counted["completed"],
+        "nps": metric("chatbridge_survey_nps_score_sum") - counted["nps"],
+        "comment": metric("chatbridge_survey_answers_total", question="comment")
+        - counted["comment"],
+    } == {"started": 1, "completed": 1, "nps": 9, "comment": 1}
     # Everything happened in the closed room: no new conversation, no Watson.
     assert Room.objects.filter(customer=room.customer).count() == 1
     answers = Message.objects.filter(room=room, direction="in", created_at__gt=survey.started_at)
@@ -180,7 +199,9 @@ def test_unanswered_the_survey_times_out_keeping_its_answers(post_webhook, whats
     sent = len(whatsapp.sent)
 
     Survey.objects.filter(pk=survey.pk).update(asked_at=F("asked_at") - dt.timedelta(minutes=31))
+    expired = metric("chatbridge_surveys_total", event="expired")
     assert surveys_expire() == 1
+    assert metric("chatbridge_surveys_total", event="expired") == expired + 1
     assert surveys_expire() == 0
 
     survey.refresh_from_db()

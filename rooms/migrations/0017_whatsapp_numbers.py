@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rooms', '0015_surveys'),
+        ('rooms', '0016_report_indexes'),
         ('users', '0007_customer_notes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
