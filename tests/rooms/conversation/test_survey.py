@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 from django.core import mail
-from prometheus_client import REGISTRY
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from chatbridge.settings import TASK_BACKENDS
 from rooms.bot.survey import answer_parse, survey_turn_run
