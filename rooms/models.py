@@ -269,7 +269,8 @@ class Room(models.Model):
     )
     # The business number the customer wrote to (its phone_number_id; "" for the main one,
     # WHATSAPP_PHONE_NUMBER_ID, and for Twilio): replies go out from it.
-    line = models.CharField(max_length=64, blank=True, default="")
+    # (Its database default too: rows written by older processes during an upgrade, or by COPY.)
+    line = models.CharField(max_length=64, blank=True, default="", db_default="")
     # What the assistant told the human agent when it handed the room off.
     handoff_note = models.TextField(blank=True)
     opened_at = models.DateTimeField(auto_now_add=True)
