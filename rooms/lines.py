@@ -79,6 +79,31 @@ def lines() -> dict[str, Line]:
     return served
 
 
+class ServedLines:
+    """The lines one webhook POST may need: the registry is read (one cache round trip) only if
+    the POST is signed by another app or names another number than the main one, so the main
+    number's traffic pays nothing for the others."""
+
+    def __init__(self) -> None:
+        self._registry: dict[str, Line] | None = None
+
+    def get(self, key: str) -> Line | None:
+        """The line a message to Room.line `key` is answered from; None if not served. The main
+        number's credentials are the settings', registered or not."""
+        return _main() if not key else self._lines().get(key)
+
+    def other_secrets(self) -> list[str]:
+        """The app secrets of the registered numbers besides the main one's."""
+        main = settings.WHATSAPP_APP_SECRET
+        found = {line.app_secret for line in self._lines().values() if line.app_secret}
+        return sorted(found - {main})
+
+    def _lines(self) -> dict[str, Line]:
+        if self._registry is None:
+            self._registry = lines()
+        return self._registry
+
+
 def line_of(key: str) -> Line:
     """The line of a room (Room.line). A number no longer served still answers its open rooms
     with its own token, if the environment has it; the main number otherwise."""

@@ -28,7 +28,7 @@ from rooms.desk.services import agent_file_send
 from rooms.errors import ActionError
 from rooms.events import message_data
 from rooms.inbound.services import NotificationResult, notification_handle
-from rooms.lines import lines
+from rooms.lines import ServedLines
 from rooms.media.services import accepted_types
 from rooms.models import Message, Room
 from rooms.providers import provider_for
@@ -83,10 +83,19 @@ def _notification_receive(
     """Verify, parse and store one provider's POST; the refusal to answer with, if any."""
     try:
         # Meta's business numbers: each signs with its app's secret, and is answered from itself.
-        served = lines() if provider.name == Customer.Provider.WHATSAPP else None
-        secrets = sorted({line.app_secret for line in served.values()}) if served else []
+        # The main number's POST needs no lookup; another number's reads the registry once.
+        served = ServedLines() if provider.name == Customer.Provider.WHATSAPP else None
         try:
-            notification, signed_with = _notification_read(request, provider, secrets)
+            try:
+                notification, signed_with = _notification_read(
+                    request, provider, [settings.WHATSAPP_APP_SECRET]
+                )
+            except WebhookError as error:
+                if served is None or error.status != 401 or not served.other_secrets():
+                    raise
+                notification, signed_with = _notification_read(
+                    request, provider, served.other_secrets()
+                )
         except WebhookError as error:
             logger.info("%s webhook refused (%s): %s", provider.name, error.status, error.message)
             return JsonResponse({"error": error.message}, status=error.status)

@@ -38,7 +38,7 @@ from rooms.inbound.selectors import (
     survey_room_get,
 )
 from rooms.inbound.statements import message_insert, warm_store
-from rooms.lines import Line, line_key
+from rooms.lines import ServedLines, line_key
 from rooms.media.tasks import media_fetch_soon
 from rooms.models import Message, MessageTemplate, Room, UnusableItem
 from rooms.whatsapp.webhook import (
@@ -73,7 +73,7 @@ class NotificationResult:
 def notification_handle(
     *,
     notification: Notification,
-    lines: dict[str, Line] | None = None,
+    lines: ServedLines | None = None,
     signed_with: str = "",
 ) -> NotificationResult:
     """Everything in one webhook POST; each message and status in its own transaction, the
@@ -111,7 +111,7 @@ def notification_handle(
     )
 
 
-def _line_refusal(message: InboundMessage, served: dict[str, Line], signed_with: str) -> str:
+def _line_refusal(message: InboundMessage, served: ServedLines, signed_with: str) -> str:
     """Why a message may not be answered from the number it was sent to ("" if it may)."""
     line = served.get(line_key(message.phone_number_id))
     if line is None:

@@ -6,18 +6,22 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+import rooms.bot.survey as survey_turns
 from chatbridge.settings import TASK_BACKENDS
 from rooms.bot.survey import answer_parse, survey_turn_run
 from rooms.bot.tasks import survey_turn
 from rooms.conversation.lifecycle import rooms_close_inactive, rooms_close_out_of_hours
 from rooms.conversation.services import room_close
 from rooms.conversation.survey import question_body, surveys_expire
+from rooms.delivery.services import TurnTarget
 from rooms.desk.assignment import room_take
+from rooms.desk.services import agent_message_send
 from rooms.errors import ActionError
 from rooms.models import Alert, AlertRecipient, Message, Room, Survey
 from tests.factories import AgentFactory
@@ -244,8 +248,6 @@ def test_no_survey_outside_the_window(post_webhook, whatsapp):
 def test_which_closes_ask(post_webhook, whatsapp, settings):
     # An agent's room closed for inactivity: asked.
     inactive = handed_to_an_agent(post_webhook, "573007770011", agent_name="dora")
-    from rooms.desk.services import agent_message_send
-
     agent_message_send(room_id=inactive.pk, agent=inactive.agent, text="¿Algo más?")
     age(inactive, customer_minutes=20, activity_minutes=19)
     # The bot's room closed for inactivity: not asked (SURVEY_BOT_ROOMS off).
@@ -316,8 +318,6 @@ def test_a_burst_of_answers_is_read_in_order(post_webhook, whatsapp):
     assert not Message.objects.filter(room=room, text="6", handled_at__isnull=False).exists()
     last = Message.objects.filter(room=room, direction="in").latest("id")
     target = {"provider": "whatsapp", "uid": WA, "wa_id": WA, "user_id": "", "watson_user_id": "x"}
-    from rooms.delivery.services import TurnTarget
-
     assert survey_turn_run(room_id=room.pk, message_id=last.pk, target=TurnTarget(**target)) is None
 
     survey = Survey.objects.get(room=room)
@@ -332,10 +332,6 @@ def test_a_burst_of_answers_is_read_in_order(post_webhook, whatsapp):
 
 
 def test_a_survey_turn_that_died_is_resumed_once(post_webhook, whatsapp, monkeypatch):
-    from django.core.management import call_command
-
-    import rooms.bot.survey as survey_turns
-
     room = closed_by_the_agent(post_webhook)
     parse = survey_turns.answer_parse
 

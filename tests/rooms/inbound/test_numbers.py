@@ -8,6 +8,7 @@ import json
 import pytest
 from django.conf import settings
 
+import rooms.lines
 from chatbridge.cache import active_room_cache_key, cache_get
 from rooms.desk.assignment import room_take
 from rooms.desk.selectors import agent_snapshot
@@ -175,6 +176,19 @@ def test_the_admin_says_whether_the_variables_are_set(admin_client, cards, monke
     assert b"missing: WHATSAPP_TOKEN_CARDS" in page.content
     # Rooms remember the number: it is switched off, never deleted.
     assert admin_client.post(f"/admin/rooms/whatsappnumber/{cards.pk}/delete/").status_code == 403
+
+
+def test_the_main_numbers_messages_never_read_the_registry(client, cards, whatsapp, monkeypatch):
+    """Its POSTs cost what they did before there were several numbers: no registry lookup."""
+
+    def registry_read() -> None:
+        raise AssertionError("the main number's POST read the registry")
+
+    monkeypatch.setattr(rooms.lines, "lines", registry_read)
+    response = post(client, text_from(WA, "hola"), secret=settings.WHATSAPP_APP_SECRET)
+    assert response.json()["stored"] == 1
+    assert Room.objects.get().line == ""
+    assert sends(whatsapp)[-1]["path"].endswith(f"/{settings.WHATSAPP_PHONE_NUMBER_ID}/messages")
 
 
 def test_a_change_without_metadata_is_the_main_numbers(client, whatsapp):

@@ -68,9 +68,7 @@ def test_on_a_cache_miss_customer_and_room_are_read_at_once_then_checked_by_the_
     with CaptureQueriesContext(connection) as queries:
         post_webhook(text_from(WA, "¿sigues?"))
 
-    # The business numbers' registry (rooms/lines.py) went with the cache too: read back once.
-    registry, read, store = (q["sql"] for q in queries.captured_queries)
-    assert 'FROM "rooms_whatsappnumber"' in registry
+    read, store = (q["sql"] for q in queries.captured_queries)
     assert 'FROM "users_customer" c LEFT JOIN "rooms_room" r' in read
     assert "FOR UPDATE" not in read
     assert store.startswith("SELECT pg_advisory_xact_lock")
