@@ -91,11 +91,10 @@ def _notification_receive(
                     request, provider, [settings.WHATSAPP_APP_SECRET]
                 )
             except WebhookError as error:
-                if served is None or error.status != 401 or not served.other_secrets():
+                others = served.other_secrets() if served and error.status == 401 else []
+                if not others:
                     raise
-                notification, signed_with = _notification_read(
-                    request, provider, served.other_secrets()
-                )
+                notification, signed_with = _notification_read(request, provider, others)
         except WebhookError as error:
             logger.info("%s webhook refused (%s): %s", provider.name, error.status, error.message)
             return JsonResponse({"error": error.message}, status=error.status)

@@ -26,6 +26,7 @@ from django.utils import timezone
 from chatbridge.locks import CUSTOMER_STORE, ROOM_TURN, lock_for_session, lock_for_transaction
 from chatbridge.metrics import survey_observe
 from rooms.bot.statements import unanswered_read
+from rooms.bot.turns import Inbound, read_mark
 from rooms.conversation.survey import (
     COMMENT_MAX,
     ID_PREFIX,
@@ -39,11 +40,8 @@ from rooms.conversation.survey import (
 from rooms.delivery.services import TurnTarget, outbound_deliver, send_lease_until, turn_target
 from rooms.desk.alerts import alert_low_score
 from rooms.events import message_data, room_event_record
-from rooms.lines import line_sender
 from rooms.models import Message, Room, Survey
-from rooms.providers import provider_for
 from rooms.whatsapp.webhook import interactive_reply_id
-from users.models import Customer
 from users.selectors import CustomerRef
 
 logger = logging.getLogger("chatbridge.survey")
@@ -79,11 +77,13 @@ def survey_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> Mov
     with lock_for_session(
         ROOM_TURN, room_id, then=unanswered_read(room_id=room_id, up_to=message_id)
     ) as rows:
-        if rows and settings.WHATSAPP_READ_MARKS and rows[-1][3]:
-            sender = line_sender(target.line)
-            provider_for(target.provider).mark_read(rows[-1][3], typing=False, sender=sender)
-        for pk, kind, text, _ in rows:
-            sent = _answer(room_id=room_id, message_id=pk, kind=kind, text=text)
+        messages = [Inbound(*row) for row in rows]
+        if messages:
+            read_mark(messages, target, thinking=False)  # no Watson to wait for
+        for message in messages:
+            sent = _answer(
+                room_id=room_id, message_id=message.pk, kind=message.type, text=message.text
+            )
             if isinstance(sent, Moved) or sent is None:
                 return sent  # not an answer: it and the messages after it went elsewhere
             outbound_deliver(sent, target)
@@ -103,7 +103,10 @@ def _answer(*, room_id: int, message_id: int, kind: str, text: str) -> Message |
         )
         if survey is None or survey.status != Survey.Status.ASKING:
             # Ended meanwhile (timed out): the message is the start of a new conversation.
-            return _to_new_room(room_id=room_id, from_message=message_id, now=now)
+            closed = (
+                survey.room if survey else Room.objects.select_related("customer").get(pk=room_id)
+            )
+            return _to_new_room(closed, from_message=message_id, now=now)
         reply_id = ""
         if kind == Message.Type.INTERACTIVE:
             payload = Message.objects.values_list("payload", flat=True).get(pk=message_id)
@@ -118,7 +121,7 @@ def _answer(*, room_id: int, message_id: int, kind: str, text: str) -> Message |
             body = question_body(survey.step, before=INVALID_REASONS[Survey.Step(survey.step)])
         else:
             survey_end_locked(survey=survey, status=Survey.Status.ENDED, now=now)
-            return _to_new_room(room_id=room_id, from_message=message_id, now=now)
+            return _to_new_room(survey.room, from_message=message_id, now=now)
         Message.objects.filter(pk=message_id).update(handled_at=now)
         # Stored as being sent by this turn, under its lease: nobody else sends it meanwhile.
         question = Message.objects.create(
@@ -199,13 +202,13 @@ def _plain(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9/]+", bare))
 
 
-def _to_new_room(*, room_id: int, from_message: int, now: dt.datetime) -> Moved | None:
-    """The customer's messages from `from_message` on leave the survey's room for their open
-    room (a new one with the bot if none): under the customer's lock, as the webhook stores
-    them, so none arrives in the survey's room after this."""
-    customer_id = Room.objects.values_list("customer_id", flat=True).get(pk=room_id)
+def _to_new_room(closed: Room, *, from_message: int, now: dt.datetime) -> Moved | None:
+    """The customer's messages from `from_message` on leave the survey's room (`closed`, with
+    its customer) for their open room on that number (a new one with the bot if none): under
+    the customer's lock, as the webhook stores them, so none arrives in the survey's room after
+    this."""
+    customer_id, line = closed.customer_id, closed.line
     lock_for_transaction(CUSTOMER_STORE, customer_id)
-    line = Room.objects.values_list("line", flat=True).get(pk=room_id)
     room = (
         Room.objects.select_for_update(of=("self",))
         .filter(customer_id=customer_id, line=line)
@@ -214,18 +217,19 @@ def _to_new_room(*, room_id: int, from_message: int, now: dt.datetime) -> Moved 
     )
     if room is None:
         room = Room.objects.create(customer_id=customer_id, line=line, last_activity_at=now)
-    customer = CustomerRef.of(Customer.objects.get(pk=customer_id))
+    customer = CustomerRef.of(closed.customer)
     moved = Message.objects.filter(
-        room_id=room_id, direction=Message.Direction.INBOUND, id__gte=from_message
+        room_id=closed.pk, direction=Message.Direction.INBOUND, id__gte=from_message
     )
     last = max(moved.values_list("id", flat=True), default=None)
     moved.update(room_id=room.pk, updated_at=now)
     Room.objects.filter(pk=room.pk).update(last_activity_at=now, last_customer_at=now)
-    logger.info("room %s: messages after the survey went to room %s", room_id, room.pk)
+    logger.info("room %s: messages after the survey went to room %s", closed.pk, room.pk)
     if last is not None and room.status == Room.Status.BOT:
         return Moved(room_id=room.pk, message_id=last, target=turn_target(customer, line))
     # The agents' room (opened meanwhile): theirs to answer, seen live.
-    for message in Message.objects.filter(room_id=room.pk, id__gte=from_message, handled_at=None):
-        Message.objects.filter(pk=message.pk).update(handled_at=now)
+    arrived = Message.objects.filter(room_id=room.pk, id__gte=from_message, handled_at=None)
+    for message in arrived.order_by("id"):
         room_event_record(room_id=room.pk, kind="message.new", data=message_data(message))
+    arrived.update(handled_at=now)
     return None

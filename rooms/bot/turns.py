@@ -66,7 +66,7 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
     ) as rows:
         messages = [Inbound(*row) for row in rows]
         if messages:
-            _read_mark(messages, target)
+            read_mark(messages, target)
         with_bot = True
         for message in messages:
             if with_bot:
@@ -76,14 +76,14 @@ def room_turn_run(*, room_id: int, message_id: int, target: TurnTarget) -> None:
                 _mark_handled(message)
 
 
-def _read_mark(messages: list[Inbound], target: TurnTarget) -> None:
-    """The customer sees their messages read, and "typing…" while Watson thinks: one call, for
-    the last of them (it marks the earlier ones too), outside any transaction; none where the
-    provider has no read marks (Twilio)."""
+def read_mark(messages: list[Inbound], target: TurnTarget, *, thinking: bool = True) -> None:
+    """The customer sees their messages read, and "typing…" while Watson thinks (`thinking`):
+    one call, for the last of them (it marks the earlier ones too), outside any transaction;
+    none where the provider has no read marks (Twilio)."""
     last = messages[-1]
     if not settings.WHATSAPP_READ_MARKS or not last.wa_message_id:
         return
-    to_watson = last.type in _TEXT_TYPES and bool(last.text.strip())
+    to_watson = thinking and last.type in _TEXT_TYPES and bool(last.text.strip())
     typing = settings.WHATSAPP_TYPING_INDICATOR and to_watson
     with timed(TURN_STAGE, "read_mark"):
         provider_for(target.provider).mark_read(
