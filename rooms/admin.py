@@ -2,6 +2,7 @@ import datetime as dt
 import os
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -16,6 +17,7 @@ from chatbridge.admin_site import AdminPage, ReadOnlyAdmin, admin_page_add, rece
 from rooms.conversation.services import room_close
 from rooms.desk.selectors import room_metrics_get
 from rooms.events import message_data
+from rooms.lines import line_of
 from rooms.media.tasks import media_fetch_again
 from rooms.models import (
     Alert,
@@ -367,6 +369,7 @@ class RoomAdmin(admin.ModelAdmin):
         "closed_by",
         "closed_reason",
         "area",
+        "number",
         "handoff_note",
         "duration",
         "metrics",
@@ -389,6 +392,12 @@ class RoomAdmin(admin.ModelAdmin):
     @admin.display(description="Changes in the admin")
     def changes(self, room: Room) -> str:
         return recent_changes(room)
+
+    @admin.display(description="WhatsApp number written to")
+    def number(self, room: Room) -> str:
+        if not room.line:
+            return f"the main one ({settings.WHATSAPP_PHONE_NUMBER_ID})"
+        return f"{line_of(room.line).name or 'not registered'} ({room.line})"
 
     @admin.display(description="Open for")
     def duration(self, room: Room) -> str:

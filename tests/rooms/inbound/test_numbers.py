@@ -167,6 +167,11 @@ def test_a_number_switched_off_or_without_its_variables_is_flagged(
 
 
 def test_the_admin_says_whether_the_variables_are_set(admin_client, cards, monkeypatch):
+    # A room's page names the number its customer wrote to.
+    post(admin_client, to_number(text_from(WA, "hola"), CARDS), secret=CARDS_SECRET)
+    room = Room.objects.get(customer__uid=WA)
+    page = admin_client.get(f"/admin/rooms/room/{room.pk}/change/")
+    assert f"Tarjetas ({CARDS})".encode() in page.content
     page = admin_client.get(f"/admin/rooms/whatsappnumber/{cards.pk}/change/")
     assert page.status_code == 200
     assert b"both set" in page.content
