@@ -205,6 +205,12 @@ class Quarter:
         events.sort(key=lambda event: event[3])
         customer = room_id % self.customers + 1 if status == "closed" else self.customers + room_id
         last_customer = max(when for direction, _, _, when in messages if direction == "in")
+        # The instants the room keeps of its first hand-off, assignment and agent message.
+        firsts = {
+            kind: min((e[3] for e in events if e[0] == kind and e[3] <= self.now), default=None)
+            for kind in ("room.queued", "room.assigned")
+        }
+        answered = [m[3] for m in messages if m[1] == "agent" and m[3] <= self.now]
         self.rooms.append(
             (
                 room_id,
@@ -222,6 +228,9 @@ class Quarter:
                 len(events),
                 max(m[3] for m in messages),
                 last_customer,
+                firsts["room.queued"],
+                firsts["room.assigned"],
+                min(answered, default=None),
             )
         )
         for direction, author, by, when in messages:
@@ -351,7 +360,7 @@ def generate(rooms: int, days: int = DAYS) -> dict[str, int]:
     )
     _copy(
         "rooms_room",
-        "id, customer_id, status, agent_id, area_id, opened_at, queued_at, assigned_at, closed_at, closed_by_id, closed_reason, closure_reason_id, event_seq, last_activity_at, last_customer_at, handoff_note, transfer_info",
+        "id, customer_id, status, agent_id, area_id, opened_at, queued_at, assigned_at, closed_at, closed_by_id, closed_reason, closure_reason_id, event_seq, last_activity_at, last_customer_at, first_queued_at, first_assigned_at, first_answered_at, handoff_note, transfer_info",
         [(room_offset + r[0], offset + r[1], *r[2:], "", "{}") for r in quarter.rooms],
     )
     _copy(

@@ -276,6 +276,13 @@ class Room(models.Model):
     opened_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     assigned_at = models.DateTimeField(null=True, blank=True)
+    # The room's first hand-off and first assignment (queued_at and assigned_at as they were
+    # the first time) and its first agent message, each written by the UPDATE that records it
+    # and never moved after: the reports read them with the period's rooms, rather than
+    # aggregating its events and messages (rooms/reports/statements.py).
+    first_queued_at = models.DateTimeField(null=True, blank=True)
+    first_assigned_at = models.DateTimeField(null=True, blank=True)
+    first_answered_at = models.DateTimeField(null=True, blank=True)
     # Any message in or out; and the customer's last message (the 24-hour window starts there).
     last_activity_at = models.DateTimeField(auto_now_add=True)
     last_customer_at = models.DateTimeField(null=True, blank=True)
@@ -436,11 +443,6 @@ class Message(models.Model):
                 condition=Q(media_status="pending"),
                 name="message_media_pending",
             ),
-            # The reports' first agent response: agents' messages by time, with their room (the
-            # index alone answers; a key column, where SQLite has no INCLUDE).
-            models.Index(
-                fields=["created_at", "room"], condition=Q(author="agent"), name="message_agent"
-            ),
         ]
 
     def __str__(self) -> str:
@@ -486,13 +488,7 @@ class RoomEvent(models.Model):
             models.UniqueConstraint(fields=["room", "seq"], name="room_event_unique_seq"),
         ]
         indexes = [
-            # The reports' hand-offs and assignments by time, read from the index alone; and a
-            # room's last assignment (who had it last, once it is no agent's).
-            models.Index(
-                fields=["created_at", "kind", "room"],
-                condition=Q(kind__in=["room.queued", "room.assigned"]),
-                name="event_handoff",
-            ),
+            # A room's last assignment (the reports: who had it last, once it is no agent's).
             models.Index(
                 fields=["room", "seq"], condition=Q(kind="room.assigned"), name="event_assigned"
             ),

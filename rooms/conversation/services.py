@@ -44,10 +44,20 @@ def room_queue_locked(
     of the area Watson's `transfer_info` names (rooms/areas.py), which is kept on the room."""
     room.status = Room.Status.QUEUED
     room.queued_at = timezone.now()
+    room.first_queued_at = room.first_queued_at or room.queued_at
     room.handoff_note = note[:2000]
     room.transfer_info = transfer_info or {}
     room.area = area_for_handoff(room.transfer_info, default_id=line_area_id(room.line))
-    room.save(update_fields=["status", "queued_at", "handoff_note", "transfer_info", "area"])
+    room.save(
+        update_fields=[
+            "status",
+            "queued_at",
+            "first_queued_at",
+            "handoff_note",
+            "transfer_info",
+            "area",
+        ]
+    )
     room_event_record(
         room_id=room.pk, kind="room.queued", data={"note": room.handoff_note, "area": room.area_id}
     )

@@ -78,7 +78,8 @@ def _assign(room: Room, profile: AgentProfile, *, by: int | None, kind: str, ext
     now = timezone.now()
     previous = room.agent_id
     room.status, room.agent_id, room.assigned_at = Room.Status.ASSIGNED, profile.user_id, now
-    room.save(update_fields=["status", "agent", "assigned_at"])
+    room.first_assigned_at = room.first_assigned_at or now
+    room.save(update_fields=["status", "agent", "assigned_at", "first_assigned_at"])
     profile.last_assigned_at = now
     profile.save(update_fields=["last_assigned_at"])
     data = {"agent": profile.user_id, "previous_agent": previous, "how": kind, **extra}

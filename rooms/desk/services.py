@@ -7,6 +7,8 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.functional import lazy
@@ -171,7 +173,10 @@ def _agent_outbound(room: Room, agent: User, **fields: Any) -> Message:
         status=Message.Status.PENDING,
         **fields,
     )
-    Room.objects.filter(pk=room.pk).update(last_activity_at=message.created_at)
+    Room.objects.filter(pk=room.pk).update(
+        last_activity_at=message.created_at,
+        first_answered_at=Coalesce("first_answered_at", Value(message.created_at)),
+    )
     room_event_record(
         room_id=room.pk, kind="message.new", data=message_data(message), actor_id=agent.pk
     )

@@ -16,10 +16,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Min, Q
+from django.db.models import Q
 
 from rooms.areas import area_default
-from rooms.models import Area, Message, Room, RoomEvent, Survey
+from rooms.models import Area, Room, RoomEvent, Survey
 from rooms.reports.statements import Period, closure_rows, figures_rows
 from users.models import AgentPresence
 from users.selectors import SUPERVISORS_GROUP
@@ -255,6 +255,9 @@ def _conversations(period: Period) -> dict[int, _Conversation]:
             closed_at=room.closed_at,
             closed_by_id=room.closed_by_id,
             closed_reason=room.closed_reason,
+            queued_at=room.first_queued_at,
+            assigned_at=room.first_assigned_at,
+            answered_at=room.first_answered_at,
         )
         for room in rooms.only(
             "opened_at",
@@ -265,31 +268,19 @@ def _conversations(period: Period) -> dict[int, _Conversation]:
             "closed_at",
             "closed_by_id",
             "closed_reason",
+            "first_queued_at",
+            "first_assigned_at",
+            "first_answered_at",
         )
     }
-    events = RoomEvent.objects.filter(
-        room__in=rooms, kind__in=["room.queued", "room.assigned"]
+    # Who had it last, for a room that is no agent's now: its last assignment's agent.
+    assignments = RoomEvent.objects.filter(
+        room__in=rooms.filter(agent__isnull=True, queued_at__isnull=False), kind="room.assigned"
     ).order_by("room_id", "seq")
-    last_agent: dict[int, int | None] = {}
-    for room_id, kind, at, data in events.values_list("room_id", "kind", "created_at", "data"):
-        talk = found[room_id]
-        if kind == "room.queued":
-            talk.queued_at = talk.queued_at or at
-        else:
-            talk.assigned_at = talk.assigned_at or at
-            last_agent[room_id] = data.get("agent") if isinstance(data, dict) else None
-    answers = (
-        Message.objects.filter(room__in=rooms, author=Message.Author.AGENT)
-        .values_list("room_id")
-        .annotate(first=Min("created_at"))
-    )
-    for room_id, first in answers:
-        found[room_id].answered_at = first
+    for room_id, data in assignments.values_list("room_id", "data"):
+        found[room_id].agent_id = data.get("agent") if isinstance(data, dict) else None
     for survey in Survey.objects.filter(room__in=rooms):
         found[survey.room_id].survey = survey
-    for room_id, talk in found.items():
-        if talk.agent_id is None and talk.handed_off:
-            talk.agent_id = last_agent.get(room_id)
     if period.agent_id is not None:
         found = {pk: talk for pk, talk in found.items() if talk.agent_id == period.agent_id}
     return found

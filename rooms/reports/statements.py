@@ -1,10 +1,10 @@
 """The reports' SQL: each table of the page in one indexed query (PostgreSQL only).
 
 `figures_rows` answers the day, area and agent tables and the totals at once: the conversations
-of the period, each with its first hand-off, first assignment and first agent message (read
-from the room events and the agents' messages through the partial indexes of migration
-rooms.0016) and its survey, added up for each grouping set; and the agents' presence stretches
-added up the same way. `closure_rows` answers the closure reasons. Their ORM path, which does
+of the period, each with its first hand-off, first assignment and first agent message (the
+instants of those events, which the room keeps: Room.first_queued_at and its kin) and its
+survey, added up for each grouping set; and the agents' presence stretches added up the same
+way. `closure_rows` answers the closure reasons. Their ORM path, which does
 the same arithmetic in Python (SQLite, and the tests that compare the two), is
 rooms/reports/selectors.py's `figures_rows_orm` and `closure_rows_orm`.
 """
@@ -69,7 +69,8 @@ room AS (
                WHERE e.room_id = r.id AND e.kind = 'room.assigned' ORDER BY e.seq DESC LIMIT 1
            ) END) AS agent_id,
            r.status = 'closed' AS closed, r.queued_at IS NOT NULL AS handed_off, r.closed_at,
-           r.closed_by_id, r.closed_reason
+           r.closed_by_id, r.closed_reason, r.first_queued_at, r.first_assigned_at,
+           r.first_answered_at
     FROM {room} r
     WHERE r.opened_at >= %(start)s AND r.opened_at < %(end)s
       AND (%(area)s::bigint IS NULL OR r.area_id = %(area)s
@@ -83,43 +84,17 @@ _FIGURES = (
 room_of_agent AS (
     SELECT * FROM room WHERE %(agent)s::bigint IS NULL OR agent_id = %(agent)s
 ),
--- Events and agents' messages of the period's rooms: none is older than the period's start, none
--- newer than the last of its rooms closed (or now, for a period that reaches today).
-span AS (
-    SELECT CASE WHEN %(end)s > now() THEN now() ELSE (
-        SELECT MAX(COALESCE(closed_at, now())) FROM {room}
-        WHERE opened_at >= %(start)s AND opened_at < %(end)s
-    ) END AS until
-),
-handoff AS (
-    SELECT e.room_id,
-           MIN(e.created_at) FILTER (WHERE e.kind = 'room.queued') AS queued_at,
-           MIN(e.created_at) FILTER (WHERE e.kind = 'room.assigned') AS assigned_at
-    FROM {event} e
-    WHERE e.kind IN ('room.queued', 'room.assigned')
-      AND e.created_at >= %(start)s AND e.created_at <= (SELECT until FROM span)
-    GROUP BY e.room_id
-),
-answer AS (
-    SELECT m.room_id, MIN(m.created_at) AS answered_at
-    FROM {message} m
-    WHERE m.author = 'agent'
-      AND m.created_at >= %(start)s AND m.created_at <= (SELECT until FROM span)
-    GROUP BY m.room_id
-),
 fact AS (
     SELECT r.day, r.area_id, r.agent_id, r.closed, r.handed_off,
-           r.handed_off AND r.closed AND h.assigned_at IS NULL AS closed_in_queue,
-           date_part('epoch', h.assigned_at - h.queued_at) AS wait,
-           date_part('epoch', a.answered_at - h.assigned_at) AS first_response,
-           date_part('epoch', r.closed_at - h.assigned_at) AS handling,
+           r.handed_off AND r.closed AND r.first_assigned_at IS NULL AS closed_in_queue,
+           date_part('epoch', r.first_assigned_at - r.first_queued_at) AS wait,
+           date_part('epoch', r.first_answered_at - r.first_assigned_at) AS first_response,
+           date_part('epoch', r.closed_at - r.first_assigned_at) AS handling,
            s.id IS NOT NULL AS surveyed,
            s.nps IS NOT NULL OR s.resolved IS NOT NULL OR s.satisfaction IS NOT NULL
                OR s.comment <> '' AS survey_answered,
            s.nps, s.resolved, s.satisfaction
     FROM room_of_agent r
-    LEFT JOIN handoff h ON h.room_id = r.id
-    LEFT JOIN answer a ON a.room_id = r.id
     LEFT JOIN {survey} s ON s.room_id = r.id
 ),
 talk AS (

@@ -51,7 +51,9 @@ class Desk:
 
 
 class Conversation:
-    """One room as chatbridge leaves it, its events numbered in order, with the times given."""
+    """One room as chatbridge leaves it, its events numbered in order, with the times given: as
+    its services do, the room keeps the instant of its first hand-off, first assignment and
+    first agent message (tests/rooms/reports/test_first_instants.py follows the services)."""
 
     def __init__(self, opened: dt.datetime, **room: Any) -> None:
         self.room = Room.objects.create(customer=CustomerFactory(), **room)
@@ -63,7 +65,13 @@ class Conversation:
         event = RoomEvent.objects.create(room=self.room, seq=self.seq, kind=kind, data=data)
         RoomEvent.objects.filter(pk=event.pk).update(created_at=when)
         Room.objects.filter(pk=self.room.pk).update(event_seq=self.seq)
+        first = {"room.queued": "first_queued_at", "room.assigned": "first_assigned_at"}
+        if kind in first:
+            self._first(first[kind], when)
         return self
+
+    def _first(self, field: str, when: dt.datetime) -> None:
+        Room.objects.filter(pk=self.room.pk, **{f"{field}__isnull": True}).update(**{field: when})
 
     def message(self, author: str, when: dt.datetime, agent: User | None = None) -> "Conversation":
         direction = "in" if author == "customer" else "out"
@@ -71,6 +79,8 @@ class Conversation:
             room=self.room, direction=direction, author=author, agent=agent, text="…"
         )
         Message.objects.filter(pk=message.pk).update(created_at=when)
+        if author == "agent":
+            self._first("first_answered_at", when)
         return self
 
     def survey(self, when: dt.datetime, status: str, **answers: Any) -> "Conversation":
