@@ -9,8 +9,11 @@ import pytest
 from tests.servers import ROOT, AppProcess, free_port, wait_for_port
 
 
-@pytest.fixture
-def local_run(tmp_path):
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """One embedded run for the module's tests (it takes seconds to start): each of them plays a
+    customer of its own."""
+    tmp_path = tmp_path_factory.mktemp("local-run")
     port, watson_port, whatsapp_port, twilio_port = (free_port() for _ in range(4))
     env = {
         "DEBUG": "1",
@@ -52,11 +55,17 @@ _SAY = [sys.executable, "manage.py", "say"]
 
 
 def _say(
-    url: str, env: dict[str, str], text: str, *, provider: str = "whatsapp", number: str = ""
+    url: str,
+    env: dict[str, str],
+    text: str,
+    *,
+    provider: str = "whatsapp",
+    number: str = "",
+    customer: str = "573001234567",
 ) -> subprocess.CompletedProcess:
     chosen = ["--number", number] if number else []
     return subprocess.run(
-        [*_SAY, "573001234567", text, "--url", url, "--wait", "3", "--provider", provider, *chosen],
+        [*_SAY, customer, text, "--url", url, "--wait", "3", "--provider", provider, *chosen],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -128,7 +137,8 @@ def test_a_person_can_send_a_photo_and_it_is_kept(local_run, tmp_path):
     from tests.payloads import png
 
     url, env = local_run
-    assert "Te comunico con un asesor." in _say(url, env, "agente").stdout
+    customer = "573001234568"
+    assert "Te comunico con un asesor." in _say(url, env, "agente", customer=customer).stdout
     photo = tmp_path / "comprobante.png"
     photo.write_bytes(png(40, 30, (200, 30, 30)))
     sent = subprocess.run(
@@ -136,7 +146,7 @@ def test_a_person_can_send_a_photo_and_it_is_kept(local_run, tmp_path):
             sys.executable,
             "manage.py",
             "say",
-            "573001234567",
+            customer,
             "mi comprobante",
             "--url",
             url,
@@ -152,7 +162,7 @@ def test_a_person_can_send_a_photo_and_it_is_kept(local_run, tmp_path):
         timeout=60,
     )
     assert sent.returncode == 0, sent.stderr
-    database = sqlite3.connect(tmp_path / "chatbridge.sqlite3")
+    database = sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite:///"))
     deadline, row = time.monotonic() + 15, None
     while time.monotonic() < deadline:
         row = database.execute(
@@ -189,7 +199,7 @@ def test_twilio_on_in_production_stops_start_up_without_its_token():
 def test_say_takes_any_text_and_refuses_a_malformed_number(local_run):
     url, env = local_run
     text = "dijo \"hola\" y 'adiós'\nsegunda línea $HOME `date`"
-    said = _say(url, env, text)
+    said = _say(url, env, text, customer="573001234569")
     assert said.returncode == 0, said.stderr
     # Watson reads one line (newlines become spaces); nothing was read by a shell on the way.
     assert "bot> Dijiste: dijo \"hola\" y 'adiós' segunda línea $HOME `date`" in said.stdout
