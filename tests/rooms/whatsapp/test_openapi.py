@@ -46,7 +46,9 @@ def _spec() -> dict[str, Any]:
     """The OpenAPI document, read once (about 4 s with PyYAML's Python loader; libyaml's, where
     PyYAML has it, reads it in a fraction of that)."""
     assert SPEC is not None
-    return yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if yaml.__with_libyaml__:
+        return yaml.load(SPEC.read_text(), Loader=yaml.CSafeLoader)
+    return yaml.safe_load(SPEC.read_text())
 
 
 def _schemas() -> dict[str, Any]:
