@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import requests
@@ -204,6 +205,20 @@ class AppProcess:
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
+
+
+def stop_all(processes: Iterable["AppProcess"]) -> None:
+    """SIGTERM to every process at once, then wait for each (SIGKILL after 10 s): side by side,
+    as their graceful shutdowns take about a second each."""
+    running = [p for p in processes if p.process and p.process.poll() is None]
+    for process in running:
+        process.process.terminate()
+    deadline = time.monotonic() + 10
+    for process in running:
+        try:
+            process.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def start_all(processes: list["AppProcess"]) -> list["AppProcess"]:

@@ -17,7 +17,7 @@ from django.test import Client
 from rooms.models import Room
 from tests.factories import AgentFactory
 from tests.payloads import text_from
-from tests.servers import AppProcess, RedisServer, post_signed, start_all, wait_until
+from tests.servers import AppProcess, RedisServer, post_signed, start_all, stop_all, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,8 +63,7 @@ class AgentSocket:
 def two_servers(fake_vendors) -> Iterator[list[AppProcess]]:
     servers = start_all([AppProcess.daphne(AUTO_ASSIGN="0") for _ in range(2)])
     yield servers
-    for server in servers:
-        server.stop()
+    stop_all(servers)
 
 
 def test_webhook_on_one_process_reaches_the_agent_on_the_other(two_servers):

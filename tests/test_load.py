@@ -18,7 +18,7 @@ from django.db import connection
 
 from rooms.models import Message, Room
 from tests.payloads import message, notification, sign
-from tests.servers import AppProcess, start_all, wait_until
+from tests.servers import AppProcess, start_all, stop_all, wait_until
 from users.models import Customer
 from watson.models import WatsonSession
 
@@ -56,8 +56,7 @@ class Poster:
 def two_servers(fake_vendors) -> Iterator[list[AppProcess]]:
     servers = start_all([AppProcess.daphne(DATABASE_POOL_MAX_SIZE="40") for _ in range(2)])
     yield servers
-    for server in servers:
-        server.stop()
+    stop_all(servers)
 
 
 def test_burst_of_customers_each_writing_five_at_once(two_servers, whatsapp, record_fault):
@@ -191,5 +190,4 @@ def test_soak_steady_flow_two_servers_and_a_worker(fake_vendors, whatsapp, recor
             times=sent,
         )
     finally:
-        for process in processes:
-            process.stop()
+        stop_all(processes)

@@ -12,7 +12,7 @@ import pytest
 
 from rooms.models import Message, Room
 from tests.payloads import message, notification, text_from
-from tests.servers import AppProcess, post_signed, start_all, wait_until
+from tests.servers import AppProcess, post_signed, start_all, stop_all, wait_until
 from users.models import Customer
 from watson.models import WatsonSession
 
@@ -28,8 +28,7 @@ def immediate_servers(fake_vendors) -> Iterator[list[AppProcess]]:
         ]
     )
     yield servers
-    for server in servers:
-        server.stop()
+    stop_all(servers)
 
 
 @pytest.fixture
@@ -38,8 +37,7 @@ def database_servers(fake_vendors) -> Iterator[tuple[list[AppProcess], list[AppP
     workers = [AppProcess.worker() for _ in range(2)]
     start_all(servers + workers)
     yield servers, workers
-    for process in servers + workers:
-        process.stop()
+    stop_all(servers + workers)
 
 
 def _burst(urls: list[str], payloads: list[dict]) -> list[int]:
@@ -153,8 +151,7 @@ def gunicorn_and_turn_worker(fake_vendors) -> Iterator[tuple[AppProcess, AppProc
     worker = AppProcess.turn_worker(threads=8, poll=60)
     start_all([server, worker])
     yield server, worker
-    for process in (server, worker):
-        process.stop()
+    stop_all((server, worker))
 
 
 def test_gunicorn_and_a_threaded_worker_answer_turns_side_by_side(

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from chatbridge.logs import JsonFormatter
 from chatbridge.metrics import process_identity
 from tests.payloads import text_from
-from tests.servers import ROOT, AppProcess, RedisServer, post_signed
+from tests.servers import ROOT, AppProcess, RedisServer, post_signed, stop_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,8 +68,7 @@ def test_metrics_are_summed_across_processes(fake_vendors):
                 post_signed(servers[index % 2].url, text_from(WA, f"hola {index}"))
             text = requests.get(f"{servers[0].url}/metrics", timeout=10).text
         finally:
-            for server in servers:
-                server.stop()
+            stop_all(servers)
     counts = [
         line
         for line in text.splitlines()
@@ -99,8 +98,7 @@ def test_one_web_process_reports_the_worker_and_daphne(fake_vendors, whatsapp):
             whatsapp.wait_for_sent(1, timeout=20, to="573006060607")
             text = requests.get(f"{web.url}/metrics", timeout=10).text
         finally:
-            for process in (web, daphne, worker):
-                process.stop()
+            stop_all((web, daphne, worker))
     assert _value(text, 'chatbridge_turn_stage_seconds_count{stage="watson"}') == 2
     assert _value(text, 'chatbridge_turn_stage_seconds_count{stage="send"}') == 2
     assert _value(text, 'chatbridge_watson_calls_total{result="ok"}') == 2

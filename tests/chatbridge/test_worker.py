@@ -19,7 +19,7 @@ from chatbridge.worker.models import WorkerProcess
 from chatbridge.worker.runner import task_run, tasks_claim_many
 from chatbridge.worker.statements import tasks_claim_orm
 from tests.payloads import text_from
-from tests.servers import AppProcess, post_signed, wait_until
+from tests.servers import AppProcess, post_signed, stop_all, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,8 +204,7 @@ def test_tasks_of_a_worker_killed_mid_turn_are_run_again_by_another(
         )
     finally:
         watson.delay = 0
-        for process in (server, worker, replacement):
-            process.stop()
+        stop_all((server, worker, replacement))
     assert len(row.worker_ids) == 2  # the dead worker's run, then the replacement's
     assert not DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).exists()
     assert len(whatsapp.sent) == 1

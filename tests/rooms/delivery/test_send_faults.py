@@ -23,7 +23,7 @@ from django_tasks_db.models import DBTaskResult
 from chatbridge.fakes.whatsapp import StatusWebhook
 from rooms.models import Message
 from tests.payloads import message, notification, sign, text_from
-from tests.servers import AppProcess, post_signed, wait_until
+from tests.servers import AppProcess, post_signed, stop_all, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,8 +84,7 @@ def test_worker_killed_while_its_reply_is_in_flight_sends_it_once(
         assert "resent 0" in _resume()
     finally:
         whatsapp.delay = 0
-        for process in (server, worker, replacement):
-            process.stop()
+        stop_all((server, worker, replacement))
     assert [m["text"] for m in whatsapp.sent_to(WA)] == ["Dijiste: ¿me oyes?"]
     record_fault(
         "Task worker SIGKILLed during a slow send (3 s)",
@@ -169,8 +168,7 @@ def test_burst_with_worker_kills_at_random_moments_delivers_everything_once(
         elapsed = time.monotonic() - started
     finally:
         watson.delay = whatsapp.delay = 0
-        for process in [server, periodic, *workers]:
-            process.stop()
+        stop_all([server, periodic, *workers])
     assert answers == [200] * len(payloads)
     received = Counter((m["to"], m["text"]) for m in whatsapp.sent)
     expected = {(number, f"Dijiste: mensaje {index}") for index, number in enumerate(numbers)}
