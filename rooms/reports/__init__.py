@@ -10,4 +10,5 @@ charts.py       the charts, as inline SVG
 page.py         what the page shows of a report: summary, charts, tables, CSV links
 views.py        the page and its CSV downloads (served by the admin site)
 receivers.py    the figures that are counters and histograms, to /metrics as they happen
+backfill.py     the rooms' first instants from their events (migration 0018, and its command)
 """

@@ -7,8 +7,7 @@ that took about 0.3 s a test here, most of the suite's time between tests. DELET
 rows a test leaves takes milliseconds. The foreign keys Django makes are deferred to the
 commit, so the order of the deletes does not matter. The content types and permissions are
 kept (only migrations make them, and the flush's post_migrate would make them again). Nothing
-else differs from the backend chatbridge runs on: the tests' other queries, and every process
-they start, use Django's.
+else differs from the backend chatbridge runs on: only a flush calls sql_flush.
 """
 
 from django.db.backends.postgresql import base, operations

@@ -5,10 +5,12 @@ another agent and to another area, a return to the bot and a second hand-off. An
 rooms.0018 gives the rooms handed off before it the same instants, from their events."""
 
 import importlib
+import io
 import types
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Min
 
@@ -114,3 +116,24 @@ def test_the_migration_gives_the_rooms_before_it_their_first_instants(fake_vendo
     assert (waiting.first_assigned_at, waiting.first_answered_at) == (None, None)
     bot.refresh_from_db()
     assert bot.first_queued_at is None
+
+
+def test_after_the_upgrade_the_command_mends_what_older_processes_left(
+    fake_vendors, no_auto_assign
+):
+    """An older process handed off and assigned without them; a newer one queued the room again
+    (its first_queued_at the later hand-off's): the command gives the events' first instants."""
+    area_default()
+    room = Room.objects.create(customer=CustomerFactory())
+    a_long_conversation(room)
+    later = RoomEvent.objects.filter(room=room, kind="room.queued").order_by("-seq")[0].created_at
+    Room.objects.filter(pk=room.pk).update(first_queued_at=later, first_assigned_at=None)
+    out = io.StringIO()
+
+    call_command("room_first_instants_fill", stdout=out)
+
+    room.refresh_from_db()
+    assert room.first_queued_at == first_event(room, "room.queued") < later
+    assert room.first_assigned_at == first_event(room, "room.assigned")
+    assert room.first_answered_at == first_agent_message(room)
+    assert out.getvalue() == "1 handed-off rooms read; their first instants are their events'\n"
