@@ -9,31 +9,9 @@ invalid index a failed build left behind is dropped and built again rather than 
 (the embedded run) builds them plainly.
 """
 
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
-from django.db.migrations.operations import AddIndex
 
-
-class AddIndexConcurrentlyWherePossible(AddIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(
-                """SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid
-                WHERE pg_class.relname = %s AND NOT pg_index.indisvalid""",
-                [self.index.name],
-            )
-            if cursor.fetchone():
-                cursor.execute(f'DROP INDEX CONCURRENTLY "{self.index.name}"')
-        return super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_backwards(app_label, schema_editor, from_state, to_state)
+from chatbridge.index_operations import AddIndexConcurrentlyWherePossible
 
 
 class Migration(migrations.Migration):

@@ -11,10 +11,9 @@ taking writes meanwhile), hence a migration that is not atomic. (Agents' message
 indexed: a supervisor's overview reads them.)
 """
 
-from django.contrib.postgres.operations import RemoveIndexConcurrently
 from django.db import migrations, models
-from django.db.migrations.operations import RemoveIndex
 
+from chatbridge.index_operations import RemoveIndexConcurrentlyWherePossible
 from rooms.reports.backfill import first_instants_fill as fill
 
 
@@ -25,22 +24,6 @@ def first_instants_fill(apps, schema_editor):
         message=apps.get_model("rooms", "Message"),
         using=schema_editor.connection.alias,
     )
-
-
-class RemoveIndexConcurrentlyWherePossible(RemoveIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return RemoveIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return RemoveIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):
